@@ -1,0 +1,1 @@
+"""One module per transport; registered by name in gateway/registry.py."""

@@ -1,0 +1,182 @@
+"""Web mailbox (网上信箱): the centre's website posts each submission here.
+
+``POST /intake/<source>`` with JSON, ``application/x-www-form-urlencoded`` or
+``multipart/form-data`` (file parts are attachments). Answers: 202 new case, 200 replay
+(same ``Idempotency-Key`` header or ``submission_id`` field), 422 problem+json naming
+each bad field, 413 over the size limit, 401 with a wrong token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+from pydantic import ConfigDict, Field, SecretStr
+
+from gateway import problem
+from gateway.config import SourceConfig
+from gateway.errors import FieldError, Rejected
+from gateway.schema import Attachment, RawRecord
+from gateway.sources import Adapter, AdapterEnv
+from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Intake, IntakeResult
+
+DEFAULT_MEDIA_TYPES = [
+    "image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain",
+    "audio/mpeg", "audio/amr", "video/mp4",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+]
+# Magic numbers of the types people most often mislabel; others are taken as declared.
+_MAGIC = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "application/pdf": (b"%PDF-",),
+}
+STATUS_BY_OUTCOME = {"new": 202, "replay": 200, "quarantined": 202}
+
+
+class WebMailboxOptions(WebFormLimits):
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr | None = None
+    max_body_kb: int = Field(default=30 * 1024, ge=1)
+    max_attachments: int = Field(default=5, ge=0)
+    max_attachment_mb: float = Field(default=10.0, gt=0)
+    allowed_media_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MEDIA_TYPES))
+
+
+def answer(result: IntakeResult) -> web.Response:
+    """The HTTP answer to a pushing source for what became of its record."""
+    if result.outcome == "rejected":
+        return problem.rejected(result.errors, raw_ref=f"raw:{result.raw_id}")
+    return web.json_response(
+        result.as_json(), status=STATUS_BY_OUTCOME[result.outcome],
+        dumps=lambda o: json.dumps(o, ensure_ascii=False),
+    )
+
+
+class WebMailboxSource(Adapter):
+    Options = WebMailboxOptions
+    channel = "web"
+    default_format = "web_form"
+
+    def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
+        super().__init__(config, options, env)
+        self.options = WebMailboxOptions.model_validate(options)
+        self.max_body = self.options.max_body_kb * 1024
+
+    def routes(self, intake: Intake) -> list[web.RouteDef]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.handle(request, intake)
+
+        return [web.post(f"/intake/{self.name}", handle)]
+
+    async def handle(self, request: web.Request, intake: Intake) -> web.StreamResponse:
+        if not self._authorized(request):
+            return problem.unauthorized()
+        if (request.content_length or 0) > self.max_body:
+            return problem.too_large(self.max_body)
+        key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+        received_at = datetime.now(UTC)
+        if request.content_type == "multipart/form-data":
+            payload, content_type, rejection = await self._read_multipart(request)
+        else:
+            payload, content_type, rejection = await request.read(), request.content_type, None
+            if len(payload) > self.max_body:
+                return problem.too_large(self.max_body)
+        raw = RawRecord(
+            channel="web", source=self.name, source_ref=key or f"web-{uuid.uuid4().hex}",
+            payload=payload, content_type=content_type, received_at=received_at,
+            metadata={"remote": request.remote or "", "user_agent":
+                      request.headers.get("User-Agent", "")[:200]},
+            idempotency_key=key,
+        )
+        if rejection is not None:
+            return answer(await intake.record_rejection(raw, rejection))
+        return answer(await intake.submit(raw))
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.options.token is None:
+            return True
+        expected = f"Bearer {self.options.token.get_secret_value()}"
+        return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
+
+    async def _read_multipart(
+        self, request: web.Request
+    ) -> tuple[bytes, str, Rejected | None]:
+        """Text parts become fields; file parts are checked and kept, then described."""
+        fields: dict[str, str] = {}
+        files: list[Attachment] = []
+        errors: list[FieldError] = []
+        total = 0
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                continue
+            limit = int(self.options.max_attachment_mb * 1024 * 1024) if part.filename else 64_000
+            data = await _read_part(part, limit + 1)
+            total += len(data)
+            if total > self.max_body:
+                errors.append(FieldError("body", "too_large", "请求体过大",
+                                         f"the body exceeds {self.max_body} bytes"))
+                break
+            if part.filename is None:
+                fields[part.name] = data.decode(part.get_charset("utf-8"), errors="replace")
+                continue
+            error = self._check_file(part, data, limit, len(files))
+            if error is not None:
+                errors.append(error)
+                continue
+            media_type = part.headers.get("Content-Type", "application/octet-stream")
+            media_type = media_type.split(";")[0].strip().lower()
+            files.append(await asyncio.to_thread(
+                self.env.attachments.save, data, part.filename, media_type
+            ))
+        envelope = {"fields": fields, "attachments": [f.model_dump() for f in files]}
+        payload = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
+        return payload, ENVELOPE_TYPE, Rejected(errors) if errors else None
+
+    def _check_file(
+        self, part: BodyPartReader, data: bytes, limit: int, kept: int
+    ) -> FieldError | None:
+        name = part.name or "attachments"
+        media_type = part.headers.get("Content-Type", "application/octet-stream")
+        media_type = media_type.split(";")[0].strip().lower()
+        if kept >= self.options.max_attachments:
+            return FieldError(name, "too_many_files",
+                              f"附件不能超过 {self.options.max_attachments} 个",
+                              f"at most {self.options.max_attachments} attachments")
+        if len(data) > limit:
+            return FieldError(name, "file_too_large",
+                              f"附件不能超过 {self.options.max_attachment_mb:g} MB",
+                              f"an attachment is larger than {self.options.max_attachment_mb:g} MB")
+        if media_type not in self.options.allowed_media_types:
+            return FieldError(name, "media_type_not_allowed", f"不接受 {media_type} 类型的附件",
+                              f"attachments of type {media_type} are not accepted")
+        magic = _MAGIC.get(media_type)
+        if magic and not data.startswith(magic):
+            return FieldError(name, "media_type_mismatch", "附件内容与声明的类型不符",
+                              f"the file's content is not {media_type}")
+        return None
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a part (a longer part is cut there and refused)."""
+    chunks = []
+    size = 0
+    while size < limit:
+        chunk = await part.read_chunk(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

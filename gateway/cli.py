@@ -1,0 +1,221 @@
+"""``minsheng``: run the gateway and the tools IT and operations use beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gateway import registry
+from gateway.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
+from gateway.errors import ConfigError, Rejected
+from gateway.logging import configure_logging
+from gateway.normalize import NormalizerContext
+from gateway.schema import CHANNELS, RawRecord, complaint_json_schema
+from gateway.store import Store, outbox, quarantine
+
+T = TypeVar("T")
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
+    show_default=True, help="gateway config file",
+)
+
+
+def _load(config_path: Path) -> GatewayConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def _with_store(config: GatewayConfig, work: Callable[[Store], Awaitable[T]]) -> T:
+    from gateway.app import open_store
+
+    async def main() -> T:
+        store = open_store(config)
+        await store.start()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+@click.group()
+def main() -> None:
+    """Minsheng Gateway (民声网关): intake of a citizen-service hotline."""
+
+
+@main.command()
+@config_option
+def run(config_path: Path) -> None:
+    """Start the gateway and serve until SIGTERM or Ctrl-C."""
+    from gateway.app import Gateway
+
+    config = _load(config_path)
+    configure_logging(config.log.format, config.log.level)
+    asyncio.run(Gateway(config).run_forever())
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate the config; list every error and exit 2, or exit 0."""
+    config = _load(config_path)
+    click.echo(f"{config_path}: ok ({len(config.sources)} sources, {len(config.sinks)} sinks)")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the canonical complaint (schema v1)."""
+    _echo_json(complaint_json_schema())
+
+
+@main.group()
+def code() -> None:
+    """Case codes."""
+
+
+@code.command("check")
+@click.argument("case_code")
+@click.option("--region", help="the centre's region prefix (default: from --config if found)")
+@config_option
+def code_check(case_code: str, region: str | None, config_path: Path) -> None:
+    """Exit 0 if CASE_CODE is a valid case code, 1 saying why otherwise."""
+    from gateway.casecode import InvalidCaseCode, parse_code
+
+    if region is None and config_path.exists():
+        region = _load(config_path).region_code
+    try:
+        parsed = parse_code(case_code, region)
+    except InvalidCaseCode as exc:
+        click.echo(f"invalid: {exc}")
+        sys.exit(1)
+    click.echo(f"valid: region {parsed.region}, date {parsed.day}, channel {parsed.channel}, "
+               f"sequence {parsed.sequence}")
+
+
+@main.command()
+@click.option("--format", "fmt", required=True, help="normalizer name, e.g. web_form")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--content-type", help="media type of FILE (default: from its extension)")
+@click.option("--channel", type=click.Choice(CHANNELS), default=None)
+@click.option("--source", "source_name", default="dry-run", help="source whose options apply")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="read the source's options and time zone from this config")
+def normalize(fmt: str, file: Path, content_type: str | None, channel: str | None,
+              source_name: str, config_path: Path | None) -> None:
+    """Run one normalizer on a raw sample: the complaint JSON (exit 0) or the rejection (1)."""
+    try:
+        fn = registry.normalizer(fmt)
+    except LookupError as exc:
+        raise click.UsageError(str(exc)) from None
+    context = NormalizerContext(source_name)
+    if config_path is not None:
+        config = _load(config_path)
+        options = config.source(source_name).options if source_name != "dry-run" else {}
+        context = NormalizerContext(source_name, config.tz, options)
+    guessed = {".json": "application/json", ".eml": "message/rfc822", ".xml": "application/xml",
+               ".html": "text/html", ".txt": "application/x-www-form-urlencoded"}
+    raw = RawRecord(
+        channel=channel or "web",  # type: ignore[arg-type]
+        source=source_name, source_ref=file.name, payload=file.read_bytes(),
+        content_type=content_type or guessed.get(file.suffix, "application/octet-stream"),
+        received_at=datetime.now(UTC), metadata={"file": str(file)},
+    )
+    try:
+        draft = fn(raw, context)
+    except Rejected as exc:
+        _echo_json({"rejected": exc.as_list()})
+        sys.exit(1)
+    click.echo(draft.model_dump_json(indent=2))
+
+
+@main.group("quarantine")
+def quarantine_group() -> None:
+    """Items that could not become cases."""
+
+
+@quarantine_group.command("list")
+@config_option
+def quarantine_list(config_path: Path) -> None:
+    """List open quarantine entries."""
+    entries = _with_store(_load(config_path),
+                          lambda s: s.read(lambda tx: quarantine.list_open(tx)))
+    if not entries:
+        click.echo("quarantine is empty")
+    for e in entries:
+        when = datetime.fromtimestamp(e.created_at, UTC).isoformat(timespec="seconds")
+        click.echo(f"{e.id}\t{when}\t{e.source}\traw:{e.raw_id}\t{e.reason}\t"
+                   f"{json.dumps(e.detail, ensure_ascii=False)[:160]}")
+
+
+@quarantine_group.command("reprocess")
+@click.argument("ids", nargs=-1, type=int)
+@config_option
+def quarantine_reprocess(ids: tuple[int, ...], config_path: Path) -> None:
+    """Run quarantined items (all, or the IDS given) through the pipeline again."""
+    from gateway.app import build_intake
+
+    config = _load(config_path)
+
+    async def work(store: Store) -> int:
+        intake = build_intake(config, store)
+        wanted = list(ids) or [e.id for e in await store.read(lambda tx: quarantine.list_open(tx))]
+        failures = 0
+        for qid in wanted:
+            try:
+                result = await intake.reprocess(qid)
+            except LookupError as exc:
+                click.echo(f"{qid}\tskipped: {exc}")
+                failures += 1
+                continue
+            click.echo(f"{qid}\t{result.outcome}\t{result.case_code or ''}")
+            failures += result.outcome not in ("new", "replay")
+        return failures
+
+    sys.exit(1 if _with_store(config, work) else 0)
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: deliveries that kept failing."""
+
+
+@dlq.command("list")
+@config_option
+def dlq_list(config_path: Path) -> None:
+    """List dead-lettered deliveries with their last error."""
+    dead = _with_store(_load(config_path), lambda s: s.read(lambda tx: outbox.list_dead(tx)))
+    if not dead:
+        click.echo("no dead letters")
+    for d in dead:
+        click.echo(f"{d.outbox_id}\t{d.sink}\t{d.kind}\t{d.case_code or ''}\t"
+                   f"attempts={d.attempts}\t{d.last_error or ''}")
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "replay_all", is_flag=True, help="replay every dead letter")
+@config_option
+def dlq_replay(ids: tuple[int, ...], replay_all: bool, config_path: Path) -> None:
+    """Put dead letters (IDS, or --all) back in the outbox for delivery."""
+    if not ids and not replay_all:
+        raise click.UsageError("give outbox IDS or --all")
+    chosen = None if replay_all else list(ids)
+    n = _with_store(
+        _load(config_path), lambda s: s.write(lambda tx: outbox.replay_dead(tx, chosen))
+    )
+    click.echo(f"{n} dead letter(s) queued again; a running gateway delivers them shortly")

@@ -1,0 +1,286 @@
+"""Gateway configuration: YAML, ``${VAR}`` secrets from the environment, all errors at once.
+
+Every problem is reported with where it is, e.g.
+``sources[1] (name=web): max_attachment_mb: not a number``. Values that came from the
+environment are registered as secrets so the log redactor never prints them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from gateway.errors import ConfigError
+from gateway.logging import register_secret
+
+DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Strict):
+    listen: str = "127.0.0.1:8080"
+    shutdown_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///var/gateway.db"
+    batch_max: int = Field(default=512, ge=1, le=10000)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+class ApiConfig(_Strict):
+    token: SecretStr | None = None
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class LogConfig(_Strict):
+    format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+
+
+class RetryPolicy(_Strict):
+    """How long an undeliverable outbox entry is retried before it is dead-lettered."""
+
+    max_attempts: int = Field(default=12, ge=1)
+    max_age_s: float = Field(default=86400.0, gt=0)
+    base_delay_s: float = Field(default=1.0, gt=0)
+    max_delay_s: float = Field(default=600.0, gt=0)
+    immediate_attempts: int = Field(default=2, ge=1, le=5)
+
+
+class SourceConfig(BaseModel):
+    """One configured source; keys other than these are the adapter's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=_NAME)
+    adapter: str
+    format: str | None = None
+    enabled: bool = True
+    critical: bool = False
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SinkConfig(BaseModel):
+    """One configured sink; keys other than these are the sink kind's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=_NAME)
+    kind: str
+    enabled: bool = True
+    batch_size: int = Field(default=100, ge=1, le=5000)
+    lease_s: float = Field(default=30.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class GatewayConfig(_Strict):
+    region_code: str = Field(default="CY", pattern=r"^[A-Z]{1,8}$")
+    timezone: str = "Asia/Shanghai"
+    data_dir: Path = Path("var")
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+def _expand_env(value: Any, path: str, errors: list[str]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string, recording missing ones."""
+    if isinstance(value, dict):
+        return {
+            k: _expand_env(v, f"{path}.{k}" if path else str(k), errors) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_expand_env(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        found = os.environ.get(var)
+        if found is None or (found == "" and default is not None):
+            if default is None:
+                errors.append(f"{path}: environment variable {var} is not set")
+                return ""
+            return default
+        register_secret(found)
+        return found
+
+    return _ENV_REF.sub(substitute, value)
+
+
+_FRIENDLY = {
+    "float_parsing": "not a number",
+    "float_type": "not a number",
+    "int_parsing": "not a whole number",
+    "int_type": "not a whole number",
+    "bool_parsing": "not true or false",
+    "bool_type": "not true or false",
+    "missing": "required",
+    "extra_forbidden": "unknown key",
+    "string_type": "not a text",
+    "list_type": "not a list",
+    "dict_type": "not a mapping",
+    "model_type": "not a mapping",
+}
+
+
+def _message(err: Any) -> str:
+    return _FRIENDLY.get(err["type"]) or str(err["msg"]).removeprefix("Value error, ")
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Flatten a pydantic error into ``where: what`` lines."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        where = ": ".join(p for p in (prefix, loc) if p)
+        lines.append(f"{where}: {_message(err)}" if where else _message(err))
+    return lines
+
+
+def _item_prefix(section: str, index: int, item: Any) -> str:
+    name = item.get("name") if isinstance(item, dict) else None
+    return f"{section}[{index}] (name={name})" if name else f"{section}[{index}]"
+
+
+def _check_plugins(config: GatewayConfig, raw: dict[str, Any], errors: list[str]) -> None:
+    """Validate each source's and sink's own options against its registered class."""
+    from gateway import registry
+
+    items: list[tuple[str, int, SourceConfig | SinkConfig]] = [
+        *(("sources", i, s) for i, s in enumerate(config.sources)),
+        *(("sinks", i, s) for i, s in enumerate(config.sinks)),
+    ]
+    seen: set[tuple[str, str]] = set()
+    for section, index, item in items:
+        prefix = _item_prefix(section, index, raw[section][index])
+        if (section, item.name) in seen:
+            errors.append(f"{prefix}: name: used twice")
+        seen.add((section, item.name))
+        try:
+            if isinstance(item, SourceConfig):
+                options_model = registry.adapter_class(item.adapter).Options
+                if item.format is not None:
+                    registry.normalizer(item.format)
+            else:
+                options_model = registry.sink_class(item.kind).Options
+        except LookupError as exc:
+            errors.append(f"{prefix}: {exc.args[0]}")
+            continue
+        try:
+            options_model.model_validate(item.options)
+        except ValidationError as exc:
+            errors.extend(describe_validation_error(exc, prefix))
+
+
+def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
+    """Validate an already-loaded mapping; raise ``ConfigError`` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{origin}: the top level must be a mapping"])
+    errors: list[str] = []
+    expanded = _expand_env(raw, "", errors)
+    try:
+        config = GatewayConfig.model_validate(expanded)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if len(loc) >= 2 and loc[0] in ("sources", "sinks") and isinstance(loc[1], int):
+                prefix = _item_prefix(str(loc[0]), loc[1], expanded[loc[0]][loc[1]])
+                loc = loc[2:]
+            else:
+                prefix = ""
+            where = ": ".join(p for p in (prefix, ".".join(str(x) for x in loc)) if p)
+            errors.append(f"{where}: {_message(err)}" if where else _message(err))
+        raise ConfigError(errors) from None
+    _check_plugins(config, expanded, errors)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> GatewayConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    return parse_config(raw, str(path))

@@ -1,0 +1,17 @@
+"""The one factory of outbound HTTP clients, so timeouts and limits are set in one place
+(and tests can mock every outbound call with respx)."""
+
+from __future__ import annotations
+
+import httpx
+
+USER_AGENT = "MinshengGateway/0.1 (+https://minsheng.invalid)"
+
+
+def make_client(*, timeout_s: float = 10.0, max_connections: int = 16) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8),
+        headers={"user-agent": USER_AGENT},
+        follow_redirects=False,
+    )

@@ -1,0 +1,183 @@
+"""The intake pipeline: normalize → validate → replay check → case code → commit → answer.
+
+The raw record, the case and one outbox entry per sink are committed in one
+group-committed transaction, before the source gets its answer: nothing is
+acknowledged before it is durable, and nothing is half-stored. The raw record is
+journaled whatever happens to it: rejected (with the reasons), quarantined (when the
+normalizer breaks), replayed (pointing at the existing case) or accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway import dedup
+from gateway.casecode import format_code
+from gateway.errors import FieldError, Rejected
+from gateway.logging import get_logger
+from gateway.normalize import Normalizer, NormalizerContext
+from gateway.schema import Complaint, ComplaintDraft, DedupInfo, RawRecord
+from gateway.store import Store, Tx, cases, journal, outbox, quarantine
+from gateway.validation import validate_draft
+
+log = get_logger("gateway.intake")
+
+# Payloads above this size are normalized on a worker thread, off the event loop.
+INLINE_NORMALIZE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What became of one raw record; ``as_json`` is the answer a pushing source gets."""
+
+    outcome: str  # new | replay | rejected | quarantined
+    raw_id: int
+    case_code: str | None = None
+    errors: list[FieldError] = field(default_factory=list)
+    quarantine_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"outcome": self.outcome}
+        if self.case_code:
+            body["case_code"] = self.case_code
+        if self.quarantine_id is not None:
+            body["quarantine_id"] = self.quarantine_id
+        return body
+
+
+@dataclass
+class SourceBinding:
+    """How records of one source are normalized."""
+
+    normalizer: Normalizer
+    context: NormalizerContext
+
+
+class Intake:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        region: str,
+        timezone: ZoneInfo,
+        sinks: list[str],
+        bindings: dict[str, SourceBinding],
+        save_blobs: Callable[[dict[str, bytes]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.region = region
+        self.timezone = timezone
+        self.sinks = sinks
+        self.bindings = bindings
+        self.save_blobs = save_blobs
+        self.on_enqueued: Callable[[], None] = lambda: None  # wakes the forwarder
+        self.counts: dict[tuple[str, str], int] = {}
+
+    async def submit(self, raw: RawRecord, *, quarantine_rejects: bool = False) -> IntakeResult:
+        """Take one raw record through the pipeline. Never raises for bad input.
+
+        ``quarantine_rejects`` is for pulled items: nobody is there to read a 4xx, so a
+        rejected item is also put in the quarantine, where operations see it.
+        """
+        binding = self.bindings[raw.source]
+        try:
+            draft = await self._normalize(binding, raw)
+            validate_draft(draft)
+        except Rejected as exc:
+            rejection = exc
+            result = await self.store.write(
+                lambda tx: self._reject(tx, raw, rejection, quarantine_rejects)
+            )
+        except Exception as exc:  # a normalizer bug: keep the record, let operations retry
+            log.error("normalizer_failed", source=raw.source, error=repr(exc))
+            detail = {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
+            result = await self.store.write(lambda tx: self._quarantine(tx, raw, detail))
+        else:
+            if draft.blobs and self.save_blobs is not None:
+                await asyncio.to_thread(self.save_blobs, draft.blobs)
+            result = await self.store.write(lambda tx: self._commit(tx, raw, draft))
+            if result.outcome == "new":
+                self.on_enqueued()
+        self._count(raw.source, result.outcome)
+        log.info(
+            "intake", source=raw.source, outcome=result.outcome, case_code=result.case_code,
+            raw_id=result.raw_id,
+        )
+        return result
+
+    async def record_rejection(self, raw: RawRecord, rejection: Rejected) -> IntakeResult:
+        """Journal a record an adapter refused before normalizing (e.g. a file too big)."""
+        result = await self.store.write(lambda tx: self._reject(tx, raw, rejection, False))
+        self._count(raw.source, result.outcome)
+        return result
+
+    async def reprocess(self, quarantine_id: int) -> IntakeResult:
+        """Run a quarantined record through the pipeline again (after a fix)."""
+        entries = await self.store.read(lambda tx: quarantine.list_open(tx, [quarantine_id]))
+        if not entries or entries[0].raw_id is None:
+            raise LookupError(f"quarantine entry {quarantine_id} has no journaled record to retry")
+        raw_id = entries[0].raw_id
+        entry = await self.store.read(lambda tx: journal.get(tx, raw_id))
+        if entry is None:
+            raise LookupError(f"journal record {raw_id} is missing")
+        result = await self.submit(entry.record, quarantine_rejects=True)
+        if result.outcome in ("new", "replay"):
+            await self.store.write(
+                lambda tx: quarantine.resolve(
+                    tx, quarantine_id, f"{result.outcome} {result.case_code}"
+                )
+            )
+        return result
+
+    # -- steps ---------------------------------------------------------------------
+
+    async def _normalize(self, binding: SourceBinding, raw: RawRecord) -> ComplaintDraft:
+        if len(raw.payload) <= INLINE_NORMALIZE_BYTES:
+            return binding.normalizer(raw, binding.context)
+        return await asyncio.to_thread(binding.normalizer, raw, binding.context)
+
+    def _reject(
+        self, tx: Tx, raw: RawRecord, rejection: Rejected, to_quarantine: bool
+    ) -> IntakeResult:
+        raw_id = journal.insert_raw(tx, raw, journal.REJECTED, rejection.as_list())
+        qid = None
+        if to_quarantine:
+            qid = quarantine.add(tx, raw.source, raw_id, "rejected", rejection.as_list())
+        return IntakeResult("rejected", raw_id, errors=rejection.errors, quarantine_id=qid)
+
+    def _quarantine(self, tx: Tx, raw: RawRecord, detail: dict[str, Any]) -> IntakeResult:
+        raw_id = journal.insert_raw(tx, raw, journal.QUARANTINED, detail)
+        qid = quarantine.add(tx, raw.source, raw_id, "normalizer_error", detail)
+        return IntakeResult("quarantined", raw_id, quarantine_id=qid)
+
+    def _commit(self, tx: Tx, raw: RawRecord, draft: ComplaintDraft) -> IntakeResult:
+        tx.lock_intake()
+        keys = dedup.replay_keys(raw, draft)
+        existing = cases.find_by_key(tx, raw.source, keys)
+        if existing is not None:
+            raw_id = journal.insert_raw(tx, raw, journal.REPLAY, {"case_code": existing[1]})
+            return IntakeResult("replay", raw_id, case_code=existing[1])
+        raw_id = journal.insert_raw(tx, raw, journal.ACCEPTED)
+        day = draft.received_at.astimezone(self.timezone).date()
+        scope = f"case:{self.region}:{day.isoformat()}:{draft.channel}"
+        code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
+        complaint = Complaint.model_construct(
+            **dict(draft), case_code=code, schema_version=1, dedup=DedupInfo(),
+            raw_ref=f"raw:{raw_id}",
+        )
+        row = cases.insert(
+            tx, case_code=code, source=raw.source, source_ref=draft.source_ref,
+            channel=draft.channel, raw_id=raw_id, document=complaint.model_dump_json(),
+        )
+        cases.add_keys(tx, raw.source, keys, row.id)
+        outbox.enqueue(tx, self.sinks, row.id)
+        return IntakeResult("new", raw_id, case_code=code)
+
+    def _count(self, source: str, outcome: str) -> None:
+        key = (source, outcome)
+        self.counts[key] = self.counts.get(key, 0) + 1

@@ -1,0 +1,64 @@
+"""What an adapter is. An adapter owns a transport and hands over ``RawRecord``s; it knows
+nothing of the canonical schema (that is the normalizer's job).
+
+A push adapter returns aiohttp routes mounted under ``/intake/<source>``; its handler
+authenticates, reads, builds the raw record and calls ``Intake.submit``, which journals
+before the handler answers. Pulled adapters (IMAP, feeds, pages) are driven by the
+gateway's poller, which owns schedule, backoff and checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from gateway.attachments import AttachmentStore
+from gateway.config import SourceConfig
+from gateway.schema import Channel
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Intake
+
+
+class AdapterOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class AdapterEnv:
+    """What the gateway lends an adapter."""
+
+    attachments: AttachmentStore
+    data_dir: Path
+    timezone: ZoneInfo
+
+
+class Adapter:
+    """Base of every adapter: subclasses set the class attributes below."""
+
+    Options: ClassVar[type[BaseModel]] = AdapterOptions
+    channel: ClassVar[Channel]
+    default_format: ClassVar[str]
+
+    def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
+        self.config = config
+        self.name = config.name
+        self.env = env
+
+    def routes(self, intake: Intake) -> list[web.RouteDef]:
+        """Routes of a push adapter; a pulled adapter has none."""
+        return []
+
+    async def start(self, intake: Intake) -> None:
+        """Start background work (pulled adapters)."""
+
+    async def stop(self) -> None:
+        """Stop background work."""
+
+
+AdapterClass = type[Adapter]

@@ -1,0 +1,200 @@
+"""Group commit: one writer thread runs many callers' work in one transaction.
+
+Callers hand a function of a ``Tx`` to ``Database.write``; the writer thread drains
+whatever is queued (up to ``batch_max``), runs each function inside its own savepoint
+in one transaction, commits once (one fsync for the whole batch) and only then resolves
+the callers' futures. A function that raises is rolled back to its savepoint alone.
+Reads run on a separate thread with their own connection. Nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gateway.errors import GatewayError
+from gateway.logging import get_logger
+from gateway.store.dialect import Dialect
+
+T = TypeVar("T")
+log = get_logger("gateway.store")
+
+
+class StoreUnavailable(GatewayError):
+    """The database could not be reached or the commit failed; nothing was acknowledged."""
+
+
+class Tx:
+    """A connection inside a transaction, speaking the dialect's SQL."""
+
+    def __init__(self, conn: Any, dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self._intake_locked = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(self.dialect.translate(sql), params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.dialect.translate(sql), params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self.conn.execute(self.dialect.translate(sql), params).fetchall())
+
+    def lock_intake(self) -> None:
+        """Serialise case creation with other replicas until this transaction ends."""
+        if not self._intake_locked:
+            sql = self.dialect.intake_lock_sql()
+            if sql:
+                self.execute(sql)
+            self._intake_locked = True
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Tx], Any]
+    future: asyncio.Future[Any]
+
+
+class Database:
+    """One engine, a writer thread with group commit and a reader thread."""
+
+    def __init__(self, dialect: Dialect, batch_max: int = 512) -> None:
+        self.dialect = dialect
+        self.batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store-read")
+        self._local = threading.local()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        self.units = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._writer = threading.Thread(target=self._write_loop, name="store-write", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Finish everything queued, then stop the threads."""
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+
+    # -- API -------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in the next group-committed transaction; return once it is durable."""
+        if self._writer is None or self._loop is None:
+            raise StoreUnavailable("store is not started")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._queue.put(_Job(fn, future))
+        return await future
+
+    async def read(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` on the reader connection (sees committed data only)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, fn)
+
+    # -- threads ---------------------------------------------------------------------
+
+    def _run_read(self, fn: Callable[[Tx], T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = self._local.conn = self.dialect.connect()
+            return fn(Tx(conn, self.dialect))
+        except Exception as exc:
+            if self.dialect.is_disconnect(exc):
+                _close_quietly(conn)
+                self._local.conn = None
+                raise StoreUnavailable(f"store read failed: {exc}") from exc
+            raise
+
+    def _write_loop(self) -> None:
+        conn: Any = None
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            jobs = [first]
+            while len(jobs) < self.batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                jobs.append(nxt)
+            try:
+                if conn is None:
+                    conn = self.dialect.connect()
+                outcomes = self._run_batch(conn, jobs)
+            except Exception as exc:  # the whole transaction failed: nobody is acknowledged
+                log.error("store_batch_failed", error=str(exc), jobs=len(jobs))
+                _close_quietly(conn)
+                conn = None
+                failure = StoreUnavailable(f"store write failed: {exc}")
+                outcomes = [(None, failure) for _ in jobs]
+            self._resolve(jobs, outcomes)
+        _close_quietly(conn)
+
+    def _run_batch(self, conn: Any, jobs: list[_Job]) -> list[tuple[Any, BaseException | None]]:
+        tx = Tx(conn, self.dialect)
+        conn.execute(self.dialect.begin)
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            for job in jobs:
+                conn.execute("SAVEPOINT unit")
+                try:
+                    result = job.fn(tx)
+                except Exception as exc:
+                    if self.dialect.is_disconnect(exc):
+                        raise
+                    conn.execute("ROLLBACK TO SAVEPOINT unit")
+                    conn.execute("RELEASE SAVEPOINT unit")
+                    outcomes.append((None, exc))
+                else:
+                    conn.execute("RELEASE SAVEPOINT unit")
+                    outcomes.append((result, None))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+            raise
+        self.batches += 1
+        self.units += len(jobs)
+        return outcomes
+
+    def _resolve(self, jobs: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
+        def resolve_all() -> None:
+            for job, (result, exc) in zip(jobs, outcomes, strict=True):
+                if job.future.done():
+                    continue
+                if exc is not None:
+                    job.future.set_exception(exc)
+                else:
+                    job.future.set_result(result)
+
+        assert self._loop is not None
+        # RuntimeError: the loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(resolve_all)
+
+
+def _close_quietly(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()

@@ -1,0 +1,84 @@
+"""The raw journal: every record an adapter hands over, kept as received."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.schema import RawRecord
+from gateway.store.engine import Tx
+
+# What became of a raw record.
+ACCEPTED, REPLAY, REJECTED, QUARANTINED, FILTERED = (
+    "accepted", "replay", "rejected", "quarantined", "filtered",
+)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    record: RawRecord
+    status: str
+    case_id: int | None
+    detail: Any
+
+
+_COLUMNS = (
+    "id, source, channel, source_ref, received_at, content_type, metadata, payload, "
+    "idempotency_key, status, case_id, detail"
+)
+
+
+def insert_raw(tx: Tx, raw: RawRecord, status: str, detail: Any = None) -> int:
+    row = tx.fetchone(
+        "INSERT INTO raw_records (source, channel, source_ref, received_at, content_type, "
+        "metadata, payload, idempotency_key, status, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            raw.source, raw.channel, raw.source_ref, raw.received_at.timestamp(),
+            raw.content_type, json.dumps(raw.metadata, ensure_ascii=False), raw.payload,
+            raw.idempotency_key, status,
+            None if detail is None else json.dumps(detail, ensure_ascii=False),
+        ),
+    )
+    return int(row[0])
+
+
+def set_outcome(
+    tx: Tx, raw_id: int, status: str, case_id: int | None = None, detail: Any = None
+) -> None:
+    tx.execute(
+        "UPDATE raw_records SET status = ?, case_id = ?, detail = ? WHERE id = ?",
+        (status, case_id, None if detail is None else json.dumps(detail, ensure_ascii=False),
+         raw_id),
+    )
+
+
+def _entry(row: Any) -> JournalEntry:
+    record = RawRecord(
+        source=row[1], channel=row[2], source_ref=row[3],
+        received_at=datetime.fromtimestamp(row[4], UTC), content_type=row[5],
+        metadata=json.loads(row[6]), payload=bytes(row[7]), idempotency_key=row[8],
+    )
+    detail = json.loads(row[11]) if row[11] else None
+    return JournalEntry(int(row[0]), record, row[9], row[10], detail)
+
+
+def get(tx: Tx, raw_id: int) -> JournalEntry | None:
+    row = tx.fetchone(f"SELECT {_COLUMNS} FROM raw_records WHERE id = ?", (raw_id,))
+    return _entry(row) if row else None
+
+
+def latest(tx: Tx, status: str, limit: int = 20) -> list[JournalEntry]:
+    rows = tx.fetchall(
+        f"SELECT {_COLUMNS} FROM raw_records WHERE status = ? ORDER BY id DESC LIMIT ?",
+        (status, limit),
+    )
+    return [_entry(r) for r in rows]
+
+
+def count_by_status(tx: Tx) -> dict[str, int]:
+    rows = tx.fetchall("SELECT status, COUNT(*) FROM raw_records GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,115 @@
+"""The schema, as an ordered list of migrations shared by both engines.
+
+Type slots (``{id}``, ``{blob}``, ``{real}``, ``{bigint}``) are filled per dialect; the
+rest is SQL both SQLite (3.35+) and PostgreSQL understand. Times are epoch seconds.
+Append new migrations; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gateway.store.engine import Tx
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "journal, cases, outbox, quarantine, checkpoints, sequences, keys, leases", [
+        """CREATE TABLE raw_records (
+            id {id},
+            source TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            source_ref TEXT NOT NULL,
+            received_at {real} NOT NULL,
+            content_type TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            payload {blob} NOT NULL,
+            idempotency_key TEXT,
+            status TEXT NOT NULL,
+            case_id {bigint},
+            detail TEXT
+        )""",
+        "CREATE INDEX raw_records_ref ON raw_records (source, source_ref)",
+        "CREATE INDEX raw_records_status ON raw_records (status, id)",
+        """CREATE TABLE cases (
+            id {id},
+            case_code TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            source_ref TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            raw_id {bigint} NOT NULL,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL,
+            feed_pos {bigint} NOT NULL UNIQUE,
+            document TEXT NOT NULL
+        )""",
+        "CREATE INDEX cases_ref ON cases (source, source_ref)",
+        """CREATE TABLE dedup_keys (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            case_id {bigint} NOT NULL,
+            created_at {real} NOT NULL,
+            PRIMARY KEY (scope, key)
+        )""",
+        """CREATE TABLE outbox (
+            id {id},
+            sink TEXT NOT NULL,
+            case_id {bigint},
+            kind TEXT NOT NULL,
+            payload TEXT,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at {real} NOT NULL,
+            next_attempt_at {real} NOT NULL,
+            lease_until {real} NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            last_error TEXT,
+            finished_at {real}
+        )""",
+        "CREATE INDEX outbox_pending ON outbox (sink, id) WHERE state = 'pending'",
+        "CREATE INDEX outbox_state ON outbox (state, sink)",
+        """CREATE TABLE quarantine (
+            id {id},
+            source TEXT NOT NULL,
+            raw_id {bigint},
+            reason TEXT NOT NULL,
+            detail TEXT,
+            created_at {real} NOT NULL,
+            resolved_at {real},
+            resolution TEXT
+        )""",
+        "CREATE INDEX quarantine_open ON quarantine (id) WHERE resolved_at IS NULL",
+        """CREATE TABLE checkpoints (
+            source TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at {real} NOT NULL
+        )""",
+        "CREATE TABLE sequences (scope TEXT PRIMARY KEY, value {bigint} NOT NULL)",
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at {real} NOT NULL
+        )""",
+    ]),
+]
+
+
+def migrate(tx: Tx) -> list[int]:
+    """Apply what is missing, in order; return the versions applied now."""
+    tx.lock_intake()  # two replicas starting together do not both migrate
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at "
+        + tx.dialect.types["real"] + " NOT NULL)"
+    )
+    done = {row[0] for row in tx.fetchall("SELECT version FROM schema_migrations")}
+    applied = []
+    for version, name, statements in MIGRATIONS:
+        if version in done:
+            continue
+        for statement in statements:
+            tx.execute(statement.format(**tx.dialect.types))
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, time.time()),
+        )
+        applied.append(version)
+    return applied

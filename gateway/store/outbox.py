@@ -1,0 +1,163 @@
+"""The outbox: one entry per case (or update, or event) per sink, delivered at least once.
+
+Entries are claimed in order of arrival with a lease (and ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL), so replicas share the work without delivering the same entry twice at once.
+The retry schedule lives here, so it survives restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.store.engine import Tx
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One thing to hand to one sink. ``body`` is the JSON text to deliver."""
+
+    outbox_id: int
+    sink: str
+    kind: str
+    case_code: str | None
+    body: str
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    outbox_id: int
+    sink: str
+    kind: str
+    case_code: str | None
+    attempts: int
+    last_error: str | None
+    created_at: float
+    finished_at: float | None
+
+
+def enqueue(
+    tx: Tx, sinks: list[str], case_id: int | None, kind: str = "case", payload: str | None = None
+) -> None:
+    now = time.time()
+    for sink in sinks:
+        tx.execute(
+            "INSERT INTO outbox (sink, case_id, kind, payload, state, created_at, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sink, case_id, kind, payload, PENDING, now, now),
+        )
+
+
+def claim(tx: Tx, sink: str, limit: int, lease_s: float, owner: str) -> list[Delivery]:
+    """Lease up to ``limit`` due entries of ``sink``, oldest first."""
+    now = time.time()
+    rows = tx.fetchall(
+        "UPDATE outbox SET lease_until = ?, lease_owner = ? WHERE id IN ("
+        "SELECT id FROM outbox WHERE sink = ? AND state = 'pending' AND next_attempt_at <= ? "
+        f"AND lease_until <= ? ORDER BY id LIMIT ?{tx.dialect.skip_locked}) "
+        "RETURNING id, case_id, kind, payload, attempts, created_at",
+        (now + lease_s, owner, sink, now, now, limit),
+    )
+    if not rows:
+        return []
+    case_ids = sorted({r[1] for r in rows if r[1] is not None})
+    documents: dict[int, tuple[str, str]] = {}
+    if case_ids:
+        marks = ", ".join("?" for _ in case_ids)
+        for cid, code, doc in tx.fetchall(
+            f"SELECT id, case_code, document FROM cases WHERE id IN ({marks})", case_ids
+        ):
+            documents[int(cid)] = (str(code), str(doc))
+    deliveries = []
+    for oid, cid, kind, payload, attempts, created in sorted(rows, key=lambda r: int(r[0])):
+        code, doc = documents.get(cid, (None, "")) if cid is not None else (None, "")
+        deliveries.append(
+            Delivery(int(oid), sink, kind, code, payload or doc, int(attempts), float(created))
+        )
+    return deliveries
+
+
+def release_leases(tx: Tx, owner: str | None = None) -> None:
+    """Give up leases: one owner's (clean shutdown), or all (SQLite start: one process)."""
+    if owner is None:
+        tx.execute("UPDATE outbox SET lease_until = 0 WHERE state = 'pending'")
+    else:
+        tx.execute(
+            "UPDATE outbox SET lease_until = 0 WHERE state = 'pending' AND lease_owner = ?",
+            (owner,),
+        )
+
+
+def mark_delivered(tx: Tx, outbox_ids: list[int]) -> None:
+    now = time.time()
+    for oid in outbox_ids:
+        tx.execute(
+            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, "
+            "last_error = NULL WHERE id = ?",
+            (now, oid),
+        )
+
+
+def reschedule(tx: Tx, outbox_id: int, next_attempt_at: float, error: str) -> None:
+    tx.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0, "
+        "last_error = ? WHERE id = ?",
+        (next_attempt_at, error[:2000], outbox_id),
+    )
+
+
+def dead_letter(tx: Tx, outbox_id: int, error: str) -> None:
+    tx.execute(
+        "UPDATE outbox SET state = 'dead', attempts = attempts + 1, finished_at = ?, "
+        "lease_until = 0, last_error = ? WHERE id = ?",
+        (time.time(), error[:2000], outbox_id),
+    )
+
+
+def list_dead(tx: Tx, limit: int = 1000) -> list[DeadLetter]:
+    rows = tx.fetchall(
+        "SELECT o.id, o.sink, o.kind, c.case_code, o.attempts, o.last_error, o.created_at, "
+        "o.finished_at FROM outbox o LEFT JOIN cases c ON c.id = o.case_id "
+        "WHERE o.state = 'dead' ORDER BY o.id LIMIT ?",
+        (limit,),
+    )
+    return [DeadLetter(int(r[0]), r[1], r[2], r[3], int(r[4]), r[5], r[6], r[7]) for r in rows]
+
+
+def replay_dead(tx: Tx, outbox_ids: list[int] | None) -> int:
+    """Put dead letters (all, or the given ones) back in line; returns how many."""
+    now = time.time()
+    if outbox_ids is None:
+        rows = tx.fetchall("SELECT id FROM outbox WHERE state = 'dead'")
+        outbox_ids = [int(r[0]) for r in rows]
+    changed = 0
+    for oid in outbox_ids:
+        row = tx.fetchone(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, "
+            "lease_until = 0, finished_at = NULL, created_at = ? "
+            "WHERE id = ? AND state = 'dead' RETURNING id",
+            (now, now, oid),
+        )
+        changed += row is not None
+    return changed
+
+
+def stats(tx: Tx) -> dict[str, dict[str, Any]]:
+    """Per sink: pending, oldest pending age in seconds, delivered and dead counts."""
+    now = time.time()
+    result: dict[str, dict[str, Any]] = {}
+    for sink, state, n, oldest in tx.fetchall(
+        "SELECT sink, state, COUNT(*), MIN(created_at) FROM outbox GROUP BY sink, state"
+    ):
+        entry = result.setdefault(
+            sink, {"pending": 0, "delivered": 0, "dead": 0, "oldest_pending_age_s": 0.0}
+        )
+        entry[state] = int(n)
+        if state == PENDING and oldest is not None:
+            entry["oldest_pending_age_s"] = round(now - float(oldest), 3)
+    return result

@@ -1,0 +1,53 @@
+"""Items that could not become cases and wait for operations: kept, listed, retried."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.store.engine import Tx
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    id: int
+    source: str
+    raw_id: int | None
+    reason: str
+    detail: Any
+    created_at: float
+
+
+def add(tx: Tx, source: str, raw_id: int | None, reason: str, detail: Any = None) -> int:
+    row = tx.fetchone(
+        "INSERT INTO quarantine (source, raw_id, reason, detail, created_at) "
+        "VALUES (?, ?, ?, ?, ?) RETURNING id",
+        (source, raw_id, reason, json.dumps(detail, ensure_ascii=False), time.time()),
+    )
+    return int(row[0])
+
+
+def list_open(tx: Tx, ids: list[int] | None = None, limit: int = 1000) -> list[QuarantineEntry]:
+    rows = tx.fetchall(
+        "SELECT id, source, raw_id, reason, detail, created_at FROM quarantine "
+        "WHERE resolved_at IS NULL ORDER BY id LIMIT ?",
+        (limit,),
+    )
+    entries = [
+        QuarantineEntry(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5])
+        for r in rows
+    ]
+    return [e for e in entries if ids is None or e.id in ids]
+
+
+def resolve(tx: Tx, entry_id: int, resolution: str) -> None:
+    tx.execute(
+        "UPDATE quarantine SET resolved_at = ?, resolution = ? WHERE id = ?",
+        (time.time(), resolution, entry_id),
+    )
+
+
+def count_open(tx: Tx) -> int:
+    return int(tx.fetchone("SELECT COUNT(*) FROM quarantine WHERE resolved_at IS NULL")[0])

@@ -1,0 +1,1 @@
+"""One module per input format, plus shared text, phone and charset helpers."""

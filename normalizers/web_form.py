@@ -1,0 +1,191 @@
+"""Web mailbox (网上信箱) submissions: JSON, url-encoded form, or multipart envelope.
+
+Field names are those of the published form (see docs/web-mailbox.md); errors name
+them, so the sender can point at the box to fix. Unknown fields are ignored, so a site
+may add its own (a CSRF token, say) without breaking intake.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.errors import FieldError, Rejected
+from gateway.normalize import NormalizerContext
+from gateway.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
+from normalizers.phone import InvalidPhone, to_e164
+from normalizers.text import clean_line, clean_text
+
+ENVELOPE_TYPE = "application/vnd.minsheng.form+json"
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+_TRUE = {"1", "true", "yes", "on", "y", "是", "需要"}
+_FALSE = {"0", "false", "no", "off", "n", "否", "不需要", ""}
+
+
+class WebFormLimits(BaseModel):
+    """Length limits of the form's fields, in characters (config keys of the source)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    max_name_chars: int = Field(default=50, ge=1)
+    max_subject_chars: int = Field(default=200, ge=1)
+    max_content_chars: int = Field(default=5000, ge=1)
+    max_address_chars: int = Field(default=200, ge=1)
+
+
+def decode_fields(raw: RawRecord) -> tuple[dict[str, Any], list[Attachment]]:
+    """The form's fields (and attachments already kept by the adapter) from the body."""
+    media_type = raw.content_type.split(";")[0].strip().lower()
+    try:
+        if media_type == ENVELOPE_TYPE:
+            envelope = json.loads(raw.payload)
+            files = [Attachment.model_validate(a) for a in envelope.get("attachments", [])]
+            return dict(envelope["fields"]), files
+        if media_type == "application/json" or media_type.endswith("+json"):
+            data = json.loads(raw.payload)
+            if not isinstance(data, dict):
+                raise Rejected.one("body", "not_object", "请求体须为 JSON 对象",
+                                   "the JSON body must be an object")
+            return data, []
+        if media_type == "application/x-www-form-urlencoded":
+            text = raw.payload.decode("utf-8")
+            return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}, []
+    except (ValueError, KeyError, TypeError):
+        raise Rejected.one(
+            "body", "unreadable", "请求体无法解析", f"the body is not valid {media_type}"
+        ) from None
+    raise Rejected.one(
+        "body", "unsupported_media_type",
+        "请求体须为 JSON、表单或 multipart/form-data",
+        "the body must be JSON, application/x-www-form-urlencoded or multipart/form-data",
+    )
+
+
+class _Form:
+    """Reads one field at a time, collecting every error instead of stopping at the first."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        self.errors: list[FieldError] = []
+
+    def text(self, name: str, limit: int, *, required: bool = False, multiline: bool = False,
+             label: str = "") -> str | None:
+        value = self.fields.get(name)
+        if value is not None and not isinstance(value, (str, int, float)):
+            self.errors.append(FieldError(name, "invalid_type", f"{label}须为文本",
+                                          f"{name} must be a text"))
+            return None
+        text = (clean_text if multiline else clean_line)(str(value)) if value is not None else ""
+        if not text:
+            if required:
+                self.errors.append(FieldError(name, "required", f"{label}不能为空",
+                                              f"{name} is required"))
+            return None
+        if len(text) > limit:
+            self.errors.append(FieldError(
+                name, "too_long", f"{label}不能超过 {limit} 字",
+                f"{name} is longer than {limit} characters ({len(text)})",
+            ))
+            return None
+        return text
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.fields.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        self.errors.append(FieldError(name, "invalid_boolean", "须为 是/否",
+                                      f"{name} must be true or false"))
+        return default
+
+    def when(self, name: str) -> datetime | None:
+        text = self.text(name, 40)
+        if text is None:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            value = None
+        if value is None or value.tzinfo is None:
+            self.errors.append(FieldError(
+                name, "invalid_datetime", "时间须为带时区的 ISO 8601 格式",
+                f"{name} must be an ISO 8601 time with a zone, e.g. 2019-11-20T09:30:00+08:00",
+            ))
+            return None
+        return value
+
+
+def _contact(form: _Form, anonymous: bool) -> tuple[str | None, str | None]:
+    phone_text = form.text("phone", 32, label="电话")
+    email = form.text("email", 254, label="电子邮箱")
+    phone = None
+    if phone_text is not None:
+        try:
+            phone = to_e164(phone_text)
+        except InvalidPhone:
+            form.errors.append(FieldError(
+                "phone", "invalid_phone", "不是有效的中国手机或固定电话号码",
+                "not a valid Chinese mobile or landline number (landlines need the area code)",
+            ))
+    if email is not None and not _EMAIL.match(email):
+        form.errors.append(FieldError("email", "invalid_email", "电子邮箱格式不正确",
+                                      "not a valid e-mail address"))
+        email = None
+    if not anonymous and phone_text is None and email is None:
+        form.errors.append(FieldError(
+            "phone", "contact_required", "非匿名反映须留电话或电子邮箱",
+            "a phone number or an e-mail address is required unless anonymous",
+        ))
+    return phone, email
+
+
+def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
+    limits = ctx.settings(WebFormLimits)
+    fields, attachments = decode_fields(raw)
+    form = _Form(fields)
+    anonymous = form.flag("anonymous", False)
+    name = form.text("name", limits.max_name_chars, label="姓名")
+    phone, email = _contact(form, anonymous)
+    subject = form.text("subject", limits.max_subject_chars, label="标题")
+    content = form.text("content", limits.max_content_chars, required=True, multiline=True,
+                        label="内容")
+    address = form.text("address", limits.max_address_chars, label="地址")
+    district = form.text("district_code", 12, label="区划代码")
+    category = form.text("category", 100, label="类别")
+    submission_id = form.text("submission_id", 128, label="提交编号")
+    submitted_at = form.when("submitted_at")
+    reply_wanted = form.flag("reply_wanted", not anonymous)
+    if form.errors:
+        raise Rejected(form.errors)
+    assert content is not None
+    return ComplaintDraft(
+        channel="web",
+        source=raw.source,
+        source_ref=submission_id or raw.source_ref,
+        received_at=raw.received_at,
+        reported_at=submitted_at or raw.received_at,
+        reporter=Reporter(name=name, phone=phone, email=email, anonymous=anonymous,
+                          reply_wanted=reply_wanted),
+        subject=subject or _subject_from(content),
+        body=content,
+        location=Location(address=address, district_code=district)
+        if address or district else None,
+        attachments=attachments,
+        category_hint=category,
+    )
+
+
+def _subject_from(content: str, limit: int = 30) -> str:
+    first = content.split("\n", 1)[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
