@@ -14,6 +14,7 @@ of 11 cannot protect 26 letters, and the format asks for MOD 11-2.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -23,12 +24,17 @@ CHANNEL_LETTERS: dict[Channel, str] = {"phone": "P", "web": "W", "email": "E", "
 _LETTER_CHANNELS = {v: k for k, v in CHANNEL_LETTERS.items()}
 _CHANNEL_DIGITS = {"P": "1", "W": "2", "E": "3", "Y": "4"}
 
-_CODE = re.compile(r"^([A-Z]{1,8})-(\d{8})-([A-Z])-(\d{6,})-([0-9X])$")
+# ASCII digits only: ``\d`` would also take Arabic-Indic and other Unicode digits.
+_CODE = re.compile(r"^([A-Z]{1,8})-([0-9]{8})-([A-Z])-([0-9]{6,})-([0-9X])$")
+# Dashes people (and word processors) type in place of the hyphen.
+_DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63]")
 REGION_PATTERN = re.compile(r"^[A-Z]{1,8}$")
 
 
 def mod11_2(digits: str) -> str:
     """ISO 7064 MOD 11-2 check character of a string of decimal digits."""
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"MOD 11-2 needs ASCII decimal digits, not {digits!r}")
     p = 0
     for ch in digits:
         p = ((p + int(ch)) * 2) % 11
@@ -62,7 +68,7 @@ class InvalidCaseCode(ValueError):
 
 def parse_code(code: str, expected_region: str | None = None) -> ParsedCode:
     """Parse and verify ``code``; raise ``InvalidCaseCode`` saying what is wrong."""
-    text = code.strip().upper()
+    text = _DASHES.sub("-", unicodedata.normalize("NFKC", code)).strip().upper()
     m = _CODE.match(text)
     if not m:
         raise InvalidCaseCode(

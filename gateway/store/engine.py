@@ -72,6 +72,8 @@ class Database:
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store-read")
         self._local = threading.local()
+        self._reader_conns: list[Any] = []
+        self._reader_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.units = 0
@@ -90,6 +92,10 @@ class Database:
             await asyncio.to_thread(self._writer.join)
             self._writer = None
         self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                _close_quietly(conn)
+            self._reader_conns.clear()
 
     # -- API -------------------------------------------------------------------------
 
@@ -113,6 +119,8 @@ class Database:
         try:
             if conn is None:
                 conn = self._local.conn = self.dialect.connect()
+                with self._reader_lock:
+                    self._reader_conns.append(conn)
             return fn(Tx(conn, self.dialect))
         except Exception as exc:
             if self.dialect.is_disconnect(exc):
