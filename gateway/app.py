@@ -16,8 +16,10 @@ from gateway.forwarder import Forwarder
 from gateway.logging import get_logger
 from gateway.normalize import NormalizerContext
 from gateway.pipeline import Intake, SourceBinding
+from gateway.poller import PolledAdapter, Poller
 from gateway.sinks.base import Sink
 from gateway.sources import Adapter, AdapterEnv
+from gateway.status import UP, SourceStatus
 from gateway.store import Store, outbox
 
 log = get_logger("gateway")
@@ -62,6 +64,8 @@ class Gateway:
     intake: Intake = field(init=False)
     forwarder: Forwarder = field(init=False)
     adapters: dict[str, Adapter] = field(init=False, default_factory=dict)
+    status: SourceStatus = field(init=False, default_factory=SourceStatus)
+    poller: Poller = field(init=False)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
 
@@ -90,8 +94,16 @@ class Gateway:
         await self._runner.setup()
         await web.TCPSite(self._runner, config.server.host, config.server.port).start()
         await self.forwarder.start()
+        self.poller = Poller(self.store, self.intake, self.status)
         for adapter in self.adapters.values():
+            pulled = isinstance(adapter, PolledAdapter)
+            self.status.register(adapter.name, "pull" if pulled else "push",
+                                 adapter.config.critical)
             await adapter.start(self.intake)
+            if isinstance(adapter, PolledAdapter):
+                self.poller.start(adapter)
+            else:
+                self.status.set(adapter.name, UP, "listening")
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
@@ -109,6 +121,7 @@ class Gateway:
         self.started = False
         if self._runner is not None:
             await self._runner.cleanup()  # stops listening, waits for in-flight handlers
+        await self.poller.stop()
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.forwarder.stop()

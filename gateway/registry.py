@@ -14,10 +14,9 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gateway.normalize import Normalizer
     from gateway.sinks.base import SinkClass
     from gateway.sources import AdapterClass
-
-    from gateway.normalize import Normalizer
 
 ADAPTERS: dict[str, str] = {
     "web_mailbox": "adapters.web_mailbox:WebMailboxSource",

@@ -56,8 +56,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the store answers and no critical source is down; other sources down
+    are reported here but do not fail the probe."""
     gateway = _gateway(request)
-    body: dict[str, object] = {"sources": sorted(gateway.adapters), "started": gateway.started}
+    body: dict[str, object] = {
+        "started": gateway.started,
+        "sources": {n: {"state": s.state, "reason": s.reason}
+                    for n, s in gateway.status.sources.items()},
+    }
     try:
         await gateway.store.ping()
         body["store"] = "ok"
@@ -66,6 +72,9 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "not ready", **body}, status=503)
     if not gateway.started:
         return web.json_response({"status": "starting", **body}, status=503)
+    if down := gateway.status.critical_down():
+        body["critical_down"] = down
+        return web.json_response({"status": "not ready", **body}, status=503)
     return web.json_response({"status": "ready", **body})
 
 
