@@ -23,6 +23,7 @@ from gateway.logging import get_logger
 from gateway.normalize import Normalizer, NormalizerContext
 from gateway.schema import Complaint, ComplaintDraft, DedupInfo, RawRecord
 from gateway.store import Store, Tx, cases, journal, outbox, quarantine
+from gateway.store.cases import CaseRow
 from gateway.validation import validate_draft
 
 log = get_logger("gateway.intake")
@@ -163,6 +164,13 @@ class Intake:
             raw_id = journal.insert_raw(tx, raw, journal.REPLAY, {"case_code": existing[1]})
             return IntakeResult("replay", raw_id, case_code=existing[1])
         raw_id = journal.insert_raw(tx, raw, journal.ACCEPTED)
+        row = self.file_case(tx, raw_id, draft, keys)
+        return IntakeResult("new", raw_id, case_code=row.case_code)
+
+    def file_case(self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str]) -> CaseRow:
+        """Inside a transaction: give ``draft`` a case code, store it under ``keys`` and
+        queue it for every sink. Adapters with their own flow (joined phone calls) use it."""
+        tx.lock_intake()
         day = draft.received_at.astimezone(self.timezone).date()
         scope = f"case:{self.region}:{day.isoformat()}:{draft.channel}"
         code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
@@ -171,12 +179,19 @@ class Intake:
             raw_ref=f"raw:{raw_id}",
         )
         row = cases.insert(
-            tx, case_code=code, source=raw.source, source_ref=draft.source_ref,
+            tx, case_code=code, source=draft.source, source_ref=draft.source_ref,
             channel=draft.channel, raw_id=raw_id, document=complaint.model_dump_json(),
         )
-        cases.add_keys(tx, raw.source, keys, row.id)
+        cases.add_keys(tx, draft.source, keys, row.id)
         outbox.enqueue(tx, self.sinks, row.id)
-        return IntakeResult("new", raw_id, case_code=code)
+        return row
+
+    def update_case(self, tx: Tx, case_id: int, complaint: Complaint) -> None:
+        """Inside a transaction: replace a case's document (e.g. a late call record) and
+        forward the update to every sink (outbox kind ``update``)."""
+        tx.lock_intake()
+        cases.update_document(tx, case_id, complaint.model_dump_json())
+        outbox.enqueue(tx, self.sinks, case_id, kind="update")
 
     def _count(self, source: str, outcome: str) -> None:
         key = (source, outcome)

@@ -1,7 +1,7 @@
 """The ``http`` sink: POST each complaint's JSON to the case platform.
 
 ``Idempotency-Key: <case_code>`` lets the receiver drop repeats of at-least-once
-delivery. With a secret, ``X-Minsheng-Signature: t=<unix>,v1=<hex>`` is the HMAC-SHA256
+delivery (an update of a case has its own key; ``X-Minsheng-Kind`` says which). With a secret, ``X-Minsheng-Signature: t=<unix>,v1=<hex>`` is the HMAC-SHA256
 of ``"<unix>.<body>"``, so the receiver can check origin and freshness. Requests in
 flight are bounded per sink: httpx throughput collapses with many in flight.
 """
@@ -60,6 +60,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def idempotency_key(delivery: Delivery) -> str:
+    """The case code for a new case; updates of a case (and events) get keys of their own,
+    or a receiver that de-duplicates on the key would drop them."""
+    if delivery.kind == "case" and delivery.case_code:
+        return delivery.case_code
+    return f"{delivery.case_code or 'event'}.{delivery.kind}.{delivery.outbox_id}"
+
+
 class HttpSink(Sink):
     Options = HttpOptions
 
@@ -100,8 +108,9 @@ class HttpSink(Sink):
         assert self._client is not None, "sink not started"
         body = delivery.body.encode("utf-8")
         headers = {"content-type": "application/json", **self.options.headers}
+        headers["X-Minsheng-Kind"] = delivery.kind
         if delivery.case_code:
-            headers["Idempotency-Key"] = delivery.case_code
+            headers["Idempotency-Key"] = idempotency_key(delivery)
         if self.options.secret is not None:
             headers[SIGNATURE_HEADER] = sign(
                 self.options.secret.get_secret_value(), int(time.time()), body

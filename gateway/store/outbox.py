@@ -95,11 +95,13 @@ def release_leases(tx: Tx, owner: str | None = None) -> None:
 
 def mark_delivered(tx: Tx, outbox_ids: list[int]) -> None:
     now = time.time()
-    for oid in outbox_ids:
+    for start in range(0, len(outbox_ids), 500):
+        chunk = outbox_ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
         tx.execute(
             "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, "
-            "last_error = NULL WHERE id = ?",
-            (now, oid),
+            f"last_error = NULL WHERE id IN ({marks})",
+            (now, *chunk),
         )
 
 
