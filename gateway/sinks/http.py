@@ -1,9 +1,10 @@
 """The ``http`` sink: POST each complaint's JSON to the case platform.
 
 ``Idempotency-Key: <case_code>`` lets the receiver drop repeats of at-least-once
-delivery (an update of a case has its own key; ``X-Minsheng-Kind`` says which). With a secret, ``X-Minsheng-Signature: t=<unix>,v1=<hex>`` is the HMAC-SHA256
-of ``"<unix>.<body>"``, so the receiver can check origin and freshness. Requests in
-flight are bounded per sink: httpx throughput collapses with many in flight.
+delivery; an update of a case has a key of its own and ``X-Minsheng-Kind`` says which.
+With a secret, ``X-Minsheng-Signature: t=<unix>,v1=<hex>`` is the HMAC-SHA256 of
+``"<unix>.<body>"``, so the receiver can check origin and freshness. Requests in flight
+are bounded per sink: httpx throughput collapses with many in flight.
 """
 
 from __future__ import annotations
