@@ -1,0 +1,74 @@
+# Minsheng Gateway (民声网关) — developer and CI entry points. `make help` lists them.
+#
+# Everything runs from the project's own virtualenv (.venv); Debian packages that the
+# tests or the benchmark need are installed by `system-deps` / `bench-deps`, and only
+# when missing (scripts/ensure-system-packages.sh).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config/gateway.yaml
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+ENSURE := bash scripts/ensure-system-packages.sh
+
+# Debian packages the test suite needs, one line each.
+# postgresql: tests/pg.py starts a throwaway server from /usr/lib/postgresql/*/bin.
+SYSTEM_PACKAGES += postgresql
+
+# Debian packages the benchmark needs, one line each.
+BENCH_PACKAGES += wrk
+
+.PHONY: help venv run test lint system-deps bench-deps bench clean
+
+help: ## list the targets
+	@echo "Minsheng Gateway (民声网关) — make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+		| awk -F ':.*## ' '{ printf "  %-12s %s\n", $$1, $$2 }'
+
+venv: $(STAMP) ## create .venv and install the project with its dev tools
+
+# pip runs again only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then \
+		$(PYTHON) -c 'import ensurepip' 2>/dev/null || $(ENSURE) python3-venv; \
+		echo "$(PYTHON) -m venv $(VENV)"; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@
+
+run: export MINSHENG_API_TOKEN ?= local-dev-token
+run: venv ## run the gateway with config/gateway.yaml (SQLite and cases.jsonl under ./var, 127.0.0.1:8080)
+	@mkdir -p var
+	$(BIN)/minsheng run --config $(CONFIG)
+
+lint: venv ## ruff and mypy (strict)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: venv system-deps ## lint, then the whole test suite (PYTEST_ARGS=... passes options to pytest)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+system-deps: ## install the Debian packages the tests need, when missing
+	@$(ENSURE) $(SYSTEM_PACKAGES)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| { echo "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+	@id -u postgres >/dev/null 2>&1 \
+		|| { echo "the postgres user does not exist" >&2; exit 1; }
+
+bench-deps: ## install the Debian packages the benchmark needs (wrk), when missing
+	@$(ENSURE) $(BENCH_PACKAGES)
+
+bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it)
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+clean: ## remove var/ and caches (keeps .venv)
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache build dist
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
