@@ -28,8 +28,8 @@ log = get_logger("gateway.forwarder")
 
 def next_delay(policy: RetryPolicy, attempts: int) -> float:
     """Seconds to wait before attempt ``attempts + 1``: exponential, capped, jittered."""
-    base = min(policy.base_delay_s * (2 ** min(attempts, 30)), policy.max_delay_s)
-    return float(base * random.uniform(0.8, 1.2))
+    base = policy.base_delay_s * (2 ** min(attempts, 30))
+    return float(min(base * random.uniform(0.8, 1.2), policy.max_delay_s))
 
 
 def settle(tx: Tx, policy: RetryPolicy, batch: Sequence[Delivery], outcomes: list[Outcome]) -> None:

@@ -59,6 +59,32 @@ class SourceBinding:
     context: NormalizerContext
 
 
+@dataclass(frozen=True)
+class _Journal:
+    """Where a record's outcome is written: a new journal row, or, when a quarantined
+    record is retried, its existing row and quarantine entry."""
+
+    raw: RawRecord
+    raw_id: int | None = None
+    quarantine_id: int | None = None
+
+    def write(self, tx: Tx, status: str, detail: Any = None, case_id: int | None = None) -> int:
+        if self.raw_id is None:
+            return journal.insert_raw(tx, self.raw, status, detail, case_id)
+        journal.set_outcome(tx, self.raw_id, status, case_id, detail)
+        return self.raw_id
+
+    def quarantine(self, tx: Tx, raw_id: int, reason: str, detail: Any) -> int:
+        if self.quarantine_id is None:
+            return quarantine.add(tx, self.raw.source, raw_id, reason, detail)
+        quarantine.update(tx, self.quarantine_id, reason, detail)
+        return self.quarantine_id
+
+    def resolve(self, tx: Tx, resolution: str) -> None:
+        if self.quarantine_id is not None:
+            quarantine.resolve(tx, self.quarantine_id, resolution)
+
+
 class Intake:
     def __init__(
         self,
@@ -85,6 +111,34 @@ class Intake:
         ``quarantine_rejects`` is for pulled items: nobody is there to read a 4xx, so a
         rejected item is also put in the quarantine, where operations see it.
         """
+        return await self._process(raw, quarantine_rejects, _Journal(raw))
+
+    async def record_rejection(self, raw: RawRecord, rejection: Rejected) -> IntakeResult:
+        """Journal a record an adapter refused before normalizing (e.g. a file too big)."""
+        entry = _Journal(raw)
+        result = await self.store.write(lambda tx: self._reject(tx, entry, rejection, False))
+        self._count(raw.source, result.outcome)
+        return result
+
+    async def reprocess(self, quarantine_id: int) -> IntakeResult:
+        """Run a quarantined record through the pipeline again (after a fix).
+
+        The journal row and the quarantine entry are reused: success resolves the entry,
+        another failure updates its reason; nothing is duplicated.
+        """
+        entries = await self.store.read(lambda tx: quarantine.list_open(tx, [quarantine_id]))
+        if not entries or entries[0].raw_id is None:
+            raise LookupError(f"quarantine entry {quarantine_id} has no journaled record to retry")
+        raw_id = entries[0].raw_id
+        found = await self.store.read(lambda tx: journal.get(tx, raw_id))
+        if found is None:
+            raise LookupError(f"journal record {raw_id} is missing")
+        retry = _Journal(found.record, raw_id, quarantine_id)
+        return await self._process(found.record, True, retry)
+
+    async def _process(
+        self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal
+    ) -> IntakeResult:
         binding = self.bindings[raw.source]
         try:
             draft = await self._normalize(binding, raw)
@@ -92,16 +146,16 @@ class Intake:
         except Rejected as exc:
             rejection = exc
             result = await self.store.write(
-                lambda tx: self._reject(tx, raw, rejection, quarantine_rejects)
+                lambda tx: self._reject(tx, entry, rejection, quarantine_rejects)
             )
         except Exception as exc:  # a normalizer bug: keep the record, let operations retry
             log.error("normalizer_failed", source=raw.source, error=repr(exc))
             detail = {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
-            result = await self.store.write(lambda tx: self._quarantine(tx, raw, detail))
+            result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
             if draft.blobs and self.save_blobs is not None:
                 await asyncio.to_thread(self.save_blobs, draft.blobs)
-            result = await self.store.write(lambda tx: self._commit(tx, raw, draft))
+            result = await self.store.write(lambda tx: self._commit(tx, entry, draft))
             if result.outcome == "new":
                 self.on_enqueued()
         self._count(raw.source, result.outcome)
@@ -109,30 +163,6 @@ class Intake:
             "intake", source=raw.source, outcome=result.outcome, case_code=result.case_code,
             raw_id=result.raw_id,
         )
-        return result
-
-    async def record_rejection(self, raw: RawRecord, rejection: Rejected) -> IntakeResult:
-        """Journal a record an adapter refused before normalizing (e.g. a file too big)."""
-        result = await self.store.write(lambda tx: self._reject(tx, raw, rejection, False))
-        self._count(raw.source, result.outcome)
-        return result
-
-    async def reprocess(self, quarantine_id: int) -> IntakeResult:
-        """Run a quarantined record through the pipeline again (after a fix)."""
-        entries = await self.store.read(lambda tx: quarantine.list_open(tx, [quarantine_id]))
-        if not entries or entries[0].raw_id is None:
-            raise LookupError(f"quarantine entry {quarantine_id} has no journaled record to retry")
-        raw_id = entries[0].raw_id
-        entry = await self.store.read(lambda tx: journal.get(tx, raw_id))
-        if entry is None:
-            raise LookupError(f"journal record {raw_id} is missing")
-        result = await self.submit(entry.record, quarantine_rejects=True)
-        if result.outcome in ("new", "replay"):
-            await self.store.write(
-                lambda tx: quarantine.resolve(
-                    tx, quarantine_id, f"{result.outcome} {result.case_code}"
-                )
-            )
         return result
 
     # -- steps ---------------------------------------------------------------------
@@ -143,28 +173,32 @@ class Intake:
         return await asyncio.to_thread(binding.normalizer, raw, binding.context)
 
     def _reject(
-        self, tx: Tx, raw: RawRecord, rejection: Rejected, to_quarantine: bool
+        self, tx: Tx, entry: _Journal, rejection: Rejected, to_quarantine: bool
     ) -> IntakeResult:
-        raw_id = journal.insert_raw(tx, raw, journal.REJECTED, rejection.as_list())
+        raw_id = entry.write(tx, journal.REJECTED, rejection.as_list())
         qid = None
         if to_quarantine:
-            qid = quarantine.add(tx, raw.source, raw_id, "rejected", rejection.as_list())
+            qid = entry.quarantine(tx, raw_id, "rejected", rejection.as_list())
         return IntakeResult("rejected", raw_id, errors=rejection.errors, quarantine_id=qid)
 
-    def _quarantine(self, tx: Tx, raw: RawRecord, detail: dict[str, Any]) -> IntakeResult:
-        raw_id = journal.insert_raw(tx, raw, journal.QUARANTINED, detail)
-        qid = quarantine.add(tx, raw.source, raw_id, "normalizer_error", detail)
+    def _quarantine(self, tx: Tx, entry: _Journal, detail: dict[str, Any]) -> IntakeResult:
+        raw_id = entry.write(tx, journal.QUARANTINED, detail)
+        qid = entry.quarantine(tx, raw_id, "normalizer_error", detail)
         return IntakeResult("quarantined", raw_id, quarantine_id=qid)
 
-    def _commit(self, tx: Tx, raw: RawRecord, draft: ComplaintDraft) -> IntakeResult:
+    def _commit(self, tx: Tx, entry: _Journal, draft: ComplaintDraft) -> IntakeResult:
         tx.lock_intake()
+        raw = entry.raw
         keys = dedup.replay_keys(raw, draft)
         existing = cases.find_by_key(tx, raw.source, keys)
         if existing is not None:
-            raw_id = journal.insert_raw(tx, raw, journal.REPLAY, {"case_code": existing[1]})
-            return IntakeResult("replay", raw_id, case_code=existing[1])
-        raw_id = journal.insert_raw(tx, raw, journal.ACCEPTED)
+            case_id, code = existing
+            raw_id = entry.write(tx, journal.REPLAY, {"case_code": code}, case_id)
+            entry.resolve(tx, f"replay {code}")
+            return IntakeResult("replay", raw_id, case_code=code)
+        raw_id = entry.write(tx, journal.ACCEPTED)
         row = self.file_case(tx, raw_id, draft, keys)
+        entry.resolve(tx, f"new {row.case_code}")
         return IntakeResult("new", raw_id, case_code=row.case_code)
 
     def file_case(self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str]) -> CaseRow:

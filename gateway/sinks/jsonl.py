@@ -2,7 +2,8 @@
 
 Handy when no downstream system is running yet (the embedded default), and as an audit
 trail. At-least-once: after a crash between the write and the outbox update, a line may
-appear twice; readers de-duplicate on ``case_code``.
+appear twice; readers de-duplicate on ``case_code``. A line cut short by a crash is
+ended before the next batch, so it never swallows the next case.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ class JsonlSink(Sink):
     def _append(self, bodies: list[str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(body.replace("\n", " ") + "\n" for body in bodies).encode("utf-8")
-        with open(self.path, "ab") as fh:
+        with open(self.path, "ab+") as fh:
+            if fh.tell() > 0:  # a crash mid-write may have left half a line: end it
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    data = b"\n" + data
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -36,7 +36,7 @@ class Tx:
     def __init__(self, conn: Any, dialect: Dialect) -> None:
         self.conn = conn
         self.dialect = dialect
-        self._intake_locked = False
+        self.intake_locked = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(self.dialect.translate(sql), params)
@@ -49,11 +49,11 @@ class Tx:
 
     def lock_intake(self) -> None:
         """Serialise case creation with other replicas until this transaction ends."""
-        if not self._intake_locked:
+        if not self.intake_locked:
             sql = self.dialect.intake_lock_sql()
             if sql:
                 self.execute(sql)
-            self._intake_locked = True
+            self.intake_locked = True
 
 
 @dataclass
@@ -166,12 +166,16 @@ class Database:
         try:
             for job in jobs:
                 conn.execute("SAVEPOINT unit")
+                locked_before = tx.intake_locked
                 try:
                     result = job.fn(tx)
                 except Exception as exc:
                     if self.dialect.is_disconnect(exc):
                         raise
                     conn.execute("ROLLBACK TO SAVEPOINT unit")
+                    # PostgreSQL releases an advisory lock taken inside the rolled-back
+                    # savepoint: forget it, so the next unit takes it again.
+                    tx.intake_locked = locked_before
                     conn.execute("RELEASE SAVEPOINT unit")
                     outcomes.append((None, exc))
                 else:

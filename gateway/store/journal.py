@@ -31,16 +31,20 @@ _COLUMNS = (
 )
 
 
-def insert_raw(tx: Tx, raw: RawRecord, status: str, detail: Any = None) -> int:
+def insert_raw(
+    tx: Tx, raw: RawRecord, status: str, detail: Any = None, case_id: int | None = None
+) -> int:
+    """Journal ``raw``. ``case_id`` is set for replays; an accepted record is linked from
+    its case (``cases.raw_id``) instead, saving an update per request."""
     row = tx.fetchone(
         "INSERT INTO raw_records (source, channel, source_ref, received_at, content_type, "
-        "metadata, payload, idempotency_key, status, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "metadata, payload, idempotency_key, status, detail, case_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             raw.source, raw.channel, raw.source_ref, raw.received_at.timestamp(),
             raw.content_type, json.dumps(raw.metadata, ensure_ascii=False), raw.payload,
             raw.idempotency_key, status,
-            None if detail is None else json.dumps(detail, ensure_ascii=False),
+            None if detail is None else json.dumps(detail, ensure_ascii=False), case_id,
         ),
     )
     return int(row[0])

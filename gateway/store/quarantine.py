@@ -30,16 +30,30 @@ def add(tx: Tx, source: str, raw_id: int | None, reason: str, detail: Any = None
 
 
 def list_open(tx: Tx, ids: list[int] | None = None, limit: int = 1000) -> list[QuarantineEntry]:
+    """Open entries, oldest first: all of them (up to ``limit``) or the ``ids`` given."""
+    where, params = "resolved_at IS NULL", []
+    if ids is not None:
+        if not ids:
+            return []
+        where += f" AND id IN ({', '.join('?' for _ in ids)})"
+        params = list(ids)
     rows = tx.fetchall(
         "SELECT id, source, raw_id, reason, detail, created_at FROM quarantine "
-        "WHERE resolved_at IS NULL ORDER BY id LIMIT ?",
-        (limit,),
+        f"WHERE {where} ORDER BY id LIMIT ?",
+        (*params, limit),
     )
-    entries = [
+    return [
         QuarantineEntry(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5])
         for r in rows
     ]
-    return [e for e in entries if ids is None or e.id in ids]
+
+
+def update(tx: Tx, entry_id: int, reason: str, detail: Any) -> None:
+    """A retry failed again: keep one entry, with the latest reason."""
+    tx.execute(
+        "UPDATE quarantine SET reason = ?, detail = ? WHERE id = ?",
+        (reason, json.dumps(detail, ensure_ascii=False), entry_id),
+    )
 
 
 def resolve(tx: Tx, entry_id: int, resolution: str) -> None:
