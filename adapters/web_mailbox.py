@@ -130,7 +130,11 @@ class WebMailboxSource(Adapter):
                                          f"the body exceeds {self.max_body} bytes"))
                 break
             if part.filename is None:
-                fields[part.name] = data.decode(part.get_charset("utf-8"), errors="replace")
+                try:
+                    fields[part.name] = data.decode(part.get_charset("utf-8"))
+                except (UnicodeDecodeError, LookupError):
+                    errors.append(FieldError(part.name, "unreadable", "字段编码无法识别",
+                                             f"{part.name} is not valid text in its charset"))
                 continue
             error = self._check_file(part, data, limit, len(files))
             if error is not None:

@@ -122,11 +122,7 @@ def normalize(fmt: str, file: Path, content_type: str | None, channel: str | Non
         fn = registry.normalizer(fmt)
     except LookupError as exc:
         raise click.UsageError(str(exc)) from None
-    context = NormalizerContext(source_name)
-    if config_path is not None:
-        config = _load(config_path)
-        options = config.source(source_name).options if source_name != "dry-run" else {}
-        context = NormalizerContext(source_name, config.tz, options)
+    context = _normalizer_context(source_name, config_path)
     guessed = {".json": "application/json", ".eml": "message/rfc822", ".xml": "application/xml",
                ".html": "text/html", ".txt": "application/x-www-form-urlencoded"}
     raw = RawRecord(
@@ -141,6 +137,23 @@ def normalize(fmt: str, file: Path, content_type: str | None, channel: str | Non
         _echo_json({"rejected": exc.as_list()})
         sys.exit(1)
     click.echo(draft.model_dump_json(indent=2))
+
+
+def _normalizer_context(source_name: str, config_path: Path | None) -> NormalizerContext:
+    """The named source's options and the time zone from the config, if one is given."""
+    if config_path is None:
+        return NormalizerContext(source_name)
+    config = _load(config_path)
+    if source_name == "dry-run":
+        return NormalizerContext(source_name, config.tz)
+    try:
+        options = config.source(source_name).options
+    except KeyError:
+        known = ", ".join(s.name for s in config.sources) or "none"
+        raise click.UsageError(
+            f"{config_path} has no source {source_name!r} (sources: {known})"
+        ) from None
+    return NormalizerContext(source_name, config.tz, options)
 
 
 @main.group("quarantine")

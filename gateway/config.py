@@ -136,7 +136,7 @@ class GatewayConfig(_Strict):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
@@ -155,14 +155,15 @@ class GatewayConfig(_Strict):
         raise KeyError(name)
 
 
-def _expand_env(value: Any, path: str, errors: list[str]) -> Any:
+Loc = tuple[str | int, ...]
+
+
+def _expand_env(value: Any, loc: Loc, missing: list[tuple[Loc, str]]) -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string, recording missing ones."""
     if isinstance(value, dict):
-        return {
-            k: _expand_env(v, f"{path}.{k}" if path else str(k), errors) for k, v in value.items()
-        }
+        return {k: _expand_env(v, (*loc, str(k)), missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+        return [_expand_env(v, (*loc, i), missing) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -171,7 +172,7 @@ def _expand_env(value: Any, path: str, errors: list[str]) -> Any:
         found = os.environ.get(var)
         if found is None or (found == "" and default is not None):
             if default is None:
-                errors.append(f"{path}: environment variable {var} is not set")
+                missing.append((loc, f"environment variable {var} is not set"))
                 return ""
             return default
         register_secret(found)
@@ -215,34 +216,91 @@ def _item_prefix(section: str, index: int, item: Any) -> str:
     return f"{section}[{index}] (name={name})" if name else f"{section}[{index}]"
 
 
-def _check_plugins(config: GatewayConfig, raw: dict[str, Any], errors: list[str]) -> None:
-    """Validate each source's and sink's own options against its registered class."""
+def _where(loc: Loc, raw: dict[str, Any]) -> str:
+    """``sources[1] (name=web): max_attachment_mb`` for a location in the config."""
+    rest = list(loc)
+    prefix = ""
+    if len(rest) >= 2 and rest[0] in ("sources", "sinks") and isinstance(rest[1], int):
+        section = raw.get(str(rest[0]))
+        item = section[rest[1]] if isinstance(section, list) and rest[1] < len(section) else None
+        prefix = _item_prefix(str(rest[0]), rest[1], item)
+        rest = rest[2:]
+    return ": ".join(p for p in (prefix, ".".join(str(x) for x in rest)) if p)
+
+
+def _line(where: str, message: str) -> str:
+    return f"{where}: {message}" if where else message
+
+
+def _valid_items(raw: dict[str, Any]) -> list[tuple[str, int, SourceConfig | SinkConfig]]:
+    """Each source and sink that is valid on its own (the others are reported already)."""
+    models: dict[str, type[SourceConfig] | type[SinkConfig]] = {
+        "sources": SourceConfig, "sinks": SinkConfig,
+    }
+    items: list[tuple[str, int, SourceConfig | SinkConfig]] = []
+    for section, model in models.items():
+        entries = raw.get(section)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            try:
+                items.append((section, index, model.model_validate(entry)))
+            except ValidationError:
+                continue
+    return items
+
+
+def _plugin_options(item: SourceConfig | SinkConfig) -> type[BaseModel]:
+    """The options model of the item's adapter or sink kind; ``LookupError`` if unknown."""
     from gateway import registry
 
-    items: list[tuple[str, int, SourceConfig | SinkConfig]] = [
-        *(("sources", i, s) for i, s in enumerate(config.sources)),
-        *(("sinks", i, s) for i, s in enumerate(config.sinks)),
-    ]
+    if isinstance(item, SourceConfig):
+        options_model: type[BaseModel] = registry.adapter_class(item.adapter).Options
+        if item.format is not None:
+            registry.normalizer(item.format)
+        return options_model
+    return registry.sink_class(item.kind).Options
+
+
+def _check_plugins(raw: dict[str, Any], errors: list[str], skip: set[Loc]) -> None:
+    """Names used once; each source's and sink's own options valid for its registered class.
+
+    Problems at a location in ``skip`` (a missing environment variable) are reported already.
+    """
     seen: set[tuple[str, str]] = set()
-    for section, index, item in items:
+    for section, index, item in _valid_items(raw):
         prefix = _item_prefix(section, index, raw[section][index])
         if (section, item.name) in seen:
             errors.append(f"{prefix}: name: used twice")
         seen.add((section, item.name))
         try:
-            if isinstance(item, SourceConfig):
-                options_model = registry.adapter_class(item.adapter).Options
-                if item.format is not None:
-                    registry.normalizer(item.format)
-            else:
-                options_model = registry.sink_class(item.kind).Options
+            options_model = _plugin_options(item)
         except LookupError as exc:
             errors.append(f"{prefix}: {exc.args[0]}")
             continue
         try:
             options_model.model_validate(item.options)
         except ValidationError as exc:
-            errors.extend(describe_validation_error(exc, prefix))
+            errors.extend(
+                _line(_where((section, index, *err["loc"]), raw), _message(err))
+                for err in exc.errors() if (section, index, *err["loc"]) not in skip
+            )
+
+
+_SECRET_KEYS = ("token", "secret", "password", "auth_token")
+
+
+def _register_literal_secrets(value: Any) -> None:
+    """Secrets belong in the environment, but a literal one must not reach a log either."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and any(k in str(key).lower() for k in _SECRET_KEYS):
+                register_secret(item)
+            else:
+                _register_literal_secrets(item)
+    elif isinstance(value, list):
+        for item in value:
+            _register_literal_secrets(item)
 
 
 def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
@@ -251,24 +309,22 @@ def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{origin}: the top level must be a mapping"])
-    errors: list[str] = []
-    expanded = _expand_env(raw, "", errors)
+    missing: list[tuple[Loc, str]] = []
+    expanded = _expand_env(raw, (), missing)
+    _register_literal_secrets(expanded)
+    errors = [_line(_where(loc, raw), message) for loc, message in missing]
+    config: GatewayConfig | None = None
+    reported = {loc for loc, _ in missing}
     try:
         config = GatewayConfig.model_validate(expanded)
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = list(err["loc"])
-            if len(loc) >= 2 and loc[0] in ("sources", "sinks") and isinstance(loc[1], int):
-                prefix = _item_prefix(str(loc[0]), loc[1], expanded[loc[0]][loc[1]])
-                loc = loc[2:]
-            else:
-                prefix = ""
-            where = ": ".join(p for p in (prefix, ".".join(str(x) for x in loc)) if p)
-            errors.append(f"{where}: {_message(err)}" if where else _message(err))
-        raise ConfigError(errors) from None
-    _check_plugins(config, expanded, errors)
-    if errors:
-        raise ConfigError(errors)
+        errors.extend(
+            _line(_where(tuple(err["loc"]), expanded), _message(err))
+            for err in exc.errors() if tuple(err["loc"]) not in reported
+        )
+    _check_plugins(expanded, errors, reported)
+    if errors or config is None:
+        raise ConfigError(errors or [f"{origin}: invalid"])
     return config
 
 

@@ -18,9 +18,15 @@ import structlog
 _SECRETS: set[str] = set()
 
 _ID_CARD = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
-_MOBILE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)((?:\+?86)?0\d{2,3}-?)\d{3,4}(\d{4})(?!\d)")
+# Mobiles as typed: 13800138000, 138-0013-8000, 138 0013 8000, +86 13800138000.
+_MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)?86[- ]?)?1[3-9]\d)([- ]?)\d{4}([- ]?)(\d{4})(?!\d)")
+# Landlines with their area code: 0532-88886666, (0532)88886666, 010 1234 5678, +86 10 ….
+_LANDLINE = re.compile(
+    r"(?<!\d)((?:(?:\+|00)86[- ]?[(（]?0?|[(（]?0)[1-9]\d{1,2}[)）]?[- ]?)"
+    r"\d{3,4}([- ]?)(\d{4})(?!\d)"
+)
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_PLAIN = (int, float, bool, type(None))
 
 
 def register_secret(value: str) -> None:
@@ -31,12 +37,12 @@ def register_secret(value: str) -> None:
 
 def mask_text(text: str) -> str:
     """Mask ID-card numbers, phone numbers, e-mail addresses and registered secrets."""
-    for secret in _SECRETS:
+    for secret in sorted(_SECRETS, key=len, reverse=True):  # a secret may contain another
         if secret in text:
             text = text.replace(secret, "***")
     text = _ID_CARD.sub(r"\1********\2", text)
-    text = _MOBILE.sub(r"\1****\2", text)
-    text = _LANDLINE.sub(r"\1****\2", text)
+    text = _MOBILE.sub(r"\1\2****\3\4", text)
+    text = _LANDLINE.sub(r"\1****\2\3", text)
     return _EMAIL.sub(r"\1***\2", text)
 
 
@@ -45,9 +51,12 @@ def _mask_value(value: Any) -> Any:
         return mask_text(value)
     if isinstance(value, dict):
         return {k: _mask_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [_mask_value(v) for v in value]
-    return value
+    if isinstance(value, _PLAIN):
+        return value
+    # Anything else (an exception, a model, a path) is rendered by its repr: mask that.
+    return mask_text(repr(value))
 
 
 def _mask_processor(

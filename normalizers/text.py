@@ -5,13 +5,21 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SPACES = re.compile(r"[ \t\u00a0\u3000\u2002-\u200a\u200b\ufeff]+")
+# Blanks folded to one space: ASCII, tab, NBSP (\xa0), ideographic space (\u3000), the
+# typographic spaces of U+2000..U+200A, narrow NBSP, medium math space, Ogham space.
+_SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+# Line breaks other than \n: CR LF, CR, VT, FF, NEL, line and paragraph separators.
+_LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
+# Deleted outright: other control characters, soft hyphen, zero-width space and joiner
+# word, byte-order mark. (Zero-width joiners inside emoji are kept.)
+_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u200b\u2060\ufeff]")
 _NEWLINES = re.compile(r"\n{3,}")
 
 
 def clean_text(text: str) -> str:
     """NFC, unified newlines, runs of blanks folded (full-width and NBSP too), trimmed."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 

@@ -40,22 +40,25 @@ class WebFormLimits(BaseModel):
 
 def decode_fields(raw: RawRecord) -> tuple[dict[str, Any], list[Attachment]]:
     """The form's fields (and attachments already kept by the adapter) from the body."""
-    media_type = raw.content_type.split(";")[0].strip().lower()
+    media_type, charset = _media_type(raw.content_type)
     try:
         if media_type == ENVELOPE_TYPE:
             envelope = json.loads(raw.payload)
-            files = [Attachment.model_validate(a) for a in envelope.get("attachments", [])]
+            files = [Attachment.model_validate(a) for a in envelope.get("attachments") or []]
             return dict(envelope["fields"]), files
         if media_type == "application/json" or media_type.endswith("+json"):
-            data = json.loads(raw.payload)
+            utf8 = charset in (None, "utf-8", "utf8")
+            data = json.loads(raw.payload.decode("utf-8-sig" if utf8 else str(charset)))
             if not isinstance(data, dict):
                 raise Rejected.one("body", "not_object", "请求体须为 JSON 对象",
                                    "the JSON body must be an object")
             return data, []
         if media_type == "application/x-www-form-urlencoded":
-            text = raw.payload.decode("utf-8")
-            return {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}, []
-    except (ValueError, KeyError, TypeError):
+            charset = charset or "utf-8"  # of raw octets and of percent-escapes alike
+            pairs = parse_qs(raw.payload.decode(charset), keep_blank_values=True,
+                             encoding=charset, errors="strict")
+            return {k: v[-1] for k, v in pairs.items()}, []
+    except (ValueError, KeyError, TypeError, AttributeError, LookupError):
         raise Rejected.one(
             "body", "unreadable", "请求体无法解析", f"the body is not valid {media_type}"
         ) from None
@@ -64,6 +67,17 @@ def decode_fields(raw: RawRecord) -> tuple[dict[str, Any], list[Attachment]]:
         "请求体须为 JSON、表单或 multipart/form-data",
         "the body must be JSON, application/x-www-form-urlencoded or multipart/form-data",
     )
+
+
+def _media_type(content_type: str) -> tuple[str, str | None]:
+    """``("application/json", "gbk")`` from ``application/json; charset=GBK``."""
+    media_type, *params = (p.strip() for p in content_type.split(";"))
+    charset = None
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"'):
+            charset = value.strip().strip('"').lower()
+    return media_type.lower(), charset
 
 
 class _Form:
@@ -76,7 +90,8 @@ class _Form:
     def text(self, name: str, limit: int, *, required: bool = False, multiline: bool = False,
              label: str = "") -> str | None:
         value = self.fields.get(name)
-        if value is not None and not isinstance(value, (str, int, float)):
+        if value is not None and (isinstance(value, bool)
+                                  or not isinstance(value, (str, int, float))):
             self.errors.append(FieldError(name, "invalid_type", f"{label}须为文本",
                                           f"{name} must be a text"))
             return None
@@ -94,6 +109,11 @@ class _Form:
             return None
         return text
 
+    def given(self, name: str) -> bool:
+        """Whether the field holds anything (valid or not) beyond blanks."""
+        value = self.fields.get(name)
+        return value is not None and (not isinstance(value, str) or bool(clean_line(value)))
+
     def flag(self, name: str, default: bool) -> bool:
         value = self.fields.get(name)
         if value is None:
@@ -109,8 +129,8 @@ class _Form:
                                       f"{name} must be true or false"))
         return default
 
-    def when(self, name: str) -> datetime | None:
-        text = self.text(name, 40)
+    def when(self, name: str, label: str = "") -> datetime | None:
+        text = self.text(name, 40, label=label)
         if text is None:
             return None
         try:
@@ -119,7 +139,7 @@ class _Form:
             value = None
         if value is None or value.tzinfo is None:
             self.errors.append(FieldError(
-                name, "invalid_datetime", "时间须为带时区的 ISO 8601 格式",
+                name, "invalid_datetime", f"{label}须为带时区的 ISO 8601 格式",
                 f"{name} must be an ISO 8601 time with a zone, e.g. 2019-11-20T09:30:00+08:00",
             ))
             return None
@@ -141,8 +161,7 @@ def _contact(form: _Form, anonymous: bool) -> tuple[str | None, str | None]:
     if email is not None and not _EMAIL.match(email):
         form.errors.append(FieldError("email", "invalid_email", "电子邮箱格式不正确",
                                       "not a valid e-mail address"))
-        email = None
-    if not anonymous and phone_text is None and email is None:
+    if not anonymous and not form.given("phone") and not form.given("email"):
         form.errors.append(FieldError(
             "phone", "contact_required", "非匿名反映须留电话或电子邮箱",
             "a phone number or an e-mail address is required unless anonymous",
@@ -164,7 +183,7 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     district = form.text("district_code", 12, label="区划代码")
     category = form.text("category", 100, label="类别")
     submission_id = form.text("submission_id", 128, label="提交编号")
-    submitted_at = form.when("submitted_at")
+    submitted_at = form.when("submitted_at", label="提交时间")
     reply_wanted = form.flag("reply_wanted", not anonymous)
     if form.errors:
         raise Rejected(form.errors)
