@@ -8,7 +8,6 @@ each bad field, 413 over the size limit, 401 with a wrong token.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import uuid
@@ -19,6 +18,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import ConfigDict, Field, SecretStr
 
 from gateway import problem
+from gateway.attachments import describe
 from gateway.config import SourceConfig
 from gateway.errors import FieldError, Rejected
 from gateway.schema import Attachment, RawRecord
@@ -87,8 +87,9 @@ class WebMailboxSource(Adapter):
             return problem.too_large(self.max_body)
         key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
         received_at = datetime.now(UTC)
+        blobs: dict[str, bytes] = {}
         if request.content_type == "multipart/form-data":
-            payload, content_type, rejection = await self._read_multipart(request)
+            payload, content_type, rejection = await self._read_multipart(request, blobs)
         else:
             payload, content_type, rejection = await request.read(), request.content_type, None
             if len(payload) > self.max_body:
@@ -102,7 +103,7 @@ class WebMailboxSource(Adapter):
         )
         if rejection is not None:
             return answer(await intake.record_rejection(raw, rejection))
-        return answer(await intake.submit(raw))
+        return answer(await intake.submit(raw, blobs=blobs))
 
     def _authorized(self, request: web.Request) -> bool:
         if self.options.token is None:
@@ -111,9 +112,10 @@ class WebMailboxSource(Adapter):
         return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
 
     async def _read_multipart(
-        self, request: web.Request
+        self, request: web.Request, blobs: dict[str, bytes]
     ) -> tuple[bytes, str, Rejected | None]:
-        """Text parts become fields; file parts are checked and kept, then described."""
+        """Text parts become fields; file parts are checked and described in the envelope,
+        their bytes put in ``blobs`` (kept by the pipeline unless the form is rejected)."""
         fields: dict[str, str] = {}
         files: list[Attachment] = []
         errors: list[FieldError] = []
@@ -142,9 +144,9 @@ class WebMailboxSource(Adapter):
                 continue
             media_type = part.headers.get("Content-Type", "application/octet-stream")
             media_type = media_type.split(";")[0].strip().lower()
-            files.append(await asyncio.to_thread(
-                self.env.attachments.save, data, part.filename, media_type
-            ))
+            attachment = describe(data, part.filename, media_type)
+            blobs[attachment.sha256] = data
+            files.append(attachment)
         envelope = {"fields": fields, "attachments": [f.model_dump() for f in files]}
         payload = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
         return payload, ENVELOPE_TYPE, Rejected(errors) if errors else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,9 @@ def binding_for(config: GatewayConfig, source: SourceConfig) -> SourceBinding:
 def build_intake(config: GatewayConfig, store: Store) -> Intake:
     attachments = AttachmentStore(config.attachments_dir)
 
-    def save_blobs(blobs: dict[str, bytes]) -> None:
-        for data in blobs.values():
-            attachments.save(data, None, "application/octet-stream")
+    def save_blobs(blobs: Mapping[str, bytes]) -> None:
+        for digest, data in blobs.items():
+            attachments.keep(data, digest)
 
     return Intake(
         store,

@@ -78,6 +78,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def describe(data: bytes, file_name: str | None, media_type: str) -> Attachment:
+    """The attachment record of ``data`` (pure: nothing is written)."""
+    digest = hashlib.sha256(data).hexdigest()
+    return Attachment(
+        file_name=sanitize_file_name(file_name),
+        media_type=media_type or "application/octet-stream",
+        size=len(data),
+        sha256=digest,
+        storage_ref=f"sha256:{digest}",
+    )
+
+
 class AttachmentStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -91,17 +103,15 @@ class AttachmentStore:
 
     def save(self, data: bytes, file_name: str | None, media_type: str) -> Attachment:
         """Keep ``data`` (once, whatever its name) and describe it. Blocking: call off-loop."""
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path_of(digest)
+        attachment = describe(data, file_name, media_type)
+        self.keep(data, attachment.sha256)
+        return attachment
+
+    def keep(self, data: bytes, sha256: str | None = None) -> None:
+        """Write ``data`` under its digest unless it is there already. Blocking."""
+        target = self.path_of(sha256 or hashlib.sha256(data).hexdigest())
         if not target.exists():
             _write_atomically(target, data)
-        return Attachment(
-            file_name=sanitize_file_name(file_name),
-            media_type=media_type or "application/octet-stream",
-            size=len(data),
-            sha256=digest,
-            storage_ref=f"sha256:{digest}",
-        )
 
     def read(self, sha256: str) -> bytes:
         return self.path_of(sha256).read_bytes()

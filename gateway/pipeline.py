@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -94,7 +94,7 @@ class Intake:
         timezone: ZoneInfo,
         sinks: list[str],
         bindings: dict[str, SourceBinding],
-        save_blobs: Callable[[dict[str, bytes]], None] | None = None,
+        save_blobs: Callable[[Mapping[str, bytes]], None] | None = None,
     ) -> None:
         self.store = store
         self.region = region
@@ -105,13 +105,18 @@ class Intake:
         self.on_enqueued: Callable[[], None] = lambda: None  # wakes the forwarder
         self.counts: dict[tuple[str, str], int] = {}
 
-    async def submit(self, raw: RawRecord, *, quarantine_rejects: bool = False) -> IntakeResult:
+    async def submit(
+        self, raw: RawRecord, *, quarantine_rejects: bool = False,
+        blobs: Mapping[str, bytes] | None = None,
+    ) -> IntakeResult:
         """Take one raw record through the pipeline. Never raises for bad input.
 
         ``quarantine_rejects`` is for pulled items: nobody is there to read a 4xx, so a
-        rejected item is also put in the quarantine, where operations see it.
+        rejected item is also put in the quarantine, where operations see it. ``blobs``
+        are attachment bytes the adapter took out of the raw record (keyed by sha256):
+        they are kept unless the record is rejected, so a refused form leaves no files.
         """
-        return await self._process(raw, quarantine_rejects, _Journal(raw))
+        return await self._process(raw, quarantine_rejects, _Journal(raw), blobs or {})
 
     async def record_rejection(self, raw: RawRecord, rejection: Rejected) -> IntakeResult:
         """Journal a record an adapter refused before normalizing (e.g. a file too big)."""
@@ -134,10 +139,11 @@ class Intake:
         if found is None:
             raise LookupError(f"journal record {raw_id} is missing")
         retry = _Journal(found.record, raw_id, quarantine_id)
-        return await self._process(found.record, True, retry)
+        return await self._process(found.record, True, retry, {})
 
     async def _process(
-        self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal
+        self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal,
+        blobs: Mapping[str, bytes],
     ) -> IntakeResult:
         binding = self.bindings[raw.source]
         try:
@@ -151,10 +157,10 @@ class Intake:
         except Exception as exc:  # a normalizer bug: keep the record, let operations retry
             log.error("normalizer_failed", source=raw.source, error=repr(exc))
             detail = {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
+            await self._keep(blobs)  # the record must be retryable with its attachments
             result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
-            if draft.blobs and self.save_blobs is not None:
-                await asyncio.to_thread(self.save_blobs, draft.blobs)
+            await self._keep({**blobs, **draft.blobs})
             result = await self.store.write(lambda tx: self._commit(tx, entry, draft))
             if result.outcome == "new":
                 self.on_enqueued()
@@ -166,6 +172,10 @@ class Intake:
         return result
 
     # -- steps ---------------------------------------------------------------------
+
+    async def _keep(self, blobs: Mapping[str, bytes]) -> None:
+        if blobs and self.save_blobs is not None:
+            await asyncio.to_thread(self.save_blobs, blobs)
 
     async def _normalize(self, binding: SourceBinding, raw: RawRecord) -> ComplaintDraft:
         if len(raw.payload) <= INLINE_NORMALIZE_BYTES:

@@ -140,3 +140,14 @@ async def test_multipart_limits(gateway: Gateway) -> None:
     assert too_many.json()["errors"][0]["code"] == "too_many_files"
     cases = await gateway.store.read(lambda tx: tx.fetchone("SELECT COUNT(*) FROM cases"))
     assert cases[0] == 0
+
+
+async def test_rejected_multipart_keeps_no_files(gateway: Gateway, tmp_path: Path) -> None:
+    async with httpx.AsyncClient(base_url=base_url(gateway)) as client:
+        response = await client.post(
+            "/intake/web", data={"name": "赵", "phone": "13900139000", "content": ""},
+            files=[("photo", ("a.png", PNG, "image/png"))],
+        )
+    assert response.status_code == 422
+    stored = tmp_path / "var" / "attachments"
+    assert not stored.exists() or not any(p.is_file() for p in stored.rglob("*"))
