@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -53,7 +54,33 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
-@click.group()
+# Command groups of the channels and of operations, imported only when used (their
+# modules pull in parsers a plain `minsheng run` does not need).
+LAZY_COMMANDS: dict[str, str] = {
+    "calls": "gateway.cli_calls:calls",
+    "clusters": "gateway.cli_dedup:clusters",
+    "dedup": "gateway.cli_dedup:dedup_group",
+    "feeds": "gateway.cli_opinion:feeds",
+    "sites": "gateway.cli_opinion:sites",
+    "status": "gateway.cli_status:status",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """Minsheng Gateway (民声网关): intake of a citizen-service hotline."""
 
