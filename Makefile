@@ -19,6 +19,15 @@ ENSURE := bash scripts/ensure-system-packages.sh
 # Debian packages the test suite needs, one line each.
 # postgresql: tests/pg.py starts a throwaway server from /usr/lib/postgresql/*/bin.
 SYSTEM_PACKAGES += postgresql
+# chromium: tests/test_ops_page.py drives the status page in it through Playwright
+# (executable_path=/usr/bin/chromium; never `playwright install`, which downloads a browser).
+SYSTEM_PACKAGES += chromium
+# fonts-wqy-microhei: a Chinese font, so the page's screenshot shows its labels.
+SYSTEM_PACKAGES += fonts-wqy-microhei
+# prometheus: its promtool checks and unit-tests config/prometheus/alerts.yml.
+SYSTEM_PACKAGES += prometheus
+# dovecot-imapd: tests/dovecot.py starts a throwaway IMAP server (the e-mail channel).
+SYSTEM_PACKAGES += dovecot-imapd
 
 # Debian packages the benchmark needs, one line each.
 BENCH_PACKAGES += wrk

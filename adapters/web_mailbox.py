@@ -1,8 +1,9 @@
 """Web mailbox (网上信箱): the centre's website posts each submission here.
 
 ``POST /intake/<source>`` with JSON, ``application/x-www-form-urlencoded`` or
-``multipart/form-data`` (file parts are attachments). Answers: 202 new case, 200 replay
-(same ``Idempotency-Key`` header or ``submission_id`` field), 422 problem+json naming
+``multipart/form-data`` (file parts are attachments). Answers: 202 new case (``outcome``
+new, repeat or related), 200 replay (same ``Idempotency-Key`` header or ``submission_id``
+field, or the same content from the same reporter again), 422 problem+json naming
 each bad field, 413 over the size limit, 401 with a wrong token.
 """
 
@@ -41,7 +42,8 @@ _MAGIC = {
     "image/gif": (b"GIF87a", b"GIF89a"),
     "application/pdf": (b"%PDF-",),
 }
-STATUS_BY_OUTCOME = {"new": 202, "replay": 200, "quarantined": 202}
+STATUS_BY_OUTCOME = {"new": 202, "repeat": 202, "related": 202, "replay": 200,
+                     "quarantined": 202}
 
 
 class WebMailboxOptions(WebFormLimits):

@@ -13,8 +13,10 @@ from aiohttp import web
 from gateway import registry
 from gateway.attachments import AttachmentStore
 from gateway.config import GatewayConfig, SourceConfig
+from gateway.dedup import Deduplicator
 from gateway.forwarder import Forwarder
 from gateway.logging import get_logger
+from gateway.metrics import GatewayMetrics
 from gateway.normalize import NormalizerContext
 from gateway.pipeline import Intake, SourceBinding
 from gateway.poller import PolledAdapter, Poller
@@ -53,7 +55,27 @@ def build_intake(config: GatewayConfig, store: Store) -> Intake:
         sinks=[s.name for s in config.sinks if s.enabled],
         bindings={s.name: binding_for(config, s) for s in config.sources},
         save_blobs=save_blobs,
+        dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
     )
+
+
+def build_adapters(config: GatewayConfig) -> dict[str, Adapter]:
+    """An instance of every enabled source's adapter, by source name."""
+    env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz)
+    adapters: dict[str, Adapter] = {}
+    for source in config.sources:
+        if source.enabled:
+            cls = registry.adapter_class(source.adapter)
+            adapters[source.name] = cls(source, cls.Options.model_validate(source.options), env)
+    return adapters
+
+
+def bind_flows(intake: Intake, adapters: Mapping[str, Adapter]) -> None:
+    """Let the intake hand records back to adapters that have a flow of their own."""
+    for name, adapter in adapters.items():
+        flow = adapter.flow(intake)
+        if flow is not None:
+            intake.flows[name] = flow
 
 
 @dataclass
@@ -67,6 +89,7 @@ class Gateway:
     adapters: dict[str, Adapter] = field(init=False, default_factory=dict)
     status: SourceStatus = field(init=False, default_factory=SourceStatus)
     poller: Poller = field(init=False)
+    metrics: GatewayMetrics = field(init=False)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
 
@@ -74,6 +97,7 @@ class Gateway:
         from gateway.server import build_app
 
         config = self.config
+        self.metrics = GatewayMetrics(self)
         self.store = open_store(config)
         await self.store.start()
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
@@ -81,12 +105,8 @@ class Gateway:
         self.forwarder = Forwarder(self.store, self._sinks())
         self.intake = build_intake(config, self.store)
         self.intake.on_enqueued = self.forwarder.notify
-        env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz)
-        for source in config.sources:
-            if source.enabled:
-                cls = registry.adapter_class(source.adapter)
-                self.adapters[source.name] = cls(source, cls.Options.model_validate(
-                    source.options), env)
+        self.adapters = build_adapters(config)
+        bind_flows(self.intake, self.adapters)
         app = build_app(self)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None,

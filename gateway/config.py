@@ -14,7 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import ConfigError
 from gateway.logging import register_secret
@@ -76,6 +84,36 @@ class LogConfig(_Strict):
     level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
 
 
+class OpsConfig(_Strict):
+    """The operations views: ``/metrics``, ``/v1/status`` and the status page ``/ops``.
+
+    With a ``token`` every request needs it (``Authorization: Bearer``, or the page's
+    cookie); with ``loopback_only`` only clients on this machine are served. At least one
+    of the two: the status page is never open to the network.
+    """
+
+    token: SecretStr | None = None
+    loopback_only: bool = True
+    refresh_s: int = Field(default=15, ge=2, le=3600)
+    cache_s: float = Field(default=5.0, ge=0, le=600)
+    backlog_warn_s: float = Field(default=900.0, gt=0)
+    volume_days: int = Field(default=7, ge=1, le=31)
+    rejections_shown: int = Field(default=10, ge=1, le=100)
+    clusters_shown: int = Field(default=5, ge=1, le=50)
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _protected(self) -> OpsConfig:
+        if self.token is None and not self.loopback_only:
+            raise ValueError("set ops.token or keep ops.loopback_only: true "
+                             "(the status page must not be open to the network)")
+        return self
+
+
 class RetryPolicy(_Strict):
     """How long an undeliverable outbox entry is retried before it is dead-lettered."""
 
@@ -110,14 +148,43 @@ class SinkConfig(BaseModel):
     name: str = Field(pattern=_NAME)
     kind: str
     enabled: bool = True
-    batch_size: int = Field(default=100, ge=1, le=5000)
+    batch_size: int = Field(default=500, ge=1, le=5000)
     lease_s: float = Field(default=30.0, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    events: bool = False  # also deliver events (hot topics), not only cases
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+DEFAULT_BOILERPLATE = [
+    "尊敬的各级领导", "尊敬的各位领导", "尊敬的领导", "各位领导", "领导您好", "领导你好",
+    "您好", "你好", "你们好", "大家好", "谢谢您", "谢谢你们", "谢谢", "非常感谢", "感谢您",
+    "请问", "麻烦您", "此致敬礼",
+]
+
+
+class DedupConfig(_Strict):
+    """Repeat and related complaints and hot topics (docs/dedup.md).
+
+    ``threshold`` is the text similarity (estimated Jaccard of character shingles) above
+    which complaints of different reporters are related; ``repeat_threshold`` the one for
+    the same reporter (a phone number, an e-mail address or a handle) within the window.
+    """
+
+    enabled: bool = True
+    window_days: float = Field(default=30.0, gt=0)
+    exact_window_hours: float = Field(default=24.0, ge=0)
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    repeat_threshold: float = Field(default=0.4, gt=0, le=1)
+    shingle_size: int = Field(default=3, ge=1, le=8)
+    min_chars: int = Field(default=10, ge=0)
+    boilerplate: list[str] = Field(default_factory=lambda: list(DEFAULT_BOILERPLATE))
+    hot_topic_cases: int = Field(default=5, ge=2)
+    hot_topic_hours: float = Field(default=24.0, gt=0)
+    prune_every: int = Field(default=100, ge=1)
 
 
 class GatewayConfig(_Strict):
@@ -128,6 +195,8 @@ class GatewayConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     sinks: list[SinkConfig] = Field(default_factory=list)
 

@@ -25,6 +25,8 @@ _LANDLINE = re.compile(
     r"(?<!\d)((?:(?:\+|00)86[- ]?[(（]?0?|[(（]?0)[1-9]\d{1,2}[)）]?[- ]?)"
     r"\d{3,4}([- ]?)(\d{4})(?!\d)"
 )
+# Seven digits, possibly split by a few separators (0532 8888 6666), or an @.
+_MAY_HOLD_PII = re.compile(r"(?:\d\D{0,3}){6}\d|@")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PLAIN = (int, float, bool, type(None))
 
@@ -37,13 +39,25 @@ def register_secret(value: str) -> None:
 
 def mask_text(text: str) -> str:
     """Mask ID-card numbers, phone numbers, e-mail addresses and registered secrets."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):  # a secret may contain another
+    for secret in _secrets_longest_first():  # a secret may contain another
         if secret in text:
             text = text.replace(secret, "***")
+    if not _MAY_HOLD_PII.search(text):  # no digit run, no @: nothing to mask (the usual case)
+        return text
     text = _ID_CARD.sub(r"\1********\2", text)
     text = _MOBILE.sub(r"\1\2****\3\4", text)
     text = _LANDLINE.sub(r"\1****\2\3", text)
     return _EMAIL.sub(r"\1***\2", text)
+
+
+_sorted_secrets: tuple[frozenset[str], list[str]] = (frozenset(), [])
+
+
+def _secrets_longest_first() -> list[str]:
+    global _sorted_secrets
+    if _sorted_secrets[0] != _SECRETS:
+        _sorted_secrets = (frozenset(_SECRETS), sorted(_SECRETS, key=len, reverse=True))
+    return _sorted_secrets[1]
 
 
 def _mask_value(value: Any) -> Any:
@@ -59,10 +73,18 @@ def _mask_value(value: Any) -> Any:
     return mask_text(repr(value))
 
 
+# Values the gateway itself makes up: never personal data, and masking could garble them
+# (a uuid's hex may look like a landline number).
+SAFE_KEYS = frozenset({
+    "level", "timestamp", "request_id", "poll_id", "case_code", "outcome",
+    "raw_id", "source", "sink", "status", "ms", "logger",
+})
+
+
 def _mask_processor(
     _: Any, __: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    return {k: _mask_value(v) for k, v in event_dict.items()}
+    return {k: v if k in SAFE_KEYS else _mask_value(v) for k, v in event_dict.items()}
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:

@@ -1,4 +1,4 @@
-"""The intake pipeline: normalize → validate → replay check → case code → commit → answer.
+"""The intake pipeline: normalize → validate → dedup → case code → commit → answer.
 
 The raw record, the case and one outbox entry per sink are committed in one
 group-committed transaction, before the source gets its answer: nothing is
@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import dedup
 from gateway.casecode import format_code
+from gateway.dedup import Decision, Deduplicator, Fingerprint
 from gateway.errors import FieldError, Rejected
 from gateway.logging import get_logger
 from gateway.normalize import Normalizer, NormalizerContext
-from gateway.schema import Complaint, ComplaintDraft, DedupInfo, RawRecord
+from gateway.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.store import Store, Tx, cases, journal, outbox, quarantine
 from gateway.store.cases import CaseRow
 from gateway.validation import validate_draft
@@ -36,16 +37,22 @@ INLINE_NORMALIZE_BYTES = 64 * 1024
 class IntakeResult:
     """What became of one raw record; ``as_json`` is the answer a pushing source gets."""
 
-    outcome: str  # new | replay | rejected | quarantined
+    outcome: str  # new | repeat | related | replay | rejected | quarantined
     raw_id: int
     case_code: str | None = None
     errors: list[FieldError] = field(default_factory=list)
     quarantine_id: int | None = None
+    repeat_of: str | None = None
+    cluster_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"outcome": self.outcome}
         if self.case_code:
             body["case_code"] = self.case_code
+        if self.repeat_of:
+            body["repeat_of"] = self.repeat_of
+        if self.cluster_id:
+            body["cluster_id"] = self.cluster_id
         if self.quarantine_id is not None:
             body["quarantine_id"] = self.quarantine_id
         return body
@@ -57,6 +64,10 @@ class SourceBinding:
 
     normalizer: Normalizer
     context: NormalizerContext
+
+
+# A source's own intake flow: takes a raw record, answers (outcome, raw id, case code).
+Flow = Callable[[RawRecord], Awaitable[tuple[str, int, str | None]]]
 
 
 @dataclass(frozen=True)
@@ -95,8 +106,10 @@ class Intake:
         sinks: list[str],
         bindings: dict[str, SourceBinding],
         save_blobs: Callable[[Mapping[str, bytes]], None] | None = None,
+        dedup: Deduplicator | None = None,
     ) -> None:
         self.store = store
+        self.dedup = dedup or Deduplicator()
         self.region = region
         self.timezone = timezone
         self.sinks = sinks
@@ -104,6 +117,9 @@ class Intake:
         self.save_blobs = save_blobs
         self.on_enqueued: Callable[[], None] = lambda: None  # wakes the forwarder
         self.counts: dict[tuple[str, str], int] = {}
+        # Sources whose records take a flow of their own (phone calls joined per call):
+        # ``reprocess`` hands their quarantined records back to it.
+        self.flows: dict[str, Flow] = {}
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
@@ -138,8 +154,27 @@ class Intake:
         found = await self.store.read(lambda tx: journal.get(tx, raw_id))
         if found is None:
             raise LookupError(f"journal record {raw_id} is missing")
+        flow = self.flows.get(found.record.source)
+        if flow is not None:
+            return await self._reprocess_in_flow(flow, found.record, raw_id, quarantine_id)
         retry = _Journal(found.record, raw_id, quarantine_id)
         return await self._process(found.record, True, retry, {})
+
+    async def _reprocess_in_flow(
+        self, flow: Flow, record: RawRecord, raw_id: int, quarantine_id: int
+    ) -> IntakeResult:
+        """A source with a flow of its own (phone calls) takes the record again as if it
+        had just arrived; the old journal row is marked superseded and its quarantine entry
+        resolved, so nothing stays open twice."""
+        outcome, new_raw_id, case_code = await flow(record)
+        resolution = f"retried as raw:{new_raw_id}: {outcome} {case_code or ''}".strip()
+
+        def close(tx: Tx) -> None:
+            journal.set_outcome(tx, raw_id, journal.SUPERSEDED, None, {"by": new_raw_id})
+            quarantine.resolve(tx, quarantine_id, resolution)
+
+        await self.store.write(close)
+        return IntakeResult(outcome, new_raw_id, case_code=case_code)
 
     async def _process(
         self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal,
@@ -161,8 +196,9 @@ class Intake:
             result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
             await self._keep({**blobs, **draft.blobs})
-            result = await self.store.write(lambda tx: self._commit(tx, entry, draft))
-            if result.outcome == "new":
+            fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
+            result = await self.store.write(lambda tx: self._commit(tx, entry, draft, fp))
+            if result.outcome in ("new", "repeat", "related"):
                 self.on_enqueued()
         self._count(raw.source, result.outcome)
         log.info(
@@ -196,30 +232,60 @@ class Intake:
         qid = entry.quarantine(tx, raw_id, "normalizer_error", detail)
         return IntakeResult("quarantined", raw_id, quarantine_id=qid)
 
-    def _commit(self, tx: Tx, entry: _Journal, draft: ComplaintDraft) -> IntakeResult:
+    def _commit(
+        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint
+    ) -> IntakeResult:
         tx.lock_intake()
         raw = entry.raw
         keys = dedup.replay_keys(raw, draft)
         existing = cases.find_by_key(tx, raw.source, keys)
-        if existing is not None:
-            case_id, code = existing
-            raw_id = entry.write(tx, journal.REPLAY, {"case_code": code}, case_id)
-            entry.resolve(tx, f"replay {code}")
-            return IntakeResult("replay", raw_id, case_code=code)
-        raw_id = entry.write(tx, journal.ACCEPTED)
-        row = self.file_case(tx, raw_id, draft, keys)
-        entry.resolve(tx, f"new {row.case_code}")
-        return IntakeResult("new", raw_id, case_code=row.case_code)
+        detail: dict[str, Any] = {}
+        if existing is None:
+            decision = self.dedup.decide(tx, fp)
+            if decision.duplicate_of is None:
+                return self._accept(tx, entry, draft, keys, fp, decision)
+            # The same content from the same reporter again: a replay of that case.
+            existing = decision.duplicate_of.case_id, decision.duplicate_of.case_code
+            cases.add_keys(tx, raw.source, keys, existing[0])
+            detail["exact_duplicate"] = True
+        case_id, code = existing
+        raw_id = entry.write(tx, journal.REPLAY, {"case_code": code, **detail}, case_id)
+        entry.resolve(tx, f"replay {code}")
+        return IntakeResult("replay", raw_id, case_code=code)
 
-    def file_case(self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str]) -> CaseRow:
-        """Inside a transaction: give ``draft`` a case code, store it under ``keys`` and
-        queue it for every sink. Adapters with their own flow (joined phone calls) use it."""
+    def _accept(
+        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, keys: list[str], fp: Fingerprint,
+        decision: Decision,
+    ) -> IntakeResult:
+        raw_id = entry.write(tx, journal.ACCEPTED)
+        row = self._file(tx, raw_id, draft, keys, fp, decision)
+        info = decision.info
+        entry.resolve(tx, f"{info.kind} {row.case_code}")
+        return IntakeResult(info.kind, raw_id, case_code=row.case_code,
+                            repeat_of=info.repeat_of, cluster_id=info.cluster_id)
+
+    def file_case(
+        self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str],
+        fingerprint: Fingerprint | None = None,
+    ) -> CaseRow:
+        """Inside a transaction: give ``draft`` a case code and its dedup decision (repeat,
+        related or new), store it under ``keys`` and queue it for every sink. Adapters
+        with their own flow (joined phone calls) use it; ``fingerprint`` is computed here
+        when not given."""
+        tx.lock_intake()
+        fp = fingerprint or self.dedup.fingerprint(draft)
+        return self._file(tx, raw_id, draft, keys, fp, self.dedup.decide(tx, fp))
+
+    def _file(
+        self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str], fp: Fingerprint,
+        decision: Decision,
+    ) -> CaseRow:
         tx.lock_intake()
         day = draft.received_at.astimezone(self.timezone).date()
         scope = f"case:{self.region}:{day.isoformat()}:{draft.channel}"
         code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
         complaint = Complaint.model_construct(
-            **dict(draft), case_code=code, schema_version=1, dedup=DedupInfo(),
+            **dict(draft), case_code=code, schema_version=1, dedup=decision.info,
             raw_ref=f"raw:{raw_id}",
         )
         row = cases.insert(
@@ -228,6 +294,7 @@ class Intake:
         )
         cases.add_keys(tx, draft.source, keys, row.id)
         outbox.enqueue(tx, self.sinks, row.id)
+        self.dedup.record(tx, row.id, code, fp, decision, self.update_case)
         return row
 
     def update_case(self, tx: Tx, case_id: int, complaint: Complaint) -> None:

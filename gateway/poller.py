@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.logging import get_logger
 from gateway.schema import RawRecord
@@ -35,9 +37,12 @@ log = get_logger("gateway.poller")
 
 @dataclass(frozen=True)
 class Fetched:
-    """One item a pulled adapter found, and the checkpoint that covers it once durable."""
+    """One item a pulled adapter found, and the checkpoint that covers it once durable.
 
-    record: RawRecord
+    ``record`` may be None to move the checkpoint alone (e.g. a feed answered 304, or
+    every new entry was filtered out)."""
+
+    record: RawRecord | None
     checkpoint: Any = None
 
 
@@ -103,7 +108,7 @@ class Poller:
                 continue
             started = time.monotonic()
             try:
-                await self.poll_once(adapter)
+                await self._poll_holding_lease(adapter)
             except SourceMisconfigured as exc:
                 log.error("source_misconfigured", source=adapter.name, error=str(exc))
                 self.status.set(adapter.name, DISABLED, f"misconfigured: {exc}")
@@ -124,25 +129,46 @@ class Poller:
             self.status.success(adapter.name, time.monotonic() - started)
             await self._sleep(adapter, adapter.poll_interval_s)
 
+    async def _poll_holding_lease(self, adapter: PolledAdapter) -> int:
+        """Run one pass while renewing the lease every third of its time; a replica that
+        loses its lease (e.g. stalled past it) stops the pass: another one polls now."""
+        poll = asyncio.create_task(self._traced_poll(adapter))
+        try:
+            while True:
+                done, _ = await asyncio.wait({poll}, timeout=adapter.lease_s / 3)
+                if done:
+                    return poll.result()
+                if not await self._lease(adapter):
+                    log.warning("lease_lost", source=adapter.name)
+                    return 0
+        finally:
+            if not poll.done():
+                poll.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poll
+
+    async def _traced_poll(self, adapter: PolledAdapter) -> int:
+        """A pass with a ``poll_id`` in every log line it causes (the pulled counterpart of
+        an HTTP request id)."""
+        with structlog.contextvars.bound_contextvars(poll_id=uuid.uuid4().hex,
+                                                     source=adapter.name):
+            return await self.poll_once(adapter)
+
     async def poll_once(self, adapter: PolledAdapter) -> int:
-        """One pass: journal every new item, then commit its checkpoint. Returns the count."""
+        """One pass: journal every new item, then commit its checkpoint. Returns the count
+        of records submitted."""
         name = adapter.name
         checkpoint = await self.store.read(lambda tx: checkpoints.get(tx, name))
         count = 0
-        last_renewal = time.monotonic()
         async for fetched in adapter.fetch(checkpoint):
-            result = await self.intake.submit(fetched.record, quarantine_rejects=True)
-            await adapter.after_journaled(fetched, result)
+            if fetched.record is not None:
+                result = await self.intake.submit(fetched.record, quarantine_rejects=True)
+                await adapter.after_journaled(fetched, result)
+                count += 1
             if fetched.checkpoint is not None:
                 await self.store.write(
                     partial(checkpoints.put, source=name, value=fetched.checkpoint)
                 )
-            count += 1
-            if time.monotonic() - last_renewal > adapter.lease_s / 3:
-                if not await self._lease(adapter):
-                    log.warning("lease_lost", source=name)
-                    break
-                last_renewal = time.monotonic()
         return count
 
     async def _sleep(self, adapter: PolledAdapter, seconds: float) -> None:

@@ -20,10 +20,22 @@ if TYPE_CHECKING:
 
 ADAPTERS: dict[str, str] = {
     "web_mailbox": "adapters.web_mailbox:WebMailboxSource",
+    "imap_email": "adapters.imap_email:ImapEmailSource",
+    "cdr_webhook": "adapters.cdr_webhook:CdrWebhookSource",
+    "feeds": "adapters.feeds:FeedSource",
+    "html_pages": "adapters.html_pages:HtmlPagesSource",
 }
 
 NORMALIZERS: dict[str, str] = {
     "web_form": "normalizers.web_form:normalize",
+    "email": "normalizers.email:normalize",
+    "generic_json": "normalizers.generic_json:normalize",
+    "freeswitch_json": "normalizers.freeswitch_json:normalize",
+    "zammad_cti": "normalizers.zammad_cti:normalize",
+    "twilio": "normalizers.twilio:normalize",
+    "call_notes": "normalizers.call_notes:normalize",
+    "feed_entry": "normalizers.feed_entry:normalize",
+    "html_page": "normalizers.html_page:normalize",
 }
 
 SINKS: dict[str, str] = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from gateway import problem
+from gateway import ops, problem
 from gateway.logging import get_logger
 from gateway.store import StoreUnavailable, cases
 
@@ -42,8 +42,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         structlog.contextvars.unbind_contextvars("request_id")
     response.headers["X-Request-Id"] = request_id
     if request.path.startswith("/intake/"):
+        elapsed = time.perf_counter() - started
+        _gateway(request).metrics.observe_intake(request.path, elapsed)
         log.debug("request", path=request.path, status=response.status,
-                  ms=round((time.perf_counter() - started) * 1000, 2))
+                  ms=round(elapsed * 1000, 2))
     return response
 
 
@@ -143,6 +145,7 @@ def build_app(gateway: Gateway) -> web.Application:
         web.get("/v1/cases", list_cases),
         web.get("/v1/cases/{case_code}", get_case),
     ])
+    ops.setup(app, gateway)  # /metrics, /v1/status, /ops
     for adapter in gateway.adapters.values():
         app.add_routes(adapter.routes(gateway.intake))
     return app

@@ -22,7 +22,7 @@ from gateway.config import SourceConfig
 from gateway.schema import Channel
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Intake
+    from gateway.pipeline import Flow, Intake
 
 
 class AdapterOptions(BaseModel):
@@ -53,6 +53,13 @@ class Adapter:
     def routes(self, intake: Intake) -> list[web.RouteDef]:
         """Routes of a push adapter; a pulled adapter has none."""
         return []
+
+    def flow(self, intake: Intake) -> Flow | None:
+        """A flow of the adapter's own for records that do not map one-to-one onto cases
+        (phone calls joined from several events); ``Intake.reprocess`` hands quarantined
+        records back to it. Most adapters have none: their records go through
+        ``Intake.submit``."""
+        return None
 
     async def start(self, intake: Intake) -> None:
         """Start background work (pulled adapters)."""

@@ -9,9 +9,13 @@ from typing import Any
 import pytest
 
 import gateway.logging
+from gateway import registry
 from gateway.config import GatewayConfig, load_config, parse_config
 from gateway.errors import ConfigError
 from gateway.logging import mask_text
+
+KNOWN_ADAPTERS = ", ".join(registry.names("adapter"))
+KNOWN_FORMATS = ", ".join(registry.names("normalizer"))
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 WEB = {"name": "web", "adapter": "web_mailbox"}
@@ -45,7 +49,8 @@ def test_shipped_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(SHIPPED)
     assert config.region_code == "CY"
     assert config.server.host == "127.0.0.1" and config.server.port == 8080
-    assert [(s.name, s.adapter) for s in config.sources] == [("web", "web_mailbox")]
+    assert [(s.name, s.adapter) for s in config.sources] == [
+        ("web", "web_mailbox"), ("hotline", "cdr_webhook")]
     assert config.source("web").options == {"max_attachments": 5, "max_attachment_mb": 10}
     assert [(s.name, s.kind) for s in config.sinks] == [("file", "jsonl")]
     assert config.api.token is None  # ${MINSHENG_API_TOKEN:-} with nothing set: disabled
@@ -145,8 +150,8 @@ def test_unknown_adapter_sink_and_format_names() -> None:
         "sinks": [{"name": "platform", "kind": "kafka"}],
     })
     assert errors == [
-        "sources[0] (name=mail): unknown adapter 'imap_emial' (known: web_mailbox)",
-        "sources[1] (name=web): unknown normalizer 'web_from' (known: web_form)",
+        f"sources[0] (name=mail): unknown adapter 'imap_emial' (known: {KNOWN_ADAPTERS})",
+        f"sources[1] (name=web): unknown normalizer 'web_from' (known: {KNOWN_FORMATS})",
         "sinks[0] (name=platform): unknown sink 'kafka' (known: http, jsonl)",
     ]
 
@@ -241,7 +246,7 @@ def test_every_error_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> Non
         "surprise: unknown key",
         "sources[1] (name=web): max_attachment_mb: not a number",
         "sources[2] (name=web): name: used twice",
-        "sources[2] (name=web): unknown adapter 'carrier_pigeon' (known: web_mailbox)",
+        f"sources[2] (name=web): unknown adapter 'carrier_pigeon' (known: {KNOWN_ADAPTERS})",
         "sinks[0] (name=platform): url: String should match pattern '^https?://'",
         "sinks[1] (name=file): unknown sink 'smoke_signal' (known: http, jsonl)",
     ])

@@ -96,7 +96,10 @@ async def test_graceful_stop_answers_in_flight_requests(tmp_path: Path, store_ur
 
     gw.intake.submit = slow_submit  # type: ignore[method-assign]
     async with httpx.AsyncClient(base_url=base_url(gw)) as client:
-        pending = [asyncio.create_task(client.post("/intake/web", json=FORM)) for _ in range(10)]
+        pending = [
+            asyncio.create_task(client.post("/intake/web", json={**FORM, "content": f"第{i}件"}))
+            for i in range(10)
+        ]
         while in_handler < 10:
             await asyncio.sleep(0.01)
         await gw.stop()

@@ -10,9 +10,10 @@ from typing import Any
 from gateway.schema import RawRecord
 from gateway.store.engine import Tx
 
-# What became of a raw record.
-ACCEPTED, REPLAY, REJECTED, QUARANTINED, FILTERED = (
-    "accepted", "replay", "rejected", "quarantined", "filtered",
+# What became of a raw record. SUPERSEDED: a quarantined record taken again by its
+# source's own flow, which journaled it anew (the detail names the new row).
+ACCEPTED, REPLAY, REJECTED, QUARANTINED, FILTERED, SUPERSEDED = (
+    "accepted", "replay", "rejected", "quarantined", "filtered", "superseded",
 )
 
 

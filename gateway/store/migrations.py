@@ -89,6 +89,75 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             expires_at {real} NOT NULL
         )""",
     ]),
+    # The phone channel: one row per call, joined from its events (gateway/calls.py).
+    (2, "calls", [
+        """CREATE TABLE calls (
+            id {id},
+            source TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            caller TEXT,
+            agent TEXT,
+            status TEXT NOT NULL,
+            disposition TEXT,
+            offered_at {real} NOT NULL,
+            answered_at {real},
+            ended_at {real},
+            ring_seconds INTEGER,
+            talk_seconds INTEGER,
+            has_notes INTEGER NOT NULL,
+            case_id {bigint},
+            case_kind TEXT,
+            waiting_for TEXT,
+            due_at {real},
+            events INTEGER NOT NULL,
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL,
+            state TEXT NOT NULL,
+            UNIQUE (source, call_id)
+        )""",
+        "CREATE INDEX calls_offered ON calls (offered_at)",
+        "CREATE INDEX calls_due ON calls (due_at) WHERE due_at IS NOT NULL",
+    ]),
+    # Dedup beyond replays (gateway/dedup.py): recent cases, their LSH band keys and
+    # hashed reporter keys, and clusters of related cases.
+    (3, "dedup index", [
+        """CREATE TABLE dedup_entries (
+            case_id {bigint} PRIMARY KEY,
+            case_code TEXT NOT NULL,
+            at {real} NOT NULL,
+            content_hash {bigint} NOT NULL,
+            signature {blob},
+            kind TEXT NOT NULL,
+            cluster_id TEXT,
+            repeat_of TEXT,
+            matched_code TEXT,
+            similarity {real},
+            shared_key TEXT
+        )""",
+        "CREATE INDEX dedup_entries_at ON dedup_entries (at)",
+        "CREATE INDEX dedup_entries_cluster ON dedup_entries (cluster_id, at) "
+        "WHERE cluster_id IS NOT NULL",
+        "CREATE TABLE dedup_bands (band_key {bigint} NOT NULL, case_id {bigint} NOT NULL)",
+        "CREATE INDEX dedup_bands_key ON dedup_bands (band_key, case_id)",
+        "CREATE INDEX dedup_bands_case ON dedup_bands (case_id)",
+        "CREATE TABLE dedup_reporters (reporter_key {bigint} NOT NULL, case_id {bigint} NOT NULL)",
+        "CREATE INDEX dedup_reporters_key ON dedup_reporters (reporter_key, case_id)",
+        "CREATE INDEX dedup_reporters_case ON dedup_reporters (case_id)",
+        """CREATE TABLE dedup_clusters (
+            cluster_id TEXT PRIMARY KEY,
+            first_case_id {bigint} NOT NULL,
+            first_code TEXT NOT NULL,
+            first_at {real} NOT NULL,
+            latest_code TEXT NOT NULL,
+            latest_at {real} NOT NULL,
+            size INTEGER NOT NULL,
+            snippet TEXT NOT NULL,
+            hot_at {real},
+            hot_events INTEGER NOT NULL
+        )""",
+        "CREATE INDEX dedup_clusters_latest ON dedup_clusters (latest_at)",
+    ]),
 ]
 
 

@@ -1,0 +1,289 @@
+"""Reading mail headers as Chinese mail really has them (see ``normalizers.email``).
+
+Values are taken raw from the parsed message (``raw_items``) and decoded here: RFC 2047
+encoded words with superset codecs and adjacent words joined, raw 8-bit bytes, ISO-2022
+escapes; MIME parameters with RFC 2231 and RFC 2047 values; addresses; the source
+reference (Message-ID, else a hash of stable headers). Nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import re
+from email import policy
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses
+from urllib.parse import unquote_to_bytes
+
+from charset_normalizer import from_bytes
+
+from normalizers.charset import codec_name, decode
+from normalizers.text import clean_line
+
+# Hashed into the source reference of a mail without a Message-ID.
+STABLE_HEADERS = ("from", "sender", "reply-to", "to", "cc", "date", "subject", "in-reply-to")
+_LATIN = {"cp1252", "iso8859-1", "latin-1", "ascii", "iso8859-15", "cp437"}
+_CJK = {"gb18030", "big5hkscs", "shift_jis", "cp932", "euc_jp", "euc_kr", "cp949",
+        "iso2022_jp", "utf-8", "utf_8"}
+# An encoded word; one cut off at the end of the value (no "?=") is read too.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)(?:\?=|$)")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_ADDRESS = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]+\.[^@\s<>]{2,}$")
+_ADDRESS_IN_TEXT = re.compile(r"[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+")
+_MSGID = re.compile(r"<([^<>\s]{1,250})>")
+_SHORT = 64  # bytes: below this, charset detection is a guess
+
+
+def unfold(value: str) -> str:
+    """A header value on one line (folding line breaks removed)."""
+    return _FOLD.sub("", value)
+
+
+def parse_message(data: bytes, headers_only: bool = False) -> Message:
+    """Parse mail bytes (``policy.default``); never raises for malformed input."""
+    parser = BytesParser(policy=policy.default)
+    return parser.parsebytes(data, headersonly=headers_only)
+
+
+def decode_bytes(data: bytes, label: str | None = None, hint: str | None = None) -> str:
+    """Text of mail bytes labelled ``label`` (maybe wrongly). Unlabelled bytes (raw 8-bit
+    header bytes) are read with ``hint``, the charset of the mail's text, as the label.
+
+    Valid UTF-8 is UTF-8 whatever the label; a legacy label is widened (GB2312/GBK →
+    GB18030, Big5 → Big5-HKSCS) and believed when the bytes decode with it; otherwise,
+    or without a label, the bytes are detected (short unlabelled ones are tried as
+    GB18030 first: detection guesses wildly on a name or a subject).
+    """
+    codec = codec_name(label)
+    if codec is None:  # no label, or an unknown one ("unknown-8bit", "x-user-defined")
+        label, codec = hint, codec_name(hint)
+    if data.isascii():
+        return _seven_bit(data, codec)
+    with contextlib.suppress(UnicodeDecodeError):
+        return data.decode("utf-8")
+    if codec is not None and codec not in _LATIN:
+        with contextlib.suppress(UnicodeDecodeError, LookupError):
+            return data.decode(codec)
+        with contextlib.suppress(LookupError):  # a few bad bytes (a cut-off tail): keep the rest
+            text = data.decode(codec, errors="replace")
+            if text.count("\ufffd") <= max(2, len(text) // 200):
+                return text
+        return decode(data, f"text/plain; charset={label}").text
+    if codec is None:
+        short = _short_cjk(data) if len(data) <= _SHORT else None
+        return short if short is not None else decode(data, None).text
+    # A Latin label (us-ascii, iso-8859-1…) fits almost any bytes: believe it unless the
+    # bytes are clearly an East Asian encoding.
+    if len(data) > _SHORT:
+        best = from_bytes(data[:65536]).best()
+        detected = codec_name(best.encoding) if best is not None else None
+        if detected is not None and detected in _CJK:
+            with contextlib.suppress(UnicodeDecodeError, LookupError):
+                return data.decode(detected)
+    return data.decode(codec, errors="replace")
+
+
+def _short_cjk(data: bytes) -> str | None:
+    """GB18030, else Big5-HKSCS, whichever decodes without private-use characters."""
+    for codec in ("gb18030", "big5hkscs"):
+        with contextlib.suppress(UnicodeDecodeError):
+            text = data.decode(codec)
+            if not any("\ue000" <= ch <= "\uf8ff" for ch in text):
+                return text
+    return None
+
+
+def _seven_bit(data: bytes, codec: str | None) -> str:
+    """7-bit bytes: ASCII, unless they are ISO-2022 or UTF-7 text (labelled or not)."""
+    candidates = [codec] if codec is not None and codec not in _LATIN else []
+    if b"\x1b" in data:
+        candidates.append("iso2022_jp_2")
+    for candidate in candidates:
+        with contextlib.suppress(UnicodeDecodeError, LookupError):
+            return data.decode(candidate)
+    return data.decode("ascii")
+
+
+def _unescape_8bit(value: str, hint: str | None) -> str:
+    """Raw 8-bit header bytes arrive surrogate-escaped from the parser: decode them (and
+    raw ISO-2022 escape sequences)."""
+    if "\x1b" not in value and not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    return decode_bytes(value.encode("utf-8", "surrogateescape"), None, hint)
+
+
+def _word_bytes(encoding: str, text: str) -> bytes:
+    if encoding in "Bb":
+        text = text.rstrip("=")
+        for cut in (0, 1):  # a stray extra character: drop it rather than the word
+            candidate = text[: len(text) - cut] if cut else text
+            with contextlib.suppress(binascii.Error, ValueError):
+                return base64.b64decode(candidate + "=" * (-len(candidate) % 4))
+        return text.encode("ascii", "replace")
+    return binascii.a2b_qp(text.encode("utf-8", "surrogateescape"), header=True)
+
+
+def decode_words(value: str, hint: str | None = None) -> str:
+    """Decode a header value: unfolded, raw 8-bit bytes and RFC 2047 encoded words."""
+    value = _unescape_8bit(_FOLD.sub("", value), hint)
+    pieces: list[str] = []
+    run_charset: str | None = None
+    run = bytearray()
+    position = 0
+
+    def flush() -> None:
+        nonlocal run_charset
+        if run:
+            pieces.append(decode_bytes(bytes(run), run_charset, hint))
+            run.clear()
+        run_charset = None
+
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[position:match.start()]
+        charset = match.group(1).split("*", 1)[0].lower()
+        if not (run and not between.strip() and charset == run_charset):
+            flush()
+            pieces.append(between)
+        run_charset = charset
+        run.extend(_word_bytes(match.group(2), match.group(3)))
+        position = match.end()
+    flush()
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def raw_header(msg: Message, name: str) -> str | None:
+    """The first raw value of header ``name`` (as received), or ``None``."""
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
+
+
+def raw_headers(msg: Message, name: str) -> list[str]:
+    wanted = name.lower()
+    return [str(v) for k, v in msg.raw_items() if k.lower() == wanted]
+
+
+def header_text(msg: Message, name: str, hint: str | None = None) -> str:
+    """The decoded, one-line text of header ``name`` ("" when missing)."""
+    value = raw_header(msg, name)
+    return clean_line(decode_words(value, hint)) if value is not None else ""
+
+
+def addresses(msg: Message, name: str, hint: str | None = None) -> list[tuple[str, str]]:
+    """``(display name, address)`` pairs of an address header, names decoded."""
+    value = raw_header(msg, name)
+    if value is None:
+        return []
+    text = _unescape_8bit(_FOLD.sub("", value), hint)
+    found = []
+    with contextlib.suppress(ValueError, IndexError, TypeError):
+        for display, address in getaddresses([text]):
+            address = address.strip()
+            if _ADDRESS.match(address):
+                found.append((clean_line(decode_words(display, hint)), address))
+    if not found:
+        match = _ADDRESS_IN_TEXT.search(text)
+        if match:
+            found.append(("", match.group(0)))
+    return found
+
+
+def address_of(msg: Message, name: str, hint: str | None = None) -> str | None:
+    """The first address of header ``name``, lower-cased."""
+    found = addresses(msg, name, hint)
+    return found[0][1].lower() if found else None
+
+
+def message_ref(msg: Message) -> str:
+    """``<id@host>`` from the Message-ID, else ``sha256:`` of the stable headers."""
+    value = raw_header(msg, "message-id")
+    if value is not None:
+        unfolded = _FOLD.sub("", value).strip()
+        match = _MSGID.search(unfolded)
+        if match:
+            return f"<{match.group(1)}>"
+        if unfolded and " " not in unfolded and len(unfolded) <= 250 and unfolded.isascii():
+            return f"<{unfolded.strip('<>')}>"
+    digest = hashlib.sha256()
+    for name in STABLE_HEADERS:
+        for item in raw_headers(msg, name):
+            digest.update(f"{name}:{_FOLD.sub('', item).strip()}\n".encode(
+                "utf-8", "surrogateescape"))
+    return f"sha256:{digest.hexdigest()}"
+
+
+# -- MIME structure --------------------------------------------------------------------------
+
+
+def mime_params(value: str | None, hint: str | None = None) -> tuple[str, dict[str, str]]:
+    """``("text/plain", {"charset": "gbk"})`` from a raw Content-Type or -Disposition,
+    with RFC 2231 (``name*0*=utf-8''…``) and RFC 2047 (``name="=?gbk?B?…?="``) values."""
+    if not value:
+        return "", {}
+    tokens = _split_params(_FOLD.sub("", value))
+    main = tokens[0].strip().lower() if tokens else ""
+    plain: dict[str, str] = {}
+    extended: dict[str, list[tuple[int, bool, str]]] = {}
+    for token in tokens[1:]:
+        key, sep, raw = token.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            continue
+        raw = _unquote(raw.strip())
+        m = re.fullmatch(r"([^*]+)\*(?:(\d+)\*?|)", key)
+        if key.endswith("*") or (m and m.group(2) is not None):
+            base = m.group(1) if m else key.rstrip("*")
+            index = int(m.group(2)) if m and m.group(2) else 0
+            extended.setdefault(base, []).append((index, key.endswith("*"), raw))
+        else:
+            plain[key] = decode_words(raw, hint)
+    for base, parts in extended.items():
+        plain[base] = _rfc2231(sorted(parts), hint)
+    return main, plain
+
+
+def _split_params(value: str) -> list[str]:
+    tokens, current, quoted, escaped = [], [], False, False
+    for ch in value:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\" and quoted:
+            current.append(ch)
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+            current.append(ch)
+        elif ch == ";" and not quoted:
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    tokens.append("".join(current))
+    return tokens
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _rfc2231(parts: list[tuple[int, bool, str]], hint: str | None) -> str:
+    charset: str | None = None
+    data = bytearray()
+    for position, (_, encoded, raw) in enumerate(parts):
+        if encoded:
+            if position == 0 and raw.count("'") >= 2:
+                charset, _, raw = raw.split("'", 2)
+            data.extend(unquote_to_bytes(raw))
+        else:
+            data.extend(raw.encode("utf-8", "surrogateescape"))
+    return decode_words(decode_bytes(bytes(data), charset or None, hint), hint)

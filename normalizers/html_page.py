@@ -1,0 +1,184 @@
+"""Posts of forums, news sites and message boards (adapter ``html_pages``) as ``opinion``
+complaint drafts.
+
+The record is the post's detail page as received (or, when the site definition fetches
+no detail pages or the page is gone, the item's HTML on the list page), with the
+fields read on the list page in ``metadata.fields`` (title, author, published text,
+reply and view counts, summary). The body comes from the definition's ``detail.body``
+selectors when it has them, else from generic article extraction (trafilatura, run on
+the bytes we have: it never fetches anything). The title and author of the list page
+win; the published time of the detail page's selector wins over the list page's (it is
+usually more precise), which wins over a generically found date. The definition is the
+source's ``definition`` option; without one (``minsheng normalize --format html_page
+page.html``) extraction is generic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import trafilatura
+from bs4 import BeautifulSoup, Tag
+from pydantic import BaseModel, ConfigDict, Field
+from trafilatura.settings import use_config
+
+from gateway.errors import Rejected
+from gateway.normalize import NormalizerContext
+from gateway.schema import ComplaintDraft, PostInfo, RawRecord, Reporter
+from gateway.sites import DetailSpec, FieldSpec, SiteDefinition, field_value, load_site, read_html
+from normalizers.html_text import element_text
+from normalizers.post_time import parse_post_time
+from normalizers.text import clean_line, clean_text
+
+_EXTRACTION = use_config()
+_EXTRACTION.set("DEFAULT", "MIN_EXTRACTED_SIZE", "10")  # citizens' posts are often short
+_EXTRACTION.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
+_EXTRACTION.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
+
+
+class HtmlPageSettings(BaseModel):
+    """Source options the normalizer reads (the rest belong to the adapter)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    definition: str | None = None
+    site: str | None = None
+    max_body_chars: int = Field(default=20_000, ge=100, le=50_000)
+
+
+@dataclass(frozen=True)
+class Article:
+    """What generic extraction finds on an article page."""
+
+    title: str | None
+    author: str | None
+    published: str | None
+    text: str
+    site: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"title": self.title, "published": self.published, "author": self.author,
+                "site": self.site, "text": self.text}
+
+
+def _found(document: Any, name: str) -> str | None:
+    """A field of trafilatura's result (a ``Document``, or a dict in older releases)."""
+    value = document.get(name) if isinstance(document, dict) else getattr(document, name, None)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def extract_article(soup: BeautifulSoup, url: str | None = None) -> Article:
+    """Title, author, date and main text of an article page, found generically."""
+    document = trafilatura.bare_extraction(
+        str(soup), url=url, with_metadata=True, include_comments=False, config=_EXTRACTION,
+    )
+    text = clean_text(_found(document, "text") or "")
+    if not text:  # nothing looked like an article: all the page's text will do
+        text = element_text(soup.body or soup)
+    page_title = soup.title.get_text() if soup.title else None
+    return Article(
+        title=clean_line(_found(document, "title") or page_title or "") or None,
+        author=clean_line(_found(document, "author") or "") or None,
+        published=_found(document, "date"),
+        text=text,
+        site=clean_line(_found(document, "sitename") or "") or None,
+    )
+
+
+def _body(soup: BeautifulSoup, detail: DetailSpec) -> str:
+    """The text of the first ``detail.body`` selector that matches, less ``detail.drop``."""
+    for selector in detail.body:
+        element = soup.select_one(selector)
+        if isinstance(element, Tag):
+            for dropped in [d for sel in detail.drop for d in element.select(sel)]:
+                dropped.decompose()
+            text = element_text(element)
+            if text:
+                return text
+    return ""
+
+
+def _when(text: str | None, spec: FieldSpec | None, ctx: NormalizerContext,
+          now: datetime) -> datetime | None:
+    formats = spec.formats if spec is not None else []
+    return parse_post_time(text, formats, tz=ctx.timezone, now=now)
+
+
+def _definition(settings: HtmlPageSettings) -> SiteDefinition | None:
+    return load_site(settings.definition) if settings.definition else None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class _Read:
+    title: str | None = None
+    author: str | None = None
+    published: datetime | None = None  # by the definition's detail selector
+    body: str = ""
+    site: str | None = None
+    guessed_published: datetime | None = None  # by generic extraction (often a date only)
+
+
+def _read_detail(raw: RawRecord, definition: SiteDefinition | None, ctx: NormalizerContext,
+                 url: str, listed: dict[str, Any]) -> _Read:
+    """What the detail page says; generic extraction runs only for what nobody gave."""
+    soup = read_html(raw.payload, raw.content_type, definition.encoding if definition else None)
+    detail = definition.detail if definition else DetailSpec()
+    found = _Read(
+        title=clean_line(field_value(soup, detail.title) or "") or None,
+        author=clean_line(field_value(soup, detail.author) or "") or None,
+        published=_when(field_value(soup, detail.published), detail.published, ctx,
+                        raw.received_at),
+    )
+    found.body = _body(soup, detail)  # after the fields: it may drop elements
+    lacking = [key for key in ("title", "author", "published")
+               if not (getattr(found, key) or listed.get(key))]
+    if not found.body or lacking:
+        article = extract_article(soup, url)
+        found.body = found.body or article.text
+        found.title = found.title or article.title
+        found.author = found.author or article.author
+        found.guessed_published = _when(article.published, None, ctx, raw.received_at)
+        found.site = article.site
+    return found
+
+
+def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
+    settings = ctx.settings(HtmlPageSettings)
+    definition = _definition(settings)
+    meta = raw.metadata
+    fields: dict[str, Any] = meta.get("fields") or {}
+    url = str(meta.get("url") or raw.source_ref)
+    if meta.get("page") == "list_item":
+        found = _Read(body=clean_text(fields.get("summary") or ""))
+    else:
+        found = _read_detail(raw, definition, ctx, url, fields)
+    listing = definition.listing if definition else None
+    title = clean_line(fields.get("title") or "") or found.title
+    author = clean_line(fields.get("author") or "") or found.author
+    published = found.published or _when(
+        fields.get("published"), listing.published if listing else None, ctx, raw.received_at,
+    ) or found.guessed_published
+    body = found.body or title or ""
+    if not body:
+        raise Rejected.one("page.body", "required", "页面上没有找到正文",
+                           "no text was found on the page")
+    site = settings.site or meta.get("site") or (definition.site if definition else None)
+    return ComplaintDraft(
+        channel="opinion",
+        source=raw.source,
+        source_ref=raw.source_ref,
+        received_at=raw.received_at,
+        reported_at=min(published, raw.received_at) if published else raw.received_at,
+        reporter=Reporter(handle=author, anonymous=author is None, reply_wanted=False),
+        subject=_clip(title or clean_line(body.split("\n", 1)[0]), 200),
+        body=_clip(body, settings.max_body_chars),
+        post=PostInfo(url=url, site=site or found.site, author=author, published_at=published,
+                      reply_count=fields.get("reply_count"),
+                      view_count=fields.get("view_count")),
+    )
