@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from gateway import ops, problem
-from gateway.logging import get_logger
+from gateway.logging import get_logger, mask_text
 from gateway.store import StoreUnavailable, cases
 
 if TYPE_CHECKING:
@@ -28,7 +28,9 @@ GATEWAY_KEY = web.AppKey("gateway", object)
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (echoed back) and turn a store outage into a 503."""
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    # A caller's own id is masked once here (it might hold a phone number), so the id in
+    # the logs and the one echoed back are the same; our own ids are never masked.
+    request_id = mask_text(request.headers.get("X-Request-Id", "")[:64]) or uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     try:

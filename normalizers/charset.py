@@ -123,9 +123,19 @@ def _detected(data: bytes) -> tuple[str, str] | None:
     return (text, encoding) if text is not None else None
 
 
+# Below this many non-ASCII bytes a statistical guess is weaker than the label: two or
+# three Chinese characters decode validly in both GB18030 and Big5.
+MIN_BYTES_TO_OVERRULE = 32
+
+
 def _cjk_check(data: bytes, encoding: str) -> str:
-    """``encoding`` (GB18030 or Big5-HKSCS), or the other one if the bytes say so."""
+    """``encoding`` (GB18030 or Big5-HKSCS), or the other one if the bytes say so: the
+    label's codec fails on them, or there is enough text for detection to overrule it."""
     other = "big5hkscs" if encoding == "gb18030" else "gb18030"
+    if _try(data, encoding) is None:
+        return other if _try(data, other) is not None else encoding
+    if sum(b > 0x7F for b in data[:4096]) < MIN_BYTES_TO_OVERRULE:
+        return encoding
     best = from_bytes(data[:65536], cp_isolation=["gb18030", "big5hkscs"]).best()
     if best is not None and codec_name(best.encoding) == other and _try(data, other):
         return other

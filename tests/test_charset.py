@@ -110,3 +110,9 @@ def test_undecodable_bytes_still_give_text() -> None:
     data = codecs.BOM_UTF8[:2] + bytes(range(128, 256)) * 4
     decoded = decode(data)
     assert isinstance(decoded.text, str) and decoded.text
+
+
+def test_short_gb_text_keeps_its_label() -> None:
+    """Two or three characters decode validly as Big5 too: the label wins below the floor."""
+    for word in ("噪音", "投诉", "关于噪音"):
+        assert decode(word.encode("gbk"), "text/plain; charset=gb2312").text == word
