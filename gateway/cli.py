@@ -223,7 +223,7 @@ def quarantine_reprocess(ids: tuple[int, ...], config_path: Path) -> None:
                 failures += 1
                 continue
             click.echo(f"{qid}\t{result.outcome}\t{result.case_code or ''}")
-            failures += result.outcome not in ("new", "replay")
+            failures += result.outcome in ("rejected", "quarantined")
         return failures
 
     sys.exit(1 if _with_store(config, work) else 0)

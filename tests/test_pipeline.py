@@ -85,7 +85,9 @@ async def test_new_then_replay_by_ref_and_by_idempotency_key(
     first = await intake.submit(web_raw("web-1", key="k-1"))
     by_ref = await intake.submit(web_raw("web-1"))
     by_key = await intake.submit(web_raw("web-9", key="k-1"))
-    other = await intake.submit(web_raw("web-2", key="k-2"))
+    other = await intake.submit(
+        web_raw("web-2", key="k-2", content="小区路灯坏了一周，晚上出行不便。")
+    )
 
     assert first.outcome == "new" and other.outcome == "new"
     assert first.case_code != other.case_code

@@ -8,6 +8,7 @@ placeholders and ``{id}``/``{blob}``/``{real}``/``{bigint}`` type slots.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,7 +55,7 @@ class SqliteDialect:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=FULL")  # every commit is on disk before we answer
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
@@ -73,6 +74,19 @@ class SqliteDialect:
         return isinstance(exc, sqlite3.OperationalError) and (
             "disk I/O" in text or "unable to open" in text or "readonly" in text
         )
+
+
+def _retry_while_locked(step: Any, attempts: int = 100) -> None:
+    """Switching to WAL needs the database to itself for a moment, and SQLite answers
+    'locked' at once instead of waiting when another connection is starting too."""
+    for attempt in range(attempts):
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 @dataclass
