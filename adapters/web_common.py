@@ -263,8 +263,7 @@ async def journal_filtered(intake: Intake, raw: RawRecord, verdict: Verdict) -> 
     raw_id = await intake.store.write(
         lambda tx: journal.insert_raw(tx, raw, journal.FILTERED, detail)
     )
-    key = (raw.source, journal.FILTERED)
-    intake.counts[key] = intake.counts.get(key, 0) + 1
+    intake.count(raw.source, journal.FILTERED)
     log.info("intake", source=raw.source, outcome=journal.FILTERED, raw_id=raw_id,
              reason=verdict.reason)
     return raw_id

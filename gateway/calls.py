@@ -88,6 +88,11 @@ class CallFlow:
 
     async def submit(self, raw: RawRecord, parse: Parser) -> CallResult:
         """Take one record through the flow. Never raises for bad input."""
+        result = await self._submit(raw, parse)
+        self.intake.count(raw.source, result.outcome)  # what metrics and status show
+        return result
+
+    async def _submit(self, raw: RawRecord, parse: Parser) -> CallResult:
         store = self.intake.store
         try:
             event = await self._parse(parse, raw)

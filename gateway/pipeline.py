@@ -138,7 +138,7 @@ class Intake:
         """Journal a record an adapter refused before normalizing (e.g. a file too big)."""
         entry = _Journal(raw)
         result = await self.store.write(lambda tx: self._reject(tx, entry, rejection, False))
-        self._count(raw.source, result.outcome)
+        self.count(raw.source, result.outcome)
         return result
 
     async def reprocess(self, quarantine_id: int) -> IntakeResult:
@@ -200,7 +200,7 @@ class Intake:
             result = await self.store.write(lambda tx: self._commit(tx, entry, draft, fp))
             if result.outcome in ("new", "repeat", "related"):
                 self.on_enqueued()
-        self._count(raw.source, result.outcome)
+        self.count(raw.source, result.outcome)
         log.info(
             "intake", source=raw.source, outcome=result.outcome, case_code=result.case_code,
             raw_id=result.raw_id,
@@ -304,6 +304,8 @@ class Intake:
         cases.update_document(tx, case_id, complaint.model_dump_json())
         outbox.enqueue(tx, self.sinks, case_id, kind="update")
 
-    def _count(self, source: str, outcome: str) -> None:
+    def count(self, source: str, outcome: str) -> None:
+        """Count one record of ``source`` by what became of it (metrics and status read
+        these); adapters that journal records themselves (filtered items) count here too."""
         key = (source, outcome)
         self.counts[key] = self.counts.get(key, 0) + 1

@@ -332,8 +332,7 @@ class ImapEmailSource(PolledAdapter):
                     uid=mail.head.uid, size=mail.head.size, quarantine_id=entry)
 
     def _count(self, outcome: str) -> None:
-        counts = self.intake.counts
-        counts[(self.name, outcome)] = counts.get((self.name, outcome), 0) + 1
+        self.intake.count(self.name, outcome)
 
     async def _close_session(self) -> None:
         session, self._session = self._session, None
