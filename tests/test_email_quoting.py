@@ -58,3 +58,13 @@ def test_nothing_is_cut_when_nothing_would_remain() -> None:
     text = "-----原始邮件-----\n发件人: 物业\n发送时间: 今天\n主题: 停水通知\n明天停水"
     split = strip_quoted(text)
     assert split.text == text and split.quoted == "" and split.marker is None
+
+
+def test_a_labelled_contact_number_in_the_body_is_the_reporters_phone() -> None:
+    from normalizers.email import contact_phone
+
+    assert contact_phone("请尽快处理。联系电话：13800138000") == "+8613800138000"
+    assert contact_phone("手机 138 0013 8000 谢谢") == "+8613800138000"
+    assert contact_phone("Tel: 0532-88886666") == "+8653288886666"
+    assert contact_phone("订单号 13800138000") is None  # not labelled as a phone
+    assert contact_phone("电话：12345") is None  # not a citizen's number

@@ -57,6 +57,7 @@ from normalizers.email.parts import (
     read_parts,
     text_charset,
 )
+from normalizers.phone import InvalidPhone, to_e164
 from normalizers.quoting import strip_quoted
 from normalizers.text import clean_text
 
@@ -186,4 +187,26 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
                            "the mail has no text, subject or attachment")
     draft.body = body or subject
     draft.subject = subject
+    if draft.reporter.phone is None:
+        draft.reporter.phone = contact_phone(body)
     return draft
+
+
+# "联系电话：138 0013 8000", "手机 0532-88886666", "Tel: +86 138…": a number the writer
+# labels as theirs. It lets the gateway see that a mail and an earlier call come from the
+# same person (a repeat). Unlabelled numbers in the text are not taken.
+_CONTACT = re.compile(
+    r"(?:联系电话|联系方式|联系手机|电话|手机|tel|phone|mobile)\s*(?:号码)?\s*[:：]?\s*"
+    r"(\+?[\d(（][\d\s\-()（）]{6,20}\d)",
+    re.IGNORECASE,
+)
+
+
+def contact_phone(text: str) -> str | None:
+    """The first labelled, valid Chinese mobile or landline number in ``text`` (E.164)."""
+    for match in _CONTACT.finditer(text):
+        try:
+            return to_e164(match.group(1))
+        except InvalidPhone:
+            continue
+    return None
