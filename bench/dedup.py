@@ -79,6 +79,7 @@ from gateway.pipeline import Intake, IntakeResult, SourceBinding
 from gateway.schema import ComplaintDraft, RawRecord, Reporter
 from gateway.similarity import TextProfile, band_keys, compact, jaccard, key_hash, minhash
 from gateway.store import Store
+from gateway.store.dedup_index import pack_bands
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "citizen_messages"
@@ -484,24 +485,23 @@ def sketch_many(texts: list[str]) -> list[tuple[bytes, list[int], int]]:
 DEDUP_INDEXES = [
     ("dedup_entries_at", "dedup_entries (at)"),
     ("dedup_entries_cluster", "dedup_entries (cluster_id, at) WHERE cluster_id IS NOT NULL"),
-    ("dedup_bands_key", "dedup_bands (band_key, case_id)"),
-    ("dedup_bands_case", "dedup_bands (case_id)"),
     ("dedup_reporters_key", "dedup_reporters (reporter_key, case_id)"),
     ("dedup_reporters_case", "dedup_reporters (case_id)"),
 ]
 
 
-def _entry_rows(case_id: int, code: str, at: float, sig: bytes) -> tuple[Any, ...]:
+def _entry_rows(case_id: int, code: str, at: float, sig: bytes, bands: list[int]
+                ) -> tuple[Any, ...]:
     return (case_id, code, at, random.getrandbits(63), sig, "new", None, None, None, None,
-            None)
+            None, pack_bands(bands))
 
 
 def insert_index(conn: sqlite3.Connection, rows: list[tuple[tuple[Any, ...], list[int], int]]
                  ) -> None:
-    conn.executemany("INSERT INTO dedup_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    conn.executemany("INSERT INTO dedup_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      [r[0] for r in rows])
-    conn.executemany("INSERT INTO dedup_bands (band_key, case_id) VALUES (?, ?)",
-                     [(b, r[0][0]) for r in rows for b in r[1]])
+    conn.executemany("INSERT OR IGNORE INTO dedup_bands (band_key, case_id) VALUES (?, ?)",
+                     sorted((b, r[0][0]) for r in rows for b in set(r[1])))
     conn.executemany("INSERT INTO dedup_reporters (reporter_key, case_id) VALUES (?, ?)",
                      [(r[2], r[0][0]) for r in rows])
 
@@ -525,7 +525,7 @@ def fill_synthetic(conn: sqlite3.Connection, n: int, markov: Markov,
             rows = []
             for j, (sig, bands, _) in enumerate(ordered):
                 case_id = 1_000_000_000 + first + j
-                entry = _entry_rows(case_id, f"SYN-{case_id}", float(ats[j]), sig)
+                entry = _entry_rows(case_id, f"SYN-{case_id}", float(ats[j]), sig, bands)
                 rows.append((entry, bands, key_hash(f"tel:+86138{int(owners[j]):08d}")))
             insert_index(conn, rows)
             conn.commit()

@@ -31,7 +31,15 @@ from typing import Any
 from gateway.config import DedupConfig
 from gateway.logging import get_logger, mask_text
 from gateway.schema import Complaint, ComplaintDraft, DedupInfo, RawRecord
-from gateway.similarity import TextProfile, band_keys, compact, key_hash, minhash, similarity
+from gateway.similarity import (
+    MAX_CHARS,
+    TextProfile,
+    band_keys,
+    compact,
+    key_hash,
+    minhash_text,
+    similarity,
+)
 from gateway.store import Tx, cases, outbox
 from gateway.store import dedup_index as idx
 from gateway.store.dedup_index import Entry
@@ -107,15 +115,14 @@ class Deduplicator:
             return Fingerprint(draft.received_at.timestamp(), 0, 0, b"", (), {})
         address = draft.location.address if draft.location else None
         text = "\n".join(part for part in (draft.body, address) if part)
-        normalized = self.profile.normalize(text)
-        shingles = self.profile.shingles(normalized)
+        whole = self.profile.normalize(text, None)
+        normalized = whole[:MAX_CHARS]
         signature: bytes = b""
         bands: tuple[int, ...] = ()
-        if shingles:
-            values = minhash(shingles)
+        if normalized:  # it has shingles
+            values = minhash_text(normalized, self.profile.shingle_size)
             signature, bands = compact(values), tuple(band_keys(values))
-        exact = "\x1f".join([self.profile.normalize(draft.subject, None),
-                             self.profile.normalize(text, None),
+        exact = "\x1f".join([self.profile.normalize(draft.subject, None), whole,
                              *sorted(a.sha256 for a in draft.attachments)])
         return Fingerprint(
             at=draft.received_at.timestamp(), content_hash=key_hash(exact),
@@ -189,7 +196,7 @@ class Deduplicator:
             matched.case_code if matched else None, info.similarity,
             mask_text(decision.shared_key) if decision.shared_key else None,
         )
-        idx.insert_entry(tx, case_id, link, fp.content_hash, fp.signature)
+        idx.insert_entry(tx, case_id, link, fp.content_hash, fp.signature, fp.bands)
         idx.insert_keys(tx, case_id, fp.bands, list(fp.reporters))
         if info.cluster_id and matched is not None:
             self._join(tx, info.cluster_id, matched, decision.opens_cluster, case_code, fp.at,

@@ -7,8 +7,11 @@ their ordinary forms), case folded, everything that is not a letter or a digit d
 n-grams (shingles): no word segmentation is needed, and mixed Chinese/Latin/digit text
 works the same way.
 
-The shingle set is summarised by a MinHash signature (datasketch, ``affine32`` scheme,
-fixed seed: every replica and every restart computes the same values). Its first
+The shingle set is summarised by a MinHash signature. Each shingle is hashed from its
+code points (a 64-bit polynomial through the MurmurHash3 finalizer, high 32 bits; no
+per-process salt), then datasketch's ``affine32`` permutations for a fixed seed
+(``a*h + b mod 2**32``) are applied to all shingles at once with numpy and the minima
+kept: every replica and every restart computes the same values. Its first
 ``BANDS × ROWS`` values are cut into bands; each band hashes to a 32-bit *band key*.
 Two texts with Jaccard similarity ``s`` share at least one band key with probability
 ``1 - (1 - s**ROWS)**BANDS`` (0.93 at s = 0.5, 0.99 at 0.6, 0.0025 at 0.05). Band keys
@@ -42,7 +45,8 @@ SCHEME = "affine32"
 MAX_CHARS = 4000  # longer texts are compared on their first MAX_CHARS normalized characters
 
 _NOT_WORD = re.compile(r"[\W_]+")  # punctuation, symbols, spaces, controls (not CJK, not digits)
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)
+_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)  # its permutations only
+_SHINGLE_BASE = np.uint64(0xCBF29CE484222325)  # FNV-1a offset basis: a nonzero start
 
 
 def strip_text(text: str) -> str:
@@ -84,23 +88,89 @@ class TextProfile:
         return {normalized[i:i + k] for i in range(len(normalized) - k + 1)}
 
 
-def minhash(shingles: Iterable[str]) -> np.ndarray[Any, np.dtype[np.uint32]]:
-    """The ``NUM_PERM`` MinHash values of a shingle set (all maximal when it is empty)."""
-    sketch = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME,
-                     permutations=_TEMPLATE.permutations)
-    sketch.update_batch([s.encode("utf-8") for s in shingles])
-    values: np.ndarray[Any, np.dtype[np.uint32]] = sketch.hashvalues.astype("<u4")
+_PERM_A, _PERM_B = (p.astype("<u4") for p in _TEMPLATE.permutations)
+_EMPTY = np.full(NUM_PERM, 0xFFFFFFFF, dtype="<u4")
+_MULT = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime, as a polynomial base
+_BAND_BASE = np.arange(1, BANDS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+_S33, _S32 = np.uint64(33), np.uint64(32)
+_FMIX1, _FMIX2 = np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+U32Array = np.ndarray[Any, np.dtype[np.uint32]]
+U64Array = np.ndarray[Any, np.dtype[np.uint64]]
+
+
+def _fmix64(h: U64Array) -> U64Array:
+    """MurmurHash3's 64-bit finalizer: a fixed avalanching bijection (wraps mod 2**64)."""
+    h = h ^ (h >> _S33)
+    h = h * _FMIX1
+    h = h ^ (h >> _S33)
+    h = h * _FMIX2
+    result: U64Array = h ^ (h >> _S33)
+    return result
+
+
+def _rows_hash(codes: U32Array, base: U64Array | np.uint64) -> U32Array:
+    """One stable 32-bit hash per row of code points: a polynomial over the row (mod 2**64)
+    through ``_fmix64``, high half kept. No per-process salt, unlike ``hash()``."""
+    h = np.full(codes.shape[0], base, dtype=np.uint64)
+    for column in range(codes.shape[1]):
+        h = h * _MULT + codes[:, column].astype(np.uint64)
+    result: U32Array = (_fmix64(h) >> _S32).astype("<u4")
+    return result
+
+
+def _codes(text: str) -> U32Array:
+    codes: U32Array = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    return codes
+
+
+def _signature(hashes: U32Array) -> U32Array:
+    """Apply all ``NUM_PERM`` affine permutations (``a*h + b mod 2**32``, datasketch's
+    ``affine32`` parameters for ``SEED``) to every shingle hash at once; keep the minima."""
+    if hashes.size == 0:
+        return _EMPTY.copy()
+    permuted = np.multiply.outer(hashes, _PERM_A)
+    permuted += _PERM_B
+    values: U32Array = permuted.min(axis=0).astype("<u4")
     return values
 
 
-def band_keys(values: np.ndarray[Any, np.dtype[np.uint32]]) -> list[int]:
+def minhash(shingles: Iterable[str]) -> U32Array:
+    """The ``NUM_PERM`` MinHash values of a shingle set (all maximal when it is empty).
+
+    The same values as ``minhash_text`` gives for the text the shingles were cut from."""
+    items = list(shingles)
+    if not items:
+        return _EMPTY.copy()
+    width = len(items[0])
+    if all(len(s) == width for s in items):
+        hashes = _rows_hash(_codes("".join(items)).reshape(len(items), width), _SHINGLE_BASE)
+    else:
+        hashes = np.concatenate([_rows_hash(_codes(s).reshape(1, len(s)), _SHINGLE_BASE)
+                                 for s in items])
+    return _signature(hashes)
+
+
+def minhash_text(normalized: str, shingle_size: int) -> U32Array:
+    """``minhash(TextProfile(shingle_size).shingles(normalized))`` without building the
+    shingle strings: every character ``shingle_size``-gram is hashed in one numpy pass."""
+    if not normalized:
+        return _EMPTY.copy()
+    codes = _codes(normalized)
+    if len(codes) <= shingle_size:
+        return _signature(_rows_hash(codes.reshape(1, len(codes)), _SHINGLE_BASE))
+    windows = np.lib.stride_tricks.sliding_window_view(codes, shingle_size)
+    return _signature(_rows_hash(windows, _SHINGLE_BASE))
+
+
+def band_keys(values: U32Array) -> list[int]:
     """One signed 32-bit key per band of ``ROWS`` values; the band number is hashed in, so
     equal values in different bands do not collide."""
-    keys = []
-    for band in range(BANDS):
-        chunk = values[band * ROWS:(band + 1) * ROWS].astype("<u4").tobytes()
-        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=4).digest()
-        keys.append(int.from_bytes(digest, "little", signed=True))
+    rows = np.asarray(values[:BANDS * ROWS], dtype="<u4").reshape(BANDS, ROWS)
+    h = _BAND_BASE.copy()
+    for column in range(ROWS):
+        h = h * _MULT + rows[:, column].astype(np.uint64)
+    keys: list[int] = (_fmix64(h) >> _S32).astype("<u4").view("<i4").tolist()
     return keys
 
 

@@ -20,6 +20,7 @@ from gateway.similarity import (
     jaccard,
     key_hash,
     minhash,
+    minhash_text,
     similarity,
     strip_text,
 )
@@ -158,3 +159,11 @@ def test_fingerprint_uses_the_configured_profile() -> None:
     bigrams = Deduplicator(DedupConfig(shingle_size=2, boilerplate=[]))
     fp = bigrams.fingerprint(draft(body="您好，路灯不亮"))
     assert fp.length == len("您好路灯不亮")
+
+
+@pytest.mark.parametrize("text", ["路灯不亮了", "路灯", "k1区g107号门前的下水道堵塞三天了", "a"])
+def test_vectorized_minhash_equals_the_shingle_set_one(text: str) -> None:
+    """The fast path (one numpy pass over the text) and the reference (hash each shingle)
+    must agree, or stored band keys would not match what a replica computes."""
+    normalized = PROFILE.normalize(text)
+    assert list(minhash_text(normalized, 3)) == list(minhash(PROFILE.shingles(normalized)))

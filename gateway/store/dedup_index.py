@@ -16,6 +16,7 @@ from gateway.store import cases
 from gateway.store.engine import Tx
 
 HOT_TOPIC_SCOPE = "dedup:hot_topic_events"
+_PRUNE_CHUNK = 200  # entries per DELETE: 20 band keys each stay well under bind limits
 _ENTRY = "e.case_id, e.case_code, e.at, e.content_hash, e.signature, e.cluster_id, e.repeat_of"
 
 
@@ -72,24 +73,40 @@ def _marks(values: Sequence[Any]) -> str:
 # -- writing -----------------------------------------------------------------------------
 
 
-def insert_entry(tx: Tx, case_id: int, link: Link, content_hash: int, signature: bytes) -> None:
+def pack_bands(bands: Sequence[int]) -> bytes:
+    """Distinct band keys, sorted, as signed 32-bit little-endian values (kept in the entry,
+    so ``prune`` finds its ``dedup_bands`` rows by their primary key)."""
+    return b"".join(key.to_bytes(4, "little", signed=True) for key in sorted(set(bands)))
+
+
+def unpack_bands(packed: bytes | None) -> list[int]:
+    data = bytes(packed or b"")
+    return [int.from_bytes(data[i:i + 4], "little", signed=True)
+            for i in range(0, len(data) - 3, 4)]
+
+
+def insert_entry(
+    tx: Tx, case_id: int, link: Link, content_hash: int, signature: bytes,
+    bands: Sequence[int] = (),
+) -> None:
     tx.execute(
         "INSERT INTO dedup_entries (case_id, case_code, at, content_hash, signature, kind, "
-        "cluster_id, repeat_of, matched_code, similarity, shared_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "cluster_id, repeat_of, matched_code, similarity, shared_key, bands) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (case_id, link.case_code, link.at, content_hash, signature, link.kind,
          link.cluster_id, link.repeat_of, link.matched_code, link.similarity,
-         link.shared_key),
+         link.shared_key, pack_bands(bands)),
     )
 
 
 def insert_keys(tx: Tx, case_id: int, bands: Sequence[int], reporters: Sequence[int]) -> None:
     """File the case under its band keys and (hashed) reporter keys, one statement each."""
-    if bands:
+    distinct = sorted(set(bands))  # (band_key, case_id) is the key: no repeated band key
+    if distinct:
         tx.execute(
             "INSERT INTO dedup_bands (band_key, case_id) VALUES "
-            + ", ".join("(?, ?)" for _ in bands),
-            [v for key in bands for v in (key, case_id)],
+            + ", ".join("(?, ?)" for _ in distinct),
+            [v for key in distinct for v in (key, case_id)],
         )
     if reporters:
         tx.execute(
@@ -135,15 +152,21 @@ def prune(tx: Tx, before: float, limit: int) -> int:
     """Delete up to ``limit`` entries received before ``before`` (with their keys), and
     the clusters whose latest case is that old; returns how many entries went."""
     rows = tx.fetchall(
-        "SELECT case_id FROM dedup_entries WHERE at < ? ORDER BY at LIMIT ?", (before, limit)
+        "SELECT case_id, bands FROM dedup_entries WHERE at < ? ORDER BY at LIMIT ?",
+        (before, limit),
     )
-    ids = [int(r[0]) for r in rows]
-    if ids:
-        marks = _marks(ids)
-        for table in ("dedup_bands", "dedup_reporters", "dedup_entries"):
-            tx.execute(f"DELETE FROM {table} WHERE case_id IN ({marks})", ids)
+    for first in range(0, len(rows), _PRUNE_CHUNK):
+        chunk = rows[first:first + _PRUNE_CHUNK]
+        ids = [int(r[0]) for r in chunk]
+        keys = sorted({key for r in chunk for key in unpack_bands(r[1])})
+        if keys:  # the rows of these cases are exactly those with their keys and ids;
+            # ``+case_id``: probe the key per band key, do not cross it with every id
+            tx.execute(f"DELETE FROM dedup_bands WHERE band_key IN ({_marks(keys)}) "
+                       f"AND +case_id IN ({_marks(ids)})", [*keys, *ids])
+        for table in ("dedup_reporters", "dedup_entries"):
+            tx.execute(f"DELETE FROM {table} WHERE case_id IN ({_marks(ids)})", ids)
     tx.execute("DELETE FROM dedup_clusters WHERE latest_at < ?", (before,))
-    return len(ids)
+    return len(rows)
 
 
 # -- reading -----------------------------------------------------------------------------

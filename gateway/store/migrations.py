@@ -1,7 +1,8 @@
 """The schema, as an ordered list of migrations shared by both engines.
 
-Type slots (``{id}``, ``{blob}``, ``{real}``, ``{bigint}``) are filled per dialect; the
-rest is SQL both SQLite (3.35+) and PostgreSQL understand. Times are epoch seconds.
+Type slots (``{id}``, ``{blob}``, ``{real}``, ``{bigint}``) and ``{without_rowid}`` are
+filled per dialect; the rest is SQL both SQLite (3.35+) and PostgreSQL understand. Times
+are epoch seconds.
 Append new migrations; never edit an applied one.
 """
 
@@ -133,14 +134,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             repeat_of TEXT,
             matched_code TEXT,
             similarity {real},
-            shared_key TEXT
+            shared_key TEXT,
+            bands {blob}
         )""",
         "CREATE INDEX dedup_entries_at ON dedup_entries (at)",
         "CREATE INDEX dedup_entries_cluster ON dedup_entries (cluster_id, at) "
         "WHERE cluster_id IS NOT NULL",
-        "CREATE TABLE dedup_bands (band_key {bigint} NOT NULL, case_id {bigint} NOT NULL)",
-        "CREATE INDEX dedup_bands_key ON dedup_bands (band_key, case_id)",
-        "CREATE INDEX dedup_bands_case ON dedup_bands (case_id)",
+        # One B-tree on SQLite (the key is the row); pruned by the keys kept in the entry.
+        "CREATE TABLE dedup_bands (band_key {bigint} NOT NULL, case_id {bigint} NOT NULL, "
+        "PRIMARY KEY (band_key, case_id)){without_rowid}",
         "CREATE TABLE dedup_reporters (reporter_key {bigint} NOT NULL, case_id {bigint} NOT NULL)",
         "CREATE INDEX dedup_reporters_key ON dedup_reporters (reporter_key, case_id)",
         "CREATE INDEX dedup_reporters_case ON dedup_reporters (case_id)",
@@ -161,6 +163,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
+# Table options only one engine has; empty elsewhere.
+_SLOTS: dict[str, dict[str, str]] = {
+    "sqlite": {"without_rowid": " WITHOUT ROWID"},
+    "postgresql": {"without_rowid": ""},
+}
+
+
 def migrate(tx: Tx) -> list[int]:
     """Apply what is missing, in order; return the versions applied now."""
     tx.lock_intake()  # two replicas starting together do not both migrate
@@ -170,12 +179,13 @@ def migrate(tx: Tx) -> list[int]:
         + tx.dialect.types["real"] + " NOT NULL)"
     )
     done = {row[0] for row in tx.fetchall("SELECT version FROM schema_migrations")}
+    slots = {**tx.dialect.types, **_SLOTS.get(tx.dialect.name, {})}
     applied = []
     for version, name, statements in MIGRATIONS:
         if version in done:
             continue
         for statement in statements:
-            tx.execute(statement.format(**tx.dialect.types))
+            tx.execute(statement.format(**slots))
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             (version, name, time.time()),
