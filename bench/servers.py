@@ -197,6 +197,8 @@ def gateway_config(workdir: Path, port: int, url: str) -> tuple[dict[str, Any], 
         raise RuntimeError("config/gateway.yaml has no jsonl sink to measure forwarding with")
     for sink in sinks:
         sink["path"] = str(workdir / "var" / Path(sink["path"]).name)
+    if os.environ.get("MINSHENG_BENCH_NO_DEDUP"):  # the core alone: replays only
+        raw["dedup"] = {"enabled": False}
     return raw, Path(sinks[0]["path"])
 
 
