@@ -31,7 +31,7 @@ from gateway.sources import AdapterEnv
 from normalizers.feed_entry import ENTRY_TYPE, FeedUnreadable, ParsedFeed, entry_ref, parse_feed
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Intake
+    pass
 
 log = get_logger("adapters.feeds")
 
@@ -89,19 +89,9 @@ class FeedSource(PolledAdapter):
         self.options = FeedOptions.model_validate(options)
         self.poll_interval_s = self.options.poll_interval_s
         self.fetcher = Fetcher(self.options)
-        self._intake: Intake | None = None
-
-    async def start(self, intake: Intake) -> None:
-        self._intake = intake
 
     async def stop(self) -> None:
         await self.fetcher.close()
-
-    @property
-    def intake(self) -> Intake:
-        if self._intake is None:
-            raise RuntimeError(f"source {self.name} is not started")
-        return self._intake
 
     async def read_feed(self, checkpoint: Any) -> tuple[ParsedFeed | None, dict[str, Any]]:
         """The parsed feed (``None`` on 304) and the checkpoint that covers it."""

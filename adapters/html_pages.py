@@ -40,7 +40,7 @@ from gateway.sources import AdapterEnv
 from normalizers.relevance import Relevance, check
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Intake
+    pass
 
 log = get_logger("adapters.html_pages")
 LIST_ITEM_TYPE = "text/html; charset=utf-8"
@@ -91,19 +91,9 @@ class HtmlPagesSource(PolledAdapter):
         self.options = HtmlPagesOptions.model_validate(options)
         self.poll_interval_s = self.options.poll_interval_s
         self.fetcher = Fetcher(self.options)
-        self._intake: Intake | None = None
-
-    async def start(self, intake: Intake) -> None:
-        self._intake = intake
 
     async def stop(self) -> None:
         await self.fetcher.close()
-
-    @property
-    def intake(self) -> Intake:
-        if self._intake is None:
-            raise RuntimeError(f"source {self.name} is not started")
-        return self._intake
 
     async def fetch(self, checkpoint: Any) -> AsyncIterator[Fetched]:
         try:

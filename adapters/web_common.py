@@ -16,7 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -27,7 +27,7 @@ from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.http_client import USER_AGENT, make_client
 from gateway.logging import get_logger
 from gateway.schema import RawRecord
-from gateway.store import Tx, journal
+from gateway.store import Tx
 from normalizers.relevance import Relevance, Verdict, check
 
 if TYPE_CHECKING:
@@ -259,11 +259,4 @@ async def judge(intake: Intake, raw: RawRecord, rules: Relevance) -> Verdict:
 
 async def journal_filtered(intake: Intake, raw: RawRecord, verdict: Verdict) -> int:
     """Keep an irrelevant item in the journal as ``filtered`` (no case), and count it."""
-    detail: dict[str, Any] = {"reason": verdict.reason}
-    raw_id = await intake.store.write(
-        lambda tx: journal.insert_raw(tx, raw, journal.FILTERED, detail)
-    )
-    intake.count(raw.source, journal.FILTERED)
-    log.info("intake", source=raw.source, outcome=journal.FILTERED, raw_id=raw_id,
-             reason=verdict.reason)
-    return raw_id
+    return await intake.record_filtered(raw, {"reason": verdict.reason})

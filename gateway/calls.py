@@ -17,13 +17,11 @@ The answer is given only after the commit. ``hotline_stats`` computes the KPIs.
 from __future__ import annotations
 
 import asyncio
-import re
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from gateway.errors import FieldError, Rejected
 from gateway.logging import get_logger
@@ -300,22 +298,6 @@ def _histogram(rings: list[int]) -> list[tuple[str, int]]:
     return [*buckets, (f"{RING_BUCKETS[-1]}s+", sum(1 for s in rings if s >= RING_BUCKETS[-1]))]
 
 
-_SPAN = re.compile(r"^(\d+)\s*([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_since(text: str, tz: ZoneInfo, now: datetime) -> datetime:
-    """``24h``/``7d``/``30m`` before ``now``, or a date or time (local unless zoned)."""
-    text = text.strip()
-    span = _SPAN.match(text.lower())
-    if span:
-        return now - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is neither a span such as 24h or 7d nor a date or time "
-                         "such as 2024-05-01 or 2024-05-01T08:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def kpis(tx: Tx, now: float, window_s: float = 86400.0) -> dict[str, Any]:

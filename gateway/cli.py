@@ -6,54 +6,21 @@ import asyncio
 import importlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 
 from gateway import registry
-from gateway.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
-from gateway.errors import ConfigError, Rejected
+from gateway.cli_common import config_option, echo_json, load_or_exit, with_store
+from gateway.errors import Rejected
 from gateway.logging import configure_logging
 from gateway.normalize import NormalizerContext
 from gateway.schema import CHANNELS, RawRecord, complaint_json_schema
 from gateway.store import Store, outbox, quarantine
 
 T = TypeVar("T")
-config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
-    show_default=True, help="gateway config file",
-)
-
-
-def _load(config_path: Path) -> GatewayConfig:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-
-
-def _with_store(config: GatewayConfig, work: Callable[[Store], Awaitable[T]]) -> T:
-    from gateway.app import open_store
-
-    async def main() -> T:
-        store = open_store(config)
-        await store.start()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
-
-
 # Command groups of the channels and of operations, imported only when used (their
 # modules pull in parsers a plain `minsheng run` does not need).
 LAZY_COMMANDS: dict[str, str] = {
@@ -91,7 +58,7 @@ def run(config_path: Path) -> None:
     """Start the gateway and serve until SIGTERM or Ctrl-C."""
     from gateway.app import Gateway
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     configure_logging(config.log.format, config.log.level)
     asyncio.run(Gateway(config).run_forever())
 
@@ -100,14 +67,14 @@ def run(config_path: Path) -> None:
 @config_option
 def check_config(config_path: Path) -> None:
     """Validate the config; list every error and exit 2, or exit 0."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     click.echo(f"{config_path}: ok ({len(config.sources)} sources, {len(config.sinks)} sinks)")
 
 
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the canonical complaint (schema v1)."""
-    _echo_json(complaint_json_schema())
+    echo_json(complaint_json_schema())
 
 
 @main.group()
@@ -124,7 +91,7 @@ def code_check(case_code: str, region: str | None, config_path: Path) -> None:
     from gateway.casecode import InvalidCaseCode, parse_code
 
     if region is None and config_path.exists():
-        region = _load(config_path).region_code
+        region = load_or_exit(config_path).region_code
     try:
         parsed = parse_code(case_code, region)
     except InvalidCaseCode as exc:
@@ -161,7 +128,7 @@ def normalize(fmt: str, file: Path, content_type: str | None, channel: str | Non
     try:
         draft = fn(raw, context)
     except Rejected as exc:
-        _echo_json({"rejected": exc.as_list()})
+        echo_json({"rejected": exc.as_list()})
         sys.exit(1)
     click.echo(draft.model_dump_json(indent=2))
 
@@ -170,7 +137,7 @@ def _normalizer_context(source_name: str, config_path: Path | None) -> Normalize
     """The named source's options and the time zone from the config, if one is given."""
     if config_path is None:
         return NormalizerContext(source_name)
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     if source_name == "dry-run":
         return NormalizerContext(source_name, config.tz)
     try:
@@ -192,7 +159,7 @@ def quarantine_group() -> None:
 @config_option
 def quarantine_list(config_path: Path) -> None:
     """List open quarantine entries."""
-    entries = _with_store(_load(config_path),
+    entries = with_store(load_or_exit(config_path),
                           lambda s: s.read(lambda tx: quarantine.list_open(tx)))
     if not entries:
         click.echo("quarantine is empty")
@@ -209,7 +176,7 @@ def quarantine_reprocess(ids: tuple[int, ...], config_path: Path) -> None:
     """Run quarantined items (all, or the IDS given) through the pipeline again."""
     from gateway.app import build_intake
 
-    config = _load(config_path)
+    config = load_or_exit(config_path)
 
     async def work(store: Store) -> int:
         intake = build_intake(config, store)
@@ -226,7 +193,7 @@ def quarantine_reprocess(ids: tuple[int, ...], config_path: Path) -> None:
             failures += result.outcome in ("rejected", "quarantined")
         return failures
 
-    sys.exit(1 if _with_store(config, work) else 0)
+    sys.exit(1 if with_store(config, work) else 0)
 
 
 @main.group()
@@ -238,7 +205,7 @@ def dlq() -> None:
 @config_option
 def dlq_list(config_path: Path) -> None:
     """List dead-lettered deliveries with their last error."""
-    dead = _with_store(_load(config_path), lambda s: s.read(lambda tx: outbox.list_dead(tx)))
+    dead = with_store(load_or_exit(config_path), lambda s: s.read(lambda tx: outbox.list_dead(tx)))
     if not dead:
         click.echo("no dead letters")
     for d in dead:
@@ -255,7 +222,7 @@ def dlq_replay(ids: tuple[int, ...], replay_all: bool, config_path: Path) -> Non
     if not ids and not replay_all:
         raise click.UsageError("give outbox IDS or --all")
     chosen = None if replay_all else list(ids)
-    n = _with_store(
-        _load(config_path), lambda s: s.write(lambda tx: outbox.replay_dead(tx, chosen))
+    n = with_store(
+        load_or_exit(config_path), lambda s: s.write(lambda tx: outbox.replay_dead(tx, chosen))
     )
     click.echo(f"{n} dead letter(s) queued again; a running gateway delivers them shortly")

@@ -6,9 +6,7 @@ import of ``gateway.cli``), so that module can import this one at its top.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,40 +15,24 @@ from typing import Any, TypeVar
 
 import click
 
-from gateway.calls import HotlineStats, hotline_stats, parse_since
-from gateway.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
-from gateway.errors import ConfigError
+from gateway.calls import HotlineStats, hotline_stats
+from gateway.cli_common import (
+    config_option,
+    json_option,
+    load_or_exit,
+    parse_since,
+    with_store,
+)
+from gateway.config import GatewayConfig
 from gateway.store import Store
 from gateway.store import calls as store_calls
 
 T = TypeVar("T")
-_config = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
-    show_default=True, help="gateway config file",
-)
 _source = click.option("--source", default=None, help="one phone source (default: all)")
-_json = click.option("--json", "as_json", is_flag=True, help="print JSON")
-
-
-def _load(config_path: Path) -> GatewayConfig:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
 
 
 def _read(config: GatewayConfig, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = Store.from_url(config.store.url, config.store.batch_max,
-                               config.store.connect_timeout_s)
-        await store.start()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return with_store(config, work)
 
 
 @click.group("calls")
@@ -65,19 +47,19 @@ def calls() -> None:
 @click.option("--threshold", default=15, show_default=True, type=click.IntRange(1, 600),
               help="the service standard: seconds of ringing within which to answer")
 @_source
-@_json
-@_config
+@json_option
+@config_option
 def stats(since: str, until: str | None, threshold: int, source: str | None, as_json: bool,
           config_path: Path) -> None:
     """Calls offered, answered and abandoned; share answered within the threshold; ring
     time distribution; answered calls without notes."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     now = datetime.now(UTC)
     try:
         start = parse_since(since, config.tz, now)
         end = parse_since(until, config.tz, now) if until else now
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    except click.BadParameter:
+        raise
     rows = _read(config, lambda s: s.read(
         lambda tx: store_calls.kpi_rows(tx, start.timestamp(), end.timestamp(), source)))
     result = hotline_stats(rows, time.time(), threshold)
@@ -125,11 +107,11 @@ def _stats_lines(s: HotlineStats) -> list[str]:
 
 @calls.command("overdue")
 @_source
-@_json
-@_config
+@json_option
+@config_option
 def overdue(source: str | None, as_json: bool, config_path: Path) -> None:
     """Calls past their deadline: answered without notes, or notes without a call record."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     now = time.time()
     found = _read(config, lambda s: s.read(
         lambda tx: store_calls.waiting(tx, overdue_at=now, source=source)))

@@ -7,80 +7,42 @@ that module can import this one at its top.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from gateway.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
-from gateway.errors import ConfigError
+from gateway.cli_common import (
+    config_option,
+    echo_json,
+    json_option,
+    load_or_exit,
+    parse_since,
+    with_store,
+)
+from gateway.config import GatewayConfig
 from gateway.logging import mask_text
 from gateway.schema import Complaint
-from gateway.store import Store, Tx, cases
+from gateway.store import Tx, cases
 from gateway.store import dedup_index as idx
 
 T = TypeVar("T")
-_config = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
-    show_default=True, help="gateway config file",
-)
-_json = click.option("--json", "as_json", is_flag=True, help="print JSON")
-_SPAN = re.compile(r"^(\d+)\s*([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 KIND_ZH = {"new": "新件", "repeat": "重复件", "related": "关联件"}
 
 
-def _load(config_path: Path) -> GatewayConfig:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-
-
 def _read(config: GatewayConfig, work: Callable[[Tx], T]) -> T:
-    async def main() -> T:
-        store = Store.from_url(config.store.url, config.store.batch_max,
-                               config.store.connect_timeout_s)
-        await store.start()
-        try:
-            return await store.read(work)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-def parse_since(text: str, tz: ZoneInfo, now: datetime) -> datetime:
-    """``24h``/``7d``/``30m`` before ``now``, or a date or time (local unless zoned)."""
-    span = _SPAN.match(text.strip().lower())
-    if span:
-        return now - timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: 应为时长或时间 (a span such as 24h or 7d, or a date such as "
-            "2024-05-01)") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+    return with_store(config, lambda store: store.read(work))
 
 
 def _local(epoch: float | None, tz: ZoneInfo) -> str:
     if epoch is None:
         return "—"
     return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M")
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
 # -- clusters --------------------------------------------------------------------------
@@ -95,15 +57,15 @@ def clusters() -> None:
 @click.option("--since", "since_text", default="24h", show_default=True,
               help="span (30m, 24h, 7d) or local date/time")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
-@_json
-@_config
+@json_option
+@config_option
 def clusters_top(since_text: str, limit: int, as_json: bool, config_path: Path) -> None:
     """The clusters that gained the most cases since --since (within the dedup window)."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     since = parse_since(since_text, config.tz, datetime.now(UTC))
     found = _read(config, lambda tx: idx.top_clusters(tx, since.timestamp(), limit))
     if as_json:
-        _echo_json([{**asdict(c), "snippet": mask_text(c.snippet)} for c in found])
+        echo_json([{**asdict(c), "snippet": mask_text(c.snippet)} for c in found])
         return
     if not found:
         click.echo(f"自 {since.astimezone(config.tz):%Y-%m-%d %H:%M} 以来没有关联件聚类 "
@@ -173,17 +135,17 @@ def _lines(found: dict[str, Any], window_days: float, tz: ZoneInfo) -> list[str]
 
 @dedup_group.command("explain")
 @click.argument("case_code")
-@_json
-@_config
+@json_option
+@config_option
 def explain(case_code: str, as_json: bool, config_path: Path) -> None:
     """Why CASE_CODE was linked: matched case, similarity, shared reporter key."""
-    config = _load(config_path)
+    config = load_or_exit(config_path)
     found = _read(config, lambda tx: _explanation(tx, case_code.strip().upper()))
     if found is None:
         click.echo(f"没有案件 {case_code} (no such case)", err=True)
         sys.exit(1)
     if as_json:
-        _echo_json(found)
+        echo_json(found)
         return
     for line in _lines(found, config.dedup.window_days, config.tz):
         click.echo(line)

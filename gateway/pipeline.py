@@ -141,6 +141,17 @@ class Intake:
         self.count(raw.source, result.outcome)
         return result
 
+    async def record_filtered(self, raw: RawRecord, detail: dict[str, Any]) -> int:
+        """Journal an item an adapter's filter says is no complaint (an auto-reply, a post
+        off the district's topics): kept with the reason and counted, but no case."""
+        raw_id = await self.store.write(
+            lambda tx: journal.insert_raw(tx, raw, journal.FILTERED, detail)
+        )
+        self.count(raw.source, journal.FILTERED)
+        log.info("intake", source=raw.source, outcome=journal.FILTERED, raw_id=raw_id,
+                 reason=detail.get("reason"))
+        return raw_id
+
     async def reprocess(self, quarantine_id: int) -> IntakeResult:
         """Run a quarantined record through the pipeline again (after a fix).
 

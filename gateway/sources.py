@@ -49,6 +49,14 @@ class Adapter:
         self.config = config
         self.name = config.name
         self.env = env
+        self._intake: Intake | None = None
+
+    @property
+    def intake(self) -> Intake:
+        """The intake this adapter was started with."""
+        if self._intake is None:
+            raise RuntimeError(f"source {self.name} is not started")
+        return self._intake
 
     def routes(self, intake: Intake) -> list[web.RouteDef]:
         """Routes of a push adapter; a pulled adapter has none."""
@@ -62,7 +70,8 @@ class Adapter:
         return None
 
     async def start(self, intake: Intake) -> None:
-        """Start background work (pulled adapters)."""
+        """Remember the intake; subclasses that start background work call this first."""
+        self._intake = intake
 
     async def stop(self) -> None:
         """Stop background work."""

@@ -31,13 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from adapters.cdr_webhook.auth import Authenticator, AuthOptions, Refusal
 from gateway import problem
-from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats, parse_since
+from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
 from gateway.config import SourceConfig
 from gateway.errors import ConfigError, FieldError
 from gateway.logging import get_logger
 from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from gateway.store import calls as store_calls
+from gateway.timespan import parse_since
 from normalizers.freeswitch_json import FreeswitchOptions
 
 if TYPE_CHECKING:
@@ -227,6 +228,7 @@ class CdrWebhookSource(Adapter):
         return web.json_response({"overdue": [c.__dict__ for c in found]})
 
     async def start(self, intake: Intake) -> None:
+        await super().start(intake)
         self._monitor = asyncio.create_task(self._watch_overdue(intake))
 
     async def stop(self) -> None:

@@ -49,12 +49,12 @@ from gateway.logging import get_logger
 from gateway.poller import Fetched, PolledAdapter
 from gateway.schema import RawRecord
 from gateway.sources import AdapterEnv
-from gateway.store import Tx, checkpoints, journal, quarantine
+from gateway.store import Tx, checkpoints, quarantine
 from normalizers import mail_filters
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Intake, IntakeResult
+    from gateway.pipeline import IntakeResult
 
 log = get_logger("adapters.imap_email")
 
@@ -138,15 +138,11 @@ class ImapEmailSource(PolledAdapter):
         self.poll_interval_s = self.options.poll_interval_s
         self.max_backoff_s = self.options.max_backoff_s
         self.lease_s = self.options.lease_s
-        self._intake: Intake | None = None
         self._session: ImapSession | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._watch_retry_at: dict[str, float] = {}
         self._last_fetch = 0.0
         self.idling: set[str] = set()  # folders with a live IDLE connection (for status)
-
-    async def start(self, intake: Intake) -> None:
-        self._intake = intake
 
     async def stop(self) -> None:
         for task in self._watchers.values():
@@ -154,12 +150,6 @@ class ImapEmailSource(PolledAdapter):
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
         await self._close_session()
-
-    @property
-    def intake(self) -> Intake:
-        if self._intake is None:
-            raise RuntimeError(f"source {self.name} is not started")
-        return self._intake
 
     # -- a poll ----------------------------------------------------------------------
 
@@ -304,12 +294,7 @@ class ImapEmailSource(PolledAdapter):
         verdict = mail_filters.check(mail.header, self.options.own_addresses)
         if verdict is None:
             return False
-        detail = verdict.as_detail()
-        raw_id = await self.intake.store.write(
-            lambda tx: journal.insert_raw(tx, raw, journal.FILTERED, detail))
-        self._count(journal.FILTERED)
-        log.info("intake", source=self.name, outcome=journal.FILTERED, raw_id=raw_id,
-                 reason=verdict.code, signal=verdict.signal)
+        await self.intake.record_filtered(raw, verdict.as_detail())
         await self._post_action(session, mail.head.uid)
         return True
 
