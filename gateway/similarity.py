@@ -9,10 +9,11 @@ works the same way.
 
 The shingle set is summarised by a MinHash signature. Each shingle is hashed from its
 code points (a 64-bit polynomial through the MurmurHash3 finalizer, high 32 bits; no
-per-process salt), then datasketch's ``affine32`` permutations for a fixed seed
-(``a*h + b mod 2**32``) are applied to all shingles at once with numpy and the minima
-kept: every replica and every restart computes the same values. Its first
-``BANDS × ROWS`` values are cut into bands; each band hashes to a 32-bit *band key*.
+per-process salt), then ``NUM_PERM`` affine permutations ``a*h + b mod 2**32`` (odd
+``a``, drawn once from a fixed seed, as datasketch's ``affine32`` scheme does) are
+applied to all shingles at once with numpy and the minima kept: every replica and every
+restart computes the same values. Its first ``BANDS × ROWS`` values are cut into bands;
+each band hashes to a 32-bit *band key*.
 Two texts with Jaccard similarity ``s`` share at least one band key with probability
 ``1 - (1 - s**ROWS)**BANDS`` (0.93 at s = 0.5, 0.99 at 0.6, 0.0025 at 0.05). Band keys
 are rows in the store, so an indexed lookup finds the candidates whatever the number of
@@ -35,17 +36,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from datasketch import MinHash
 
 NUM_PERM = 128
 BANDS = 20
 ROWS = 3
 SEED = 1
-SCHEME = "affine32"
 MAX_CHARS = 4000  # longer texts are compared on their first MAX_CHARS normalized characters
 
 _NOT_WORD = re.compile(r"[\W_]+")  # punctuation, symbols, spaces, controls (not CJK, not digits)
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED, scheme=SCHEME)  # its permutations only
 _SHINGLE_BASE = np.uint64(0xCBF29CE484222325)  # FNV-1a offset basis: a nonzero start
 
 
@@ -88,7 +86,15 @@ class TextProfile:
         return {normalized[i:i + k] for i in range(len(normalized) - k + 1)}
 
 
-_PERM_A, _PERM_B = (p.astype("<u4") for p in _TEMPLATE.permutations)
+def _permutations(seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Parameters of the affine permutations: odd multipliers (a bijection mod 2**32)."""
+    rng = np.random.RandomState(seed)
+    a = rng.randint(0, 2**31, size=NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.randint(0, 2**32, size=NUM_PERM, dtype=np.uint64)
+    return a.astype("<u4"), b.astype("<u4")
+
+
+_PERM_A, _PERM_B = _permutations(SEED)
 _EMPTY = np.full(NUM_PERM, 0xFFFFFFFF, dtype="<u4")
 _MULT = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime, as a polynomial base
 _BAND_BASE = np.arange(1, BANDS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
@@ -125,8 +131,8 @@ def _codes(text: str) -> U32Array:
 
 
 def _signature(hashes: U32Array) -> U32Array:
-    """Apply all ``NUM_PERM`` affine permutations (``a*h + b mod 2**32``, datasketch's
-    ``affine32`` parameters for ``SEED``) to every shingle hash at once; keep the minima."""
+    """Apply all ``NUM_PERM`` affine permutations (``a*h + b mod 2**32``, parameters drawn
+    from ``SEED``) to every shingle hash at once; keep the minima."""
     if hashes.size == 0:
         return _EMPTY.copy()
     permuted = np.multiply.outer(hashes, _PERM_A)
