@@ -75,8 +75,9 @@ system-deps: ## install the Debian packages the tests need, when missing
 bench-deps: ## install the Debian packages the benchmark needs (wrk), when missing
 	@$(ENSURE) $(BENCH_PACKAGES)
 
-bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it)
+bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it), then bench/storage.py
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/storage.py
 
 clean: ## remove var/ and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache build dist

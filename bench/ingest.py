@@ -4,15 +4,18 @@
                                      [--engine sqlite|postgresql] [--json]
 
 Starts, each as its own process on a free loopback port, a bare aiohttp server
-(``bench/bare_server.py``: read the JSON body, answer 202) and the gateway on its
+(``bench/bare_server.py``: read the JSON body, answer 202), the same server as a
+*durable floor* (``--journal``: it also group-commits the raw body into SQLite, WAL,
+synchronous=FULL, before answering) and the gateway on its
 shipped defaults (``config/gateway.yaml``) in a temporary directory: SQLite store (WAL,
 synchronous=FULL) or PostgreSQL, the web source, a jsonl sink, ``info`` logging to a
-file. Drives both with the same load generator (wrk with ``bench/workload.py``'s
+file. Drives all three with the same load generator (wrk with ``bench/workload.py``'s
 script; ``bench/loadgen.py`` when wrk is missing), a new submission per request: a
 warm-up, then a fixed duration.
 
 Reports per server requests/s, p50/p99 latency, non-2xx, CPU and file writes per
-request; the ratio gateway/bare against the target (≥ 50 %); how fast the outbox was
+request; the ratio gateway/bare against the target (≥ 50 %) and floor/bare (what
+durability alone costs); how fast the outbox was
 forwarded to the sink during the run and how long it took to drain after it; checks
 that every 2xx answer is a committed case and every case reached the sink; and how
 dedup classified the cases. A benchmark, not a test: it exits 0 once it has run,
@@ -245,7 +248,7 @@ def _log_summary(path: Path | None) -> dict[str, Any]:
 # -- report --------------------------------------------------------------------------------
 
 
-def print_report(report: dict[str, Any], bare: Result, gateway: Result) -> None:
+def print_report(report: dict[str, Any], bare: Result, floor: Result, gateway: Result) -> None:
     cfg = report["config"]
     print(f"Minsheng Gateway intake benchmark: {cfg['duration_s']:g} s after "
           f"{cfg['warmup_s']:g} s warm-up, {cfg['connections']} connections, "
@@ -256,13 +259,15 @@ def print_report(report: dict[str, Any], bare: Result, gateway: Result) -> None:
     print(f"machine: {cfg['cores']} cores, load average before the run {load}\n")
     print(f"{'':20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}"
           f"{'CPU µs/req':>12}{'written KB/req':>16}")
-    for r in (bare, gateway):
+    for r in (bare, floor, gateway):
         x = r.load
         print(f"{r.server:20}{x.rps:>10.1f}{x.p50_ms:>9.2f}{x.p99_ms:>9.2f}{x.non_2xx:>9}"
               f"{x.socket_errors:>9}{r.cpu_us_per_request:>12.0f}"
               f"{r.written_kb_per_request:>16.1f}")
     print(f"\nratio gateway/bare: {report['ratio'] * 100:.1f} % (target ≥ "
           f"{TARGET_RATIO * 100:.0f} %): {report['verdict']}")
+    print(f"ratio durable floor/bare: {report['floor_ratio'] * 100:.1f} % (the cost of "
+          f"group-committing each body to SQLite alone)")
     fwd, ok = gateway.forwarding, gateway.correctness
     print(f"forwarding (jsonl sink): {fwd['forwarded_per_s_during_run']:.1f} deliveries/s "
           f"during the run ({fwd['pending_at_stop']} pending when it stopped, drained in "
@@ -345,30 +350,34 @@ def describe(args: argparse.Namespace, gen: LoadGenerator, workdir: Path) -> dic
 
 def serve_and_measure(
     args: argparse.Namespace, gen: LoadGenerator, workdir: Path
-) -> tuple[Result, Result]:
-    """Both servers up at once; measured one after the other (bare first)."""
+) -> tuple[Result, Result, Result]:
+    """All servers up at once; measured one after the other (bare, floor, gateway)."""
     with store_url(args.engine, workdir) as url:
-        bare = start_bare(workdir)
+        servers: list[Server] = []
         try:
-            gateway = start_gateway(workdir, url, args.engine)
-            try:
-                return measure(bare, gen, args, None), measure(gateway, gen, args, args.profile)
-            finally:
-                stop(gateway.proc)
-                if gateway.probe:
-                    gateway.probe.close()
+            servers.append(start_bare(workdir))
+            servers.append(start_bare(workdir, durable=True))
+            servers.append(start_gateway(workdir, url, args.engine))
+            bare, floor, gateway = servers
+            return (measure(bare, gen, args, None), measure(floor, gen, args, None),
+                    measure(gateway, gen, args, args.profile))
         finally:
-            stop(bare.proc)
+            for server in reversed(servers):
+                stop(server.proc)
+                if server.probe:
+                    server.probe.close()
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     gen = load_generator(args, workdir)
     report: dict[str, Any] = {"config": describe(args, gen, workdir)}
-    bare_result, gw_result = serve_and_measure(args, gen, workdir)
-    ratio = gw_result.load.rps / bare_result.load.rps if bare_result.load.rps else 0.0
+    bare_result, floor_result, gw_result = serve_and_measure(args, gen, workdir)
+    bare_rps = bare_result.load.rps or float("nan")
+    ratio = gw_result.load.rps / bare_rps
     report.update({
-        "bare": bare_result.as_json(), "gateway": gw_result.as_json(),
-        "ratio": round(ratio, 3), "target": TARGET_RATIO,
+        "bare": bare_result.as_json(), "floor": floor_result.as_json(),
+        "gateway": gw_result.as_json(), "ratio": round(ratio, 3),
+        "floor_ratio": round(floor_result.load.rps / bare_rps, 3), "target": TARGET_RATIO,
         "verdict": "PASS" if ratio >= TARGET_RATIO else "BELOW TARGET",
     })
     if args.profile:
@@ -377,7 +386,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
-        print_report(report, bare_result, gw_result)
+        print_report(report, bare_result, floor_result, gw_result)
     return report
 
 

@@ -202,15 +202,18 @@ def gateway_config(workdir: Path, port: int, url: str) -> tuple[dict[str, Any], 
     return raw, Path(sinks[0]["path"])
 
 
-def start_bare(workdir: Path) -> Server:
+def start_bare(workdir: Path, durable: bool = False) -> Server:
+    """The bare aiohttp server; ``durable``: the durable floor (``--journal``, SQLite)."""
     port = free_port()
-    log = (workdir / "bare.log").open("wb")
+    name = "durable floor" if durable else "bare aiohttp"
+    journal = ["--journal", str(workdir / "floor.db")] if durable else []
+    log = (workdir / f"{name.split()[0]}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH / "bare_server.py"), "--port", str(port)],
+        [sys.executable, str(BENCH / "bare_server.py"), "--port", str(port), *journal],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
     )
-    wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, "the bare server")
-    return Server("bare aiohttp", f"http://127.0.0.1:{port}{INTAKE_PATH}", proc)
+    wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, f"the {name} server")
+    return Server(name, f"http://127.0.0.1:{port}{INTAKE_PATH}", proc)
 
 
 def start_gateway(workdir: Path, url: str, engine: str) -> Server:
