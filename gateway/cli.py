@@ -14,6 +14,7 @@ import click
 
 from gateway import registry
 from gateway.cli_common import config_option, echo_json, load_or_exit, with_store
+from gateway.config import SourceConfig
 from gateway.errors import Rejected
 from gateway.logging import configure_logging
 from gateway.normalize import NormalizerContext
@@ -101,22 +102,40 @@ def code_check(case_code: str, region: str | None, config_path: Path) -> None:
                f"sequence {parsed.sequence}")
 
 
+# `minsheng normalize` exits: 0 a complaint, 1 a rejection, 2 a bad config or usage,
+# 3 a mail the gateway's mail filters set aside (journaled `filtered`, no case).
+EXIT_REJECTED = 1
+EXIT_FILTERED = 3
+EMAIL_FORMAT = "email"  # the registry's name of the e-mail normalizer
+
+
 @main.command()
 @click.option("--format", "fmt", required=True, help="normalizer name, e.g. web_form")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--content-type", help="media type of FILE (default: from its extension)")
 @click.option("--channel", type=click.Choice(CHANNELS), default=None)
-@click.option("--source", "source_name", default="dry-run", help="source whose options apply")
+@click.option("--source", "source_name", default="dry-run",
+              help="source whose options apply (e-mail: also its own_addresses)")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="read the source's options and time zone from this config")
 def normalize(fmt: str, file: Path, content_type: str | None, channel: str | None,
               source_name: str, config_path: Path | None) -> None:
-    """Run one normalizer on a raw sample: the complaint JSON (exit 0) or the rejection (1)."""
+    """Run one normalizer on a raw sample and say what the gateway would do with it.
+
+    \b
+    Exit status:
+      0  a complaint: the draft is printed as JSON
+      1  rejected: {"rejected": [...]} names the fields and reasons
+      2  a bad option or config
+      3  e-mail only: filtered, no case (an auto-reply, a bounce, a read receipt or
+         the gateway's own mail): {"filtered": {"filter", "signal", "reason"}}, what
+         the IMAP source journals
+    """
     try:
         fn = registry.normalizer(fmt)
     except LookupError as exc:
         raise click.UsageError(str(exc)) from None
-    context = _normalizer_context(source_name, config_path)
+    context, source = _normalizer_context(source_name, config_path)
     guessed = {".json": "application/json", ".eml": "message/rfc822", ".xml": "application/xml",
                ".html": "text/html", ".txt": "application/x-www-form-urlencoded"}
     raw = RawRecord(
@@ -125,29 +144,51 @@ def normalize(fmt: str, file: Path, content_type: str | None, channel: str | Non
         content_type=content_type or guessed.get(file.suffix, "application/octet-stream"),
         received_at=datetime.now(UTC), metadata={"file": str(file)},
     )
+    if fmt == EMAIL_FORMAT:
+        filtered = _mail_filtered(raw.payload, source)
+        if filtered is not None:
+            echo_json({"filtered": filtered})
+            sys.exit(EXIT_FILTERED)
     try:
         draft = fn(raw, context)
     except Rejected as exc:
         echo_json({"rejected": exc.as_list()})
-        sys.exit(1)
+        sys.exit(EXIT_REJECTED)
     click.echo(draft.model_dump_json(indent=2))
 
 
-def _normalizer_context(source_name: str, config_path: Path | None) -> NormalizerContext:
-    """The named source's options and the time zone from the config, if one is given."""
+def _normalizer_context(source_name: str,
+                        config_path: Path | None) -> tuple[NormalizerContext, SourceConfig | None]:
+    """The named source's options and the time zone from the config, if one is given;
+    and the source's config (``None`` without one)."""
     if config_path is None:
-        return NormalizerContext(source_name)
+        return NormalizerContext(source_name), None
     config = load_or_exit(config_path)
     if source_name == "dry-run":
-        return NormalizerContext(source_name, config.tz)
+        return NormalizerContext(source_name, config.tz), None
     try:
-        options = config.source(source_name).options
+        source = config.source(source_name)
     except KeyError:
         known = ", ".join(s.name for s in config.sources) or "none"
         raise click.UsageError(
             f"{config_path} has no source {source_name!r} (sources: {known})"
         ) from None
-    return NormalizerContext(source_name, config.tz, options)
+    return NormalizerContext(source_name, config.tz, source.options), source
+
+
+def _mail_filtered(payload: bytes, source: SourceConfig | None) -> dict[str, str] | None:
+    """What the IMAP source journals for a mail its filters set aside (``None``: a
+    possible complaint): the same ``mail_filters.check`` on the header, with the
+    source's ``own_addresses`` read by its adapter's options model (none without one)."""
+    from normalizers import mail_filters
+    from normalizers.email import parse_message
+
+    own: list[str] = []
+    if source is not None:
+        options = registry.adapter_class(source.adapter).Options.model_validate(source.options)
+        own = list(getattr(options, "own_addresses", None) or [])
+    verdict = mail_filters.check(parse_message(payload, headers_only=True), own)
+    return None if verdict is None else verdict.as_detail()
 
 
 @main.group("quarantine")

@@ -1,6 +1,7 @@
 """Mail that is not a complaint: auto-replies, bounces, read receipts and the gateway's
 own mail. The IMAP adapter journals such a mail as ``filtered`` with the reason found
-here (counted, findable, never silently dropped) instead of filing a case.
+here (counted, findable, never silently dropped) instead of filing a case; ``minsheng
+normalize --format email`` runs the same ``check`` and prints that detail (exit 3).
 
 Only header fields are read, so a header-only parse is enough. In order:
 

@@ -294,6 +294,94 @@ def test_normalize_with_the_options_of_a_configured_source(tmp_path: Path) -> No
     assert "has no source 'mail' (sources: web)" in unknown.stderr
 
 
+# An e-mail sample goes through the IMAP source's mail filters first, as in the gateway: a
+# filtered mail prints {"filtered": detail} (what the source journals) and exits 3.
+
+EMAIL = ROOT / "tests" / "fixtures" / "email"
+
+
+@pytest.mark.parametrize(("name", "detail"), [
+    ("auto_reply.eml", {  # RFC 3834 header
+        "filter": "auto_reply", "signal": "Auto-Submitted: auto-replied",
+        "reason": "自动回复 (auto-reply): Auto-Submitted: auto-replied"}),
+    ("out_of_office_zh.eml", {  # Foxmail out-of-office: only the (GBK) subject says so
+        "filter": "auto_reply", "signal": "Subject: 自动回复：关于朝阳路红绿灯故障的转办单",
+        "reason": "自动回复 (auto-reply): Subject: 自动回复：关于朝阳路红绿灯故障的转办单"}),
+    ("bounce_dsn.eml", {  # a delivery-status notification
+        "filter": "bounce", "signal": "multipart/report; report-type=delivery-status",
+        "reason": "退信（投递失败通知） (bounce (delivery status notification)): "
+                  "multipart/report; report-type=delivery-status"}),
+    ("read_receipt.eml", {
+        "filter": "receipt", "signal": "multipart/report; report-type=disposition-notification",
+        "reason": "已读回执 (read receipt): "
+                  "multipart/report; report-type=disposition-notification"}),
+    ("self_sent.eml", {
+        "filter": "self_sent", "signal": "X-Minsheng-Gateway header",
+        "reason": "网关自己发出的邮件 (mail the gateway sent itself): X-Minsheng-Gateway header"}),
+])
+def test_normalize_email_says_the_mail_is_filtered(name: str, detail: dict[str, str]) -> None:
+    result = cli("normalize", "--format", "email", "--channel", "email", EMAIL / name)
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout) == {"filtered": detail}
+
+
+def test_normalize_email_complaint_still_normalizes() -> None:
+    result = cli("normalize", "--format", "email", "--channel", "email",
+                 EMAIL / "gbk_quoted_printable.eml")
+    assert result.exit_code == 0, result.output
+    draft = json.loads(result.stdout)
+    assert "filtered" not in draft
+    assert (draft["channel"], draft["subject"]) == ("email", "朝阳路红绿灯故障")
+    assert draft["reporter"]["name"] == "李赟"
+
+
+def test_normalize_email_reads_own_addresses_from_the_configured_source(
+        tmp_path: Path) -> None:
+    """A mail from the centre's own address is a complaint to a bare dry run, but the
+    source that lists the address in ``own_addresses`` files it as ``self_sent``."""
+    sample = EMAIL / "own_address.eml"
+    bare = cli("normalize", "--format", "email", sample)
+    assert bare.exit_code == 0, bare.output
+    assert json.loads(bare.stdout)["reporter"]["email"] == "hotline@12345.example.cn"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - name: mailbox\n    adapter: imap_email\n    host: mail.example.cn\n"
+        "    username: tousu@example.cn\n    password: ${IMAP_PASSWORD}\n"
+        "    own_addresses: [Hotline@12345.example.cn]\n"
+        "  - name: archive\n    adapter: imap_email\n    host: mail.example.cn\n"
+        "    username: old@example.cn\n    password: ${IMAP_PASSWORD}\n",
+        encoding="utf-8")
+    env = {"IMAP_PASSWORD": "secret"}
+
+    def dry_run(source: str) -> Result:
+        return CliRunner().invoke(main, ["normalize", "--format", "email", "--config",
+                                         str(config), "--source", source, str(sample)],
+                                  env=env, catch_exceptions=False)
+
+    own = dry_run("mailbox")
+    assert own.exit_code == 3, own.output
+    assert json.loads(own.stdout)["filtered"] == {
+        "filter": "self_sent", "signal": "From: hotline@12345.example.cn",
+        "reason": "网关自己发出的邮件 (mail the gateway sent itself): "
+                  "From: hotline@12345.example.cn"}
+    other = dry_run("archive")  # no own_addresses there
+    assert other.exit_code == 0, other.output
+
+
+def test_normalize_filters_only_email() -> None:
+    """The same auto-reply bytes given to another normalizer are not screened as mail."""
+    result = cli("normalize", "--format", "generic_json", EMAIL / "auto_reply.eml")
+    assert result.exit_code != 3
+    assert "filtered" not in result.stdout
+
+
+def test_normalize_help_documents_the_exit_statuses() -> None:
+    result = cli("normalize", "--help")
+    assert result.exit_code == 0
+    assert "3  e-mail only: filtered, no case" in result.stdout
+
+
 def test_normalize_unknown_format() -> None:
     result = cli("normalize", "--format", "fax", FIXTURES / "streetlight.json")
     assert result.exit_code == 2

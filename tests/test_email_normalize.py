@@ -76,6 +76,8 @@ EXPECTED = {
     "no_message_id.eml": "complaint",
     "auto_reply.eml": "filtered",
     "out_of_office.eml": "filtered",
+    "out_of_office_zh.eml": "filtered",
+    "own_address.eml": "filtered",
     "bounce_dsn.eml": "filtered",
     "read_receipt.eml": "filtered",
     "self_sent.eml": "filtered",
@@ -212,8 +214,9 @@ def test_rejections_name_the_field() -> None:
 
 @pytest.mark.parametrize(("name", "code"), [
     ("auto_reply.eml", "auto_reply"), ("out_of_office.eml", "auto_reply"),
-    ("bounce_dsn.eml", "bounce"), ("read_receipt.eml", "receipt"),
-    ("self_sent.eml", "self_sent"),
+    ("out_of_office_zh.eml", "auto_reply"), ("bounce_dsn.eml", "bounce"),
+    ("read_receipt.eml", "receipt"), ("self_sent.eml", "self_sent"),
+    ("own_address.eml", "self_sent"),
 ])
 def test_filters_say_why(name: str, code: str) -> None:
     verdict = mail_filters.check(parse_message((FIXTURES / name).read_bytes()), OWN)
@@ -265,6 +268,9 @@ def test_the_cli_normalizes_an_eml_file() -> None:
     assert document["channel"] == "email" and document["subject"] == "升降機壞咗一個禮拜"
     rejected = run_cli("normalize", "--format", "email", str(FIXTURES / "empty.eml"))
     assert rejected.returncode == 1 and "body" in rejected.stdout
+    filtered = run_cli("normalize", "--format", "email", str(FIXTURES / "auto_reply.eml"))
+    assert filtered.returncode == 3, filtered.stderr
+    assert json.loads(filtered.stdout)["filtered"]["filter"] == "auto_reply"
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/email is not there")
