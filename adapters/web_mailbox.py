@@ -4,7 +4,8 @@
 ``multipart/form-data`` (file parts are attachments). Answers: 202 new case (``outcome``
 new, repeat or related), 200 replay (same ``Idempotency-Key`` header or ``submission_id``
 field, or the same content from the same reporter again), 422 problem+json naming
-each bad field, 413 over the size limit, 401 with a wrong token.
+each bad field, 413 over the size limit, 401 with a wrong token, 429 when one client
+submits faster than ``rate_limit`` allows (gateway/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from gateway import problem
 from gateway.attachments import describe
 from gateway.config import SourceConfig
 from gateway.errors import FieldError, Rejected
+from gateway.logging import get_logger
+from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
 from gateway.schema import Attachment, RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
 if TYPE_CHECKING:
     from gateway.pipeline import Intake, IntakeResult
+
+log = get_logger("adapters.web_mailbox")
 
 DEFAULT_MEDIA_TYPES = [
     "image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain",
@@ -54,6 +59,7 @@ class WebMailboxOptions(WebFormLimits):
     max_attachments: int = Field(default=5, ge=0)
     max_attachment_mb: float = Field(default=10.0, gt=0)
     allowed_media_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MEDIA_TYPES))
+    rate_limit: RateLimitOptions | None = Field(default_factory=RateLimitOptions)
 
 
 def answer(result: IntakeResult) -> web.Response:
@@ -75,6 +81,8 @@ class WebMailboxSource(Adapter):
         super().__init__(config, options, env)
         self.options = WebMailboxOptions.model_validate(options)
         self.max_body = self.options.max_body_kb * 1024
+        limits = self.options.rate_limit
+        self.limiter = RateLimiter(limits) if limits is not None else None
 
     def routes(self, intake: Intake) -> list[web.RouteDef]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -83,7 +91,17 @@ class WebMailboxSource(Adapter):
         return [web.post(f"/intake/{self.name}", handle)]
 
     async def handle(self, request: web.Request, intake: Intake) -> web.StreamResponse:
+        if self.limiter is not None:
+            client = self.limiter.client(request)
+            verdict = self.limiter.check(client)
+            if not verdict.allowed:
+                self.refusals["rate_limited"] += 1
+                if verdict.first_refusal:  # once per flood, not once per request
+                    log.warning("rate_limited", source=self.name, client=str(client),
+                                retry_after_s=round(verdict.retry_after_s, 1))
+                return too_many(verdict.retry_after_s)
         if not self._authorized(request):
+            self.refusals["unauthorized"] += 1
             return problem.unauthorized()
         if (request.content_length or 0) > self.max_body:
             return problem.too_large(self.max_body)

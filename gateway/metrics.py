@@ -20,7 +20,7 @@ import importlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +204,7 @@ class _ProcessFigures:
         if not hasattr(gw, "intake"):
             return
         yield from self._intake()
+        yield self._refused()
         yield from self._sources()
         yield from self._deliveries()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
@@ -236,6 +237,20 @@ class _ProcessFigures:
             received.add_metric([source, channel_of(gw, source)], totals[source])
             accepted.add_metric([source, channel_of(gw, source)], kept[source])
         yield from (items, received, accepted)
+
+    def _refused(self) -> Metric:
+        """Requests a push source refused before intake (rate limit, credentials): never
+        journaled, so only the adapters' own counts (``refusals``) know them."""
+        refused = CounterMetricFamily(
+            "minsheng_intake_refused", "Requests refused before intake, by source and reason "
+            "(rate_limited, unauthorized, ...); nothing of them was journaled",
+            labels=["source", "reason"])
+        for name, adapter in sorted(self.gateway.adapters.items()):
+            # getattr: an adapter that skips Adapter.__init__ (a test double) has none
+            refusals: Mapping[str, int] = getattr(adapter, "refusals", None) or {}
+            for reason, n in sorted(refusals.items()):
+                refused.add_metric([name, reason], n)
+        return refused
 
     def _sources(self) -> Iterator[Metric]:
         gw = self.gateway

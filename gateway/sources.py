@@ -9,6 +9,7 @@ gateway's poller, which owns schedule, backoff and checkpoints.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -50,6 +51,9 @@ class Adapter:
         self.name = config.name
         self.env = env
         self._intake: Intake | None = None
+        # Requests a push adapter refused before intake, by reason (rate_limited, a failed
+        # authentication…): never journaled, so counted here for /metrics.
+        self.refusals: Counter[str] = Counter()
 
     @property
     def intake(self) -> Intake:

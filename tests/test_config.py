@@ -51,7 +51,9 @@ def test_shipped_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.server.host == "127.0.0.1" and config.server.port == 8080
     assert [(s.name, s.adapter) for s in config.sources] == [
         ("web", "web_mailbox"), ("hotline", "cdr_webhook")]
-    assert config.source("web").options == {"max_attachments": 5, "max_attachment_mb": 10}
+    assert config.source("web").options == {
+        "max_attachments": 5, "max_attachment_mb": 10,
+        "rate_limit": {"per_minute": 30, "burst": 10}}
     assert [(s.name, s.kind) for s in config.sinks] == [("file", "jsonl")]
     assert config.api.token is None  # ${MINSHENG_API_TOKEN:-} with nothing set: disabled
     assert str(config.tz) == "Asia/Shanghai"

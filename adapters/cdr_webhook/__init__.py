@@ -22,7 +22,6 @@ import importlib
 import json
 import time
 import uuid
-from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -105,7 +104,6 @@ class CdrWebhookSource(Adapter):
         self.max_body = self.options.max_body_kb * 1024
         self.auth = Authenticator(self.options.auth)
         self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth)
-        self.refusals: Counter[str] = Counter()
         self.policy = CallPolicy(self.options.missed_calls, self.options.notes_timeout_min * 60)
         self.flow_: CallFlow | None = None
         self._monitor: asyncio.Task[None] | None = None
