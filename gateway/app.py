@@ -102,7 +102,7 @@ class Gateway:
         await self.store.start()
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
             await self.store.write(lambda tx: outbox.release_leases(tx))
-        self.forwarder = Forwarder(self.store, self._sinks())
+        self.forwarder = Forwarder(self.store, self._sinks(), config.store.outbox_retention_s)
         self.intake = build_intake(config, self.store)
         self.intake.on_enqueued = self.forwarder.notify
         self.adapters = build_adapters(config)

@@ -58,9 +58,14 @@ class ServerConfig(_Strict):
 
 
 class StoreConfig(_Strict):
+    """The database. ``outbox_retention_days``: delivered outbox entries are deleted this
+    long after their delivery (pending entries and dead letters never are); 0 or null
+    keeps them forever."""
+
     url: str = "sqlite:///var/gateway.db"
     batch_max: int = Field(default=512, ge=1, le=10000)
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    outbox_retention_days: float | None = Field(default=7.0, allow_inf_nan=False)
 
     @field_validator("url")
     @classmethod
@@ -68,6 +73,19 @@ class StoreConfig(_Strict):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
+
+    @field_validator("outbox_retention_days")
+    @classmethod
+    def _not_negative(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError("must be 0 or more days (0 or null: keep delivered entries forever)")
+        return value
+
+    @property
+    def outbox_retention_s(self) -> float | None:
+        """Seconds a delivered outbox entry is kept; None: forever."""
+        days = self.outbox_retention_days
+        return None if not days else days * 86400.0
 
 
 class ApiConfig(_Strict):

@@ -5,6 +5,10 @@ record per entry: delivered, retry at a later time (exponential backoff kept in 
 store, so it survives restarts), or dead-letter (a permanent refusal, or past the
 attempts/age limit, with the last error). Entries that fail may be overtaken by later
 ones: one stuck entry never blocks the line.
+
+Beside the sink loops, one retention loop deletes the entries delivered longer ago than
+``store.outbox_retention_days``: at start, then every ``RETENTION_INTERVAL_S``, in
+statements of at most ``outbox.PURGE_CHUNK`` entries, each its own transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 from gateway.config import RetryPolicy, SinkConfig
@@ -24,6 +29,7 @@ from gateway.store import Store, StoreUnavailable, Tx, outbox
 from gateway.store.outbox import Delivery
 
 log = get_logger("gateway.forwarder")
+RETENTION_INTERVAL_S = 3600.0  # how often delivered entries past the retention are deleted
 
 
 def next_delay(policy: RetryPolicy, attempts: int) -> float:
@@ -50,12 +56,19 @@ def settle(tx: Tx, policy: RetryPolicy, batch: Sequence[Delivery], outcomes: lis
 
 
 class Forwarder:
-    def __init__(self, store: Store, sinks: list[tuple[SinkConfig, Sink]]) -> None:
+    def __init__(
+        self, store: Store, sinks: list[tuple[SinkConfig, Sink]],
+        retention_s: float | None = None,
+    ) -> None:
+        """``retention_s``: delete entries delivered longer ago than this (None: keep)."""
         self.store = store
         self.sinks = sinks
+        self.retention_s = retention_s
+        self.retention_interval_s = RETENTION_INTERVAL_S
         self.owner = uuid.uuid4().hex
         self._wake = {config.name: asyncio.Event() for config, _ in sinks}
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered: dict[str, int] = {config.name: 0 for config, _ in sinks}
         self.failed: dict[str, int] = {config.name: 0 for config, _ in sinks}
@@ -69,10 +82,13 @@ class Forwarder:
         for config, sink in self.sinks:
             await sink.start()
             self._tasks.append(asyncio.create_task(self._run(config, sink), name=config.name))
+        if self.retention_s is not None:
+            self._tasks.append(asyncio.create_task(self._retain(), name="outbox-retention"))
 
     async def stop(self) -> None:
         """Let every loop finish the batch it holds, then close the sinks."""
         self._stopping = True
+        self._stopped.set()
         self.notify()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for _, sink in self.sinks:
@@ -94,6 +110,38 @@ class Forwarder:
             if handled == 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=config.poll_interval_s)
+
+    async def _retain(self) -> None:
+        while not self._stopping:
+            try:
+                await self.purge_delivered()
+            except StoreUnavailable as exc:
+                log.warning("outbox_retention_store_unavailable", error=str(exc))
+            except Exception as exc:  # keep the loop alive; try again at the next round
+                log.error("outbox_retention_error", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout=self.retention_interval_s)
+
+    async def purge_delivered(self) -> dict[str, int]:
+        """Delete the entries delivered longer ago than the retention, a chunk per
+        transaction, until none is left; return how many per sink (logged if any)."""
+        if self.retention_s is None:
+            return {}
+        before = time.time() - self.retention_s
+        limit = outbox.PURGE_CHUNK
+        deleted: Counter[str] = Counter()
+        chunks = 0
+        while not self._stopping:
+            chunk = await self.store.write(lambda tx: outbox.purge_delivered(tx, before, limit))
+            deleted.update(chunk)
+            chunks += 1
+            if sum(chunk.values()) < limit:
+                break
+        if deleted:
+            log.info("outbox_purged", deleted=sum(deleted.values()),
+                     sinks=dict(sorted(deleted.items())), chunks=chunks,
+                     retention_days=round(self.retention_s / 86400.0, 3))
+        return dict(deleted)
 
     async def forward_once(self, config: SinkConfig, sink: Sink) -> int:
         """Claim, deliver and settle one batch; returns how many entries it handled."""

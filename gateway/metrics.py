@@ -339,7 +339,9 @@ class _StoreFigures:
                      "Age of the oldest undelivered outbox entry (0: none)", ["sink"])
         dead = _gauge("minsheng_outbox_dead", "Dead letters (deliveries that kept failing)",
                       ["sink"])
-        delivered = _gauge("minsheng_outbox_delivered", "Outbox entries delivered", ["sink"])
+        delivered = _gauge("minsheng_outbox_delivered", "Outbox entries delivered since the "
+                           "store was created, those deleted by retention included (never "
+                           "goes down)", ["sink"])
         for sink in names:
             entry = snap.sinks.get(sink, {})
             pending.add_metric([sink], entry.get("pending", 0))

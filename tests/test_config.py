@@ -66,6 +66,26 @@ def test_empty_config_is_all_defaults() -> None:
     assert config.attachments_dir == Path("var/attachments")
 
 
+def test_outbox_retention_default_and_keep_forever() -> None:
+    assert GatewayConfig().store.outbox_retention_days == 7
+    assert GatewayConfig().store.outbox_retention_s == 7 * 86400
+    half = parse_config({"store": {"outbox_retention_days": 0.5}})
+    assert half.store.outbox_retention_s == 43200
+    for forever in (0, None):
+        config = parse_config({"store": {"outbox_retention_days": forever}})
+        assert config.store.outbox_retention_s is None
+
+
+@pytest.mark.parametrize(("days", "expected"), [
+    (-1, "store.outbox_retention_days: must be 0 or more days "
+         "(0 or null: keep delivered entries forever)"),
+    ("a week", "store.outbox_retention_days: not a number"),
+    (float("nan"), "store.outbox_retention_days: Input should be a finite number"),
+])
+def test_outbox_retention_must_be_days(days: Any, expected: str) -> None:
+    assert errors_of({"store": {"outbox_retention_days": days}}) == [expected]
+
+
 def test_source_lookup_by_name() -> None:
     config = parse_config({"sources": [WEB]})
     assert config.source("web").adapter == "web_mailbox"

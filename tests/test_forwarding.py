@@ -23,7 +23,7 @@ from gateway.config import GatewayConfig, SinkConfig
 from gateway.errors import PermanentSinkError, RetriableSinkError
 from gateway.schema import Complaint
 from gateway.sinks.http import HttpSink, classify_status, sign
-from gateway.store import outbox
+from gateway.store import Store, Tx, outbox
 from gateway.store.outbox import DeadLetter, Delivery
 from tests.conftest import base_url, gateway_config
 from tests.procs import run_cli, write_config
@@ -278,6 +278,79 @@ def _cli_config(tmp_path: Path, store_url: str, url: str) -> Path:
     sink = {**http_sink(url), "secret": "${MINSHENG_TEST_SINK_SECRET}"}
     raw = {"data_dir": str(tmp_path / "var"), "store": {"url": store_url}, "sinks": [sink]}
     return write_config(tmp_path / "cli.yaml", raw)
+
+
+# -- retention of delivered entries ------------------------------------------------------
+
+DAY = 86400.0
+
+
+async def _old_outbox(store_url: str) -> list[int]:
+    """Entries of a sink no longer configured (``gone``), by id: delivered 8 days ago,
+    delivered 6 days ago, dead for 30 days, delivered 8 days ago, pending for 30 days."""
+    store = Store.from_url(store_url)
+    await store.start()
+    now = time.time()
+
+    def fill(tx: Tx) -> list[int]:
+        for _ in range(5):
+            outbox.enqueue(tx, ["gone"], None, kind="event", payload='{"event": "x"}')
+        ids = [d.outbox_id for d in outbox.claim(tx, "gone", 5, 30, "old-replica")]
+        outbox.mark_delivered(tx, [ids[0], ids[1], ids[3]])
+        outbox.dead_letter(tx, ids[2], "HTTP 400")
+        outbox.release_leases(tx)
+        for oid, age in ((ids[0], 8), (ids[1], 6), (ids[2], 30), (ids[3], 8)):
+            tx.execute("UPDATE outbox SET finished_at = ? WHERE id = ?", (now - age * DAY, oid))
+        tx.execute("UPDATE outbox SET created_at = ?", (now - 30 * DAY,))
+        return ids
+
+    try:
+        return await store.write(fill)
+    finally:
+        await store.close()
+
+
+async def _states(gw: Gateway) -> list[tuple[int, str]]:
+    rows = await gw.store.read(lambda tx: tx.fetchall("SELECT id, state FROM outbox ORDER BY id"))
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def test_the_running_gateway_deletes_deliveries_past_the_retention(
+    tmp_path: Path, store_url: str
+) -> None:
+    ids = await _old_outbox(store_url)
+    everything = [(ids[0], "delivered"), (ids[1], "delivered"), (ids[2], "dead"),
+                  (ids[3], "delivered"), (ids[4], "pending")]
+    forever = gateway_config(tmp_path, store_url,
+                             store={"url": store_url, "outbox_retention_days": 0})
+    async with running(forever) as gw:
+        assert await gw.forwarder.purge_delivered() == {}
+        assert await _states(gw) == everything
+
+    config = gateway_config(tmp_path, store_url,
+                            store={"url": store_url, "outbox_retention_days": 7})
+    async with running(config) as gw:  # the first round runs at start
+        deadline = time.monotonic() + 30
+        while (states := await _states(gw)) == everything:
+            assert time.monotonic() < deadline, "nothing deleted"
+            await asyncio.sleep(0.05)
+        assert states == [(ids[1], "delivered"), (ids[2], "dead"), (ids[4], "pending")]
+        stats = await gw.store.read(outbox.stats)
+        assert (stats["gone"]["delivered"], stats["gone"]["dead"]) == (3, 1)
+        assert [d.outbox_id for d in await dead_letters(gw)] == [ids[2]]
+
+    # The CLI, gateway stopped: the dead letter is listed, the status counts what was sent.
+    cli_config = write_config(tmp_path / "cli.yaml", {
+        "data_dir": str(tmp_path / "var"), "store": {"url": store_url},
+        "server": {"listen": config.server.listen}})
+    listed = run_cli("dlq", "list", "--config", str(cli_config))
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [
+        [str(ids[2]), "gone"]]
+    shown = run_cli("status", "--json", "--config", str(cli_config))
+    assert shown.returncode == 1, shown.stderr  # 1: a dead letter needs attention
+    [gone] = [s for s in json.loads(shown.stdout)["sinks"] if s["name"] == "gone"]
+    assert (gone["delivered"], gone["dead"], gone["pending"]) == (3, 1, 1)
 
 
 # -- the status table and the sink alone ------------------------------------------------

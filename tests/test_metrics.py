@@ -261,6 +261,50 @@ async def test_backlog_age_is_measured_while_the_sink_keeps_failing(
         await receiver.close()
 
 
+async def test_delivered_figures_never_go_down_when_old_deliveries_are_deleted(
+    tmp_path: Path, store_url: str
+) -> None:
+    sink = {"name": SINK, "kind": "jsonl", "path": str(tmp_path / "cases.jsonl"),
+            "poll_interval_s": 0.1}
+    config = gateway_config(tmp_path, store_url, sinks=[sink], ops=NO_CACHE)
+    topics = ["共享单车乱停放", "夜间施工噪音扰民", "小区路灯损坏", "垃圾清运不及时"]
+
+    async def submit(n: int) -> None:
+        form = {**GOOD, "subject": topics[n],
+                "content": f"{topics[n]}，已经持续{n + 2}周，请尽快处理。"}
+        async with httpx.AsyncClient(base_url=base_url(gw)) as client:
+            assert (await client.post("/intake/web", json=form)).status_code == 202
+
+    async def delivered(n: int) -> bool:
+        return value(await scrape(gw), "minsheng_outbox_delivered", sink=SINK) == n
+
+    async with running(Gateway(config)) as gw:
+        for n in range(3):
+            await submit(n)
+        await wait_for(lambda: delivered(3))
+        # The first two were delivered 8 days ago: the retention (7 days) deletes them.
+        await gw.store.write(lambda tx: tx.execute(
+            "UPDATE outbox SET finished_at = finished_at - ? "
+            "WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 2)", (8 * 86400.0,)))
+        assert await gw.forwarder.purge_delivered() == {SINK: 2}
+        kept = await gw.store.read(lambda tx: tx.fetchone("SELECT COUNT(*) FROM outbox"))
+        assert int(kept[0]) == 1
+        samples = await scrape(gw)
+        assert value(samples, "minsheng_outbox_delivered", sink=SINK) == 3
+        assert value(samples, "minsheng_outbox_pending", sink=SINK) == 0
+        assert value(samples, "minsheng_outbox_dead", sink=SINK) == 0
+        doc = await status(gw)
+        [shown] = doc["sinks"]
+        assert (shown["name"], shown["delivered"], shown["pending"], shown["dead"]) == \
+            (SINK, 3, 0, 0)
+        assert doc["summary"] == {"state": "ok", "problems": []}
+        await submit(3)
+        await wait_for(lambda: delivered(4))
+        samples = await scrape(gw)
+        assert value(samples, "minsheng_delivery_attempts_total", sink=SINK,
+                     outcome="delivered") == 4
+
+
 async def test_each_gateway_has_its_own_registry(tmp_path: Path) -> None:
     first = Gateway(gateway_config(tmp_path / "a", f"sqlite:///{tmp_path / 'a.db'}"))
     second = Gateway(gateway_config(tmp_path / "b", f"sqlite:///{tmp_path / 'b.db'}"))

@@ -160,6 +160,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX dedup_clusters_latest ON dedup_clusters (latest_at)",
     ]),
+    # Retention of delivered outbox entries (outbox.purge_delivered): the oldest
+    # deliveries first, without reading or sorting the rest of the table. ``state`` leads
+    # so SQLite's planner picks this index over outbox_state without ANALYZE statistics.
+    (4, "outbox retention", [
+        "CREATE INDEX outbox_delivered ON outbox (state, finished_at) "
+        "WHERE state = 'delivered'",
+    ]),
 ]
 
 

@@ -3,17 +3,25 @@
 Entries are claimed in order of arrival with a lease (and ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL), so replicas share the work without delivering the same entry twice at once.
 The retry schedule lives here, so it survives restarts.
+
+Delivered entries are deleted after the retention (``purge_delivered``, run by the
+forwarder); pending entries and dead letters are never. How many were deleted is added
+to a tally per sink in ``sequences``, so the delivered figure of ``stats`` (kept plus
+deleted) never goes down.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.store.engine import Tx
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+PURGE_CHUNK = 1000  # most entries one retention statement deletes (one transaction each)
+PURGED_SCOPE = "outbox:purged:"  # + sink: the ``sequences`` row tallying its deleted entries
 
 
 @dataclass(frozen=True)
@@ -149,17 +157,55 @@ def replay_dead(tx: Tx, outbox_ids: list[int] | None) -> int:
     return changed
 
 
+def purge_delivered(tx: Tx, before: float, limit: int = PURGE_CHUNK) -> dict[str, int]:
+    """Delete up to ``limit`` entries delivered before ``before`` (epoch seconds), the
+    oldest deliveries first; return how many per sink.
+
+    Only ``delivered`` entries go (found by the partial index ``outbox_delivered``). The
+    entry with the highest id stays, whatever its state: SQLite hands out the highest id
+    plus one, so ids are never used twice (the ``http`` sink's idempotency keys of updates
+    and events carry the id). Each sink's count is added to its tally in the same
+    transaction. On PostgreSQL, entries another replica is deleting are skipped.
+    """
+    rows = tx.fetchall(
+        "DELETE FROM outbox WHERE state = 'delivered' AND id IN ("
+        "SELECT id FROM outbox WHERE state = 'delivered' AND finished_at < ? "
+        "AND id < (SELECT MAX(id) FROM outbox) "
+        f"ORDER BY finished_at LIMIT ?{tx.dialect.skip_locked}) RETURNING sink",
+        (before, limit),
+    )
+    counts = Counter(str(r[0]) for r in rows)
+    for sink, n in sorted(counts.items()):  # one order on every replica: no deadlock
+        tx.execute(
+            "INSERT INTO sequences (scope, value) VALUES (?, ?) ON CONFLICT (scope) "
+            "DO UPDATE SET value = sequences.value + excluded.value",
+            (PURGED_SCOPE + sink, n),
+        )
+    return dict(counts)
+
+
 def stats(tx: Tx) -> dict[str, dict[str, Any]]:
-    """Per sink: pending, oldest pending age in seconds, delivered and dead counts."""
+    """Per sink: pending, oldest pending age in seconds, delivered and dead counts.
+
+    ``delivered`` counts every entry ever delivered: those kept plus those deleted by
+    ``purge_delivered``. One statement reads both, so it sees a purge whole or not at all.
+    """
     now = time.time()
     result: dict[str, dict[str, Any]] = {}
     for sink, state, n, oldest in tx.fetchall(
-        "SELECT sink, state, COUNT(*), MIN(created_at) FROM outbox GROUP BY sink, state"
+        "SELECT sink, state, COUNT(*), MIN(created_at) FROM outbox GROUP BY sink, state "
+        "UNION ALL SELECT scope, 'purged', value, NULL FROM sequences WHERE scope LIKE ?",
+        (PURGED_SCOPE + "%",),
     ):
+        if state == "purged":
+            sink = str(sink).removeprefix(PURGED_SCOPE)
         entry = result.setdefault(
             sink, {"pending": 0, "delivered": 0, "dead": 0, "oldest_pending_age_s": 0.0}
         )
-        entry[state] = int(n)
+        if state == "purged":
+            entry[DELIVERED] += int(n)
+        else:
+            entry[state] = entry.get(state, 0) + int(n)
         if state == PENDING and oldest is not None:
             entry["oldest_pending_age_s"] = round(now - float(oldest), 3)
     return result
