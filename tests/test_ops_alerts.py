@@ -43,7 +43,7 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_file_passes_promtool_check() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 def _alert(name: str, at: str, *expected: tuple[dict[str, str], dict[str, str]]
@@ -121,6 +121,13 @@ INTAKE_CASES = {
         _series("minsheng_intake_items_total", "0+0.5x40", source="web", channel="web",
                 outcome="rejected"),
         _series("minsheng_calls_answered_within_15s_ratio", "0.95x10 0.8x30"),
+        # web: a flood refused at 1/s from minute 5; hotline: a PBX with a wrong secret.
+        _series("minsheng_intake_refused_total", "0x5 0+60x35", source="web",
+                reason="rate_limited"),
+        _series("minsheng_intake_refused_total", "0x10 0+1x30", source="hotline",
+                reason="bad_signature"),
+        _series("minsheng_intake_refused_total", "0+1x5 5x35", source="web",
+                reason="unauthorized"),
         _series("up", "1x5 0x10", job="minsheng"),
     ],
     "alert_rule_test": [
@@ -133,6 +140,18 @@ INTAKE_CASES = {
         _alert("MinshengAnsweredWithin15sLow", "30m", ({"severity": "warning"}, {
             "summary": "15秒接通率偏低 answered within 15 s below target",
             "description": "Only 80% of calls were answered within 15 s (target 85 %)."})),
+        _alert("MinshengIntakeFlood", "12m"),  # not yet: for 10m
+        _alert("MinshengIntakeFlood", "25m", ({"severity": "warning", "source": "web"}, {
+            "summary": "提交被限流 web is refusing a flood",
+            "description": "web refused 1 submissions/s over the rate limit for 10 minutes; "
+                           "the client addresses are in the rate_limited log lines "
+                           "(docs/web-mailbox.md#rate-limits)."})),
+        _alert("MinshengIntakeCredentialsRefused", "5m"),  # web's 5 refusals are over
+        _alert("MinshengIntakeCredentialsRefused", "25m", ({
+            "severity": "warning", "source": "hotline", "reason": "bad_signature"}, {
+            "summary": "认证被拒 hotline refuses requests (bad_signature)",
+            "description": "hotline refused 14 requests in 15 minutes (bad_signature); refused "
+                           "requests are not journaled: check the sender's credentials."})),
         _alert("MinshengGatewayDown", "6m"),
         _alert("MinshengGatewayDown", "9m", ({"severity": "critical", "instance": "gw-1",
                                              "job": "minsheng"}, {
