@@ -73,6 +73,27 @@ def check_config(config_path: Path) -> None:
 
 
 @main.command()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="replace DEST if it exists")
+@config_option
+def backup(dest: Path, force: bool, config_path: Path) -> None:
+    """Copy the SQLite store to DEST, consistent and checked, while the gateway runs.
+
+    Prints what the copy holds (exit 0), or why there is none (exit 1). For PostgreSQL
+    use pg_dump (docs/operations.md#backups).
+    """
+    from gateway.store.backup import BackupError, backup_sqlite, sqlite_path
+
+    config = load_or_exit(config_path)
+    try:
+        info = backup_sqlite(sqlite_path(config.store.url), dest, overwrite=force)
+    except BackupError as exc:
+        click.echo(f"backup failed: {exc}", err=True)
+        sys.exit(1)
+    echo_json(info.as_json())
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the canonical complaint (schema v1)."""
     echo_json(complaint_json_schema())
