@@ -6,8 +6,9 @@ Runs the real intake pipeline in-process (``gateway.app.build_intake`` on the sh
 ``config/gateway.yaml``, a temporary SQLite store, web-mailbox submissions composed as in
 ``bench/ingest.py``), once with dedup on and once with it off. Every statement the
 store's writer thread executes is recorded per group-committed batch, then replayed
-on a fresh database with the same schema and pragmas (WAL, ``synchronous=FULL``), one
-batch per transaction, from a bare loop. The replay time per request is the storage's
+on a fresh database with the same schema and the writer's pragmas (WAL,
+``synchronous=FULL``, ``SQLITE_WRITER_PRAGMAS``), one batch per transaction, from a
+bare loop. The replay time per request is the storage's
 share of an intake with nothing else: no HTTP, no normalizing, no MinHash, no futures,
 no GIL contention. ``1 / replay time`` is the most requests per second the one SQLite
 writer could commit for this schema, whatever the Python around it did.
@@ -114,7 +115,8 @@ def replay(path: Path, batches: list[list[Statement]]) -> tuple[float, dict[str,
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute(f"PRAGMA wal_autocheckpoint={engine.WAL_AUTOCHECKPOINT_PAGES}")
+    for pragma in engine.SQLITE_WRITER_PRAGMAS:
+        conn.execute(pragma)
     by_kind: dict[str, float] = defaultdict(float)
     began = time.perf_counter()
     for batch in batches:
