@@ -115,14 +115,21 @@ def _fmix64(h: U64Array) -> U64Array:
     return result
 
 
-def _rows_hash(codes: U32Array, base: U64Array | np.uint64) -> U32Array:
-    """One stable 32-bit hash per row of code points: a polynomial over the row (mod 2**64)
-    through ``_fmix64``, high half kept. No per-process salt, unlike ``hash()``."""
-    h = np.full(codes.shape[0], base, dtype=np.uint64)
-    for column in range(codes.shape[1]):
-        h = h * _MULT + codes[:, column].astype(np.uint64)
+def _columns_hash(columns: Sequence[np.ndarray[Any, Any]],
+                  base: U64Array | np.uint64) -> U32Array:
+    """One stable 32-bit hash per row of a table given column by column: a polynomial over
+    the row's code points (mod 2**64) through ``_fmix64``, high half kept. No per-process
+    salt, unlike ``hash()``."""
+    h = np.full(len(columns[0]), base, dtype=np.uint64)
+    for column in columns:
+        h = h * _MULT + column.astype(np.uint64, copy=False)
     result: U32Array = (_fmix64(h) >> _S32).astype("<u4")
     return result
+
+
+def _rows_hash(codes: np.ndarray[Any, Any], base: U64Array | np.uint64) -> U32Array:
+    """``_columns_hash`` of a 2-D array of code points, one row per shingle."""
+    return _columns_hash([codes[:, c] for c in range(codes.shape[1])], base)
 
 
 def _codes(text: str) -> U32Array:
@@ -162,11 +169,14 @@ def minhash_text(normalized: str, shingle_size: int) -> U32Array:
     shingle strings: every character ``shingle_size``-gram is hashed in one numpy pass."""
     if not normalized:
         return _EMPTY.copy()
-    codes = _codes(normalized)
+    codes = _codes(normalized).astype(np.uint64)
     if len(codes) <= shingle_size:
         return _signature(_rows_hash(codes.reshape(1, len(codes)), _SHINGLE_BASE))
-    windows = np.lib.stride_tricks.sliding_window_view(codes, shingle_size)
-    return _signature(_rows_hash(windows, _SHINGLE_BASE))
+    # Column i of the shingle table is the text shifted by i: slices, no window view
+    # (numpy's sliding_window_view costs more than the hashing for a complaint's text).
+    count = len(codes) - shingle_size + 1
+    columns = [codes[i:i + count] for i in range(shingle_size)]
+    return _signature(_columns_hash(columns, _SHINGLE_BASE))
 
 
 def band_keys(values: U32Array) -> list[int]:

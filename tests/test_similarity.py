@@ -167,3 +167,12 @@ def test_vectorized_minhash_equals_the_shingle_set_one(text: str) -> None:
     must agree, or stored band keys would not match what a replica computes."""
     normalized = PROFILE.normalize(text)
     assert list(minhash_text(normalized, 3)) == list(minhash(PROFILE.shingles(normalized)))
+
+
+def test_signatures_are_pinned_across_versions() -> None:
+    """Stored signatures and band keys are compared with new ones, across restarts and
+    replicas of different versions: a faster MinHash must give exactly these values."""
+    values = minhash_text("小区门口共享单车堆放严重影响通行", 3)
+    assert list(map(int, values[:6])) == [614838392, 213516939, 132576669, 445807618,
+                                          133592758, 1385896901]
+    assert band_keys(values)[:4] == [710905487, -1294716772, 1201393010, -1104208217]

@@ -8,6 +8,7 @@ the window. Reporter keys are stored hashed (``similarity.key_hash``), never in 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,8 @@ def _marks(values: Sequence[Any]) -> str:
 def pack_bands(bands: Sequence[int]) -> bytes:
     """Distinct band keys, sorted, as signed 32-bit little-endian values (kept in the entry,
     so ``prune`` finds its ``dedup_bands`` rows by their primary key)."""
-    return b"".join(key.to_bytes(4, "little", signed=True) for key in sorted(set(bands)))
+    keys = sorted(set(bands))
+    return struct.pack(f"<{len(keys)}i", *keys)
 
 
 def unpack_bands(packed: bytes | None) -> list[int]:
