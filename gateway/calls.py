@@ -32,7 +32,7 @@ from gateway.store import Tx, cases, journal, quarantine
 from gateway.store import calls as store_calls
 from gateway.store.calls import CallSummary, KpiRow
 from gateway.validation import validate_draft
-from normalizers.call_notes import (
+from normalizers.call_state import (
     CallEvent,
     CallState,
     citizen_number,

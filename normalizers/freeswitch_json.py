@@ -26,16 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, RawRecord
-from normalizers.call_notes import (
-    CDR,
-    CallEvent,
-    Fields,
-    check_order,
-    form_fields,
-    media_type,
-    notes_from,
-    single_record_draft,
-)
+from normalizers.call_fields import Fields, check_order, form_fields, media_type
+from normalizers.call_notes import notes_from
+from normalizers.call_state import CDR, CallEvent, single_record_draft
 from normalizers.phone import caller_to_e164
 
 BASE64_TYPE = "application/x-www-form-base64-encoded"

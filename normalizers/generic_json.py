@@ -21,19 +21,9 @@ from typing import Any
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, RawRecord
-from normalizers.call_notes import (
-    CDR,
-    DISPOSITIONS,
-    MISSED,
-    NOTES_KEYS,
-    TIMES,
-    CallEvent,
-    Fields,
-    check_order,
-    notes_from,
-    read_body,
-    single_record_draft,
-)
+from normalizers.call_fields import TIMES, Fields, check_order, read_body
+from normalizers.call_notes import NOTES_KEYS, notes_from
+from normalizers.call_state import CDR, DISPOSITIONS, MISSED, CallEvent, single_record_draft
 from normalizers.phone import caller_to_e164
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, RawRecord
-from normalizers.call_notes import EVENT, CallEvent, Fields, read_body, single_record_draft
+from normalizers.call_fields import Fields, read_body
+from normalizers.call_state import EVENT, CallEvent, single_record_draft
 from normalizers.phone import caller_to_e164
 
 EVENTS = {"newCall": 0, "answer": 1, "hangup": 2}

@@ -20,7 +20,7 @@ from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import RawRecord
 from normalizers import call_notes, freeswitch_json, generic_json, twilio, zammad_cti
-from normalizers.call_notes import CallState
+from normalizers.call_state import CallState
 from tests.fixtures.cdr import (
     FIXTURES,
     freeswitch_base64,
