@@ -193,7 +193,7 @@ class CallFlow:
         updated = complaint.model_copy(update={k: getattr(draft, k) for k in _UPDATED})
         if updated == complaint:
             return False
-        self.intake.update_case(tx, case.id, updated)
+        self.intake.update_case(tx, case.id, updated, draft)  # dedup: the notes may be new
         return True
 
     def _waiting(self, state: CallState, has_case: bool) -> tuple[str | None, float | None]:

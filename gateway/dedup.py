@@ -116,7 +116,10 @@ class Deduplicator:
         address = draft.location.address if draft.location else None
         text = "\n".join(part for part in (draft.body, address) if part)
         whole = self.profile.normalize(text, None)
-        normalized = whole[:MAX_CHARS]
+        # The gateway's own words (a missed call's callback text) say nothing about the
+        # matter: every missed call would look related to every other one. They count
+        # for exact duplicates of one reporter only.
+        normalized = "" if draft.text_is_generated else whole[:MAX_CHARS]
         signature: bytes = b""
         bands: tuple[int, ...] = ()
         if normalized:  # it has shingles
@@ -205,6 +208,12 @@ class Deduplicator:
         if self._since_prune >= self.config.prune_every:
             self._since_prune = 0
             self.prune(tx, time.time(), 2 * self.config.prune_every)
+
+    def refile(self, tx: Tx, case_id: int, fp: Fingerprint) -> None:
+        """A filed case's text changed (the notes of a call came or were corrected): find
+        it from now on by its new text and reporter. Its own decision stays."""
+        if self.config.enabled:
+            idx.refile(tx, case_id, fp.content_hash, fp.signature, fp.bands, list(fp.reporters))
 
     def _join(
         self, tx: Tx, cluster_id: str, matched: Entry, opens: bool, case_code: str, at: float,

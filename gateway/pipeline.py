@@ -308,12 +308,17 @@ class Intake:
         self.dedup.record(tx, row.id, code, fp, decision, self.update_case)
         return row
 
-    def update_case(self, tx: Tx, case_id: int, complaint: Complaint) -> None:
+    def update_case(
+        self, tx: Tx, case_id: int, complaint: Complaint, draft: ComplaintDraft | None = None,
+    ) -> None:
         """Inside a transaction: replace a case's document (e.g. a late call record) and
-        forward the update to every sink (outbox kind ``update``)."""
+        forward the update to every sink (outbox kind ``update``). ``draft``: the text or
+        the reporter may have changed (new notes), so dedup files the case again by it."""
         tx.lock_intake()
         cases.update_document(tx, case_id, complaint.model_dump_json())
         outbox.enqueue(tx, self.sinks, case_id, kind="update")
+        if draft is not None:
+            self.dedup.refile(tx, case_id, self.dedup.fingerprint(draft))
 
     def count(self, source: str, outcome: str) -> None:
         """Count one record of ``source`` by what became of it (metrics and status read

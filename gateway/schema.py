@@ -131,12 +131,24 @@ class ComplaintDraft(_Model):
     # Bytes of attachments the normalizer found inside the raw record (e.g. a mail's
     # parts), keyed by sha256; the pipeline keeps them in the attachment store.
     _blobs: dict[str, bytes] = PrivateAttr(default_factory=dict)
+    # Whether the gateway wrote subject and body itself (a missed call's callback text)
+    # rather than a citizen or an agent: dedup then compares no text, only the reporter.
+    _text_is_generated: bool = PrivateAttr(default=False)
 
     _to_utc = field_validator("received_at", "reported_at")(_utc)
 
     @property
     def blobs(self) -> dict[str, bytes]:
         return self._blobs
+
+    @property
+    def text_is_generated(self) -> bool:
+        return self._text_is_generated
+
+    def mark_text_generated(self) -> ComplaintDraft:
+        """Say that subject and body are the gateway's own words (see ``_text_is_generated``)."""
+        self._text_is_generated = True
+        return self
 
     def attach(self, data: bytes, file_name: str, media_type: str) -> Attachment:
         """Describe ``data`` as an attachment and hand its bytes to the pipeline."""

@@ -216,13 +216,15 @@ def complaint_draft(state: CallState, source: str, received_at: datetime) -> Com
     info = state.call_info()
     notes = Notes.model_validate(state.notes) if state.notes else None
     subject, body, tags = _texts(state, info, notes)
-    return ComplaintDraft(
+    draft = ComplaintDraft(
         channel="phone", source=source, source_ref=state.call_id, received_at=received_at,
         reported_at=min(info.started_at or received_at, received_at),
         reporter=_reporter(info, notes), subject=subject, body=body,
         location=Location(address=notes.address) if notes and notes.address else None,
         call=info, category_hint=notes.category if notes else None, tags=tags,
     )
+    # Without notes the texts are the gateway's (``_texts``), not the citizen's matter.
+    return draft if notes is not None else draft.mark_text_generated()
 
 
 def _texts(state: CallState, info: CallInfo,

@@ -118,6 +118,27 @@ def insert_keys(tx: Tx, case_id: int, bands: Sequence[int], reporters: Sequence[
         )
 
 
+def refile(
+    tx: Tx, case_id: int, content_hash: int, signature: bytes, bands: Sequence[int],
+    reporters: Sequence[int],
+) -> bool:
+    """File an already indexed case again under new text and reporter keys (its text
+    changed after it was filed); False when the case is not in the index (filed with
+    dedup off, or pruned). Its own decision (kind, cluster) is left as it was."""
+    row = tx.fetchone("SELECT bands FROM dedup_entries WHERE case_id = ?", (case_id,))
+    if row is None:
+        return False
+    old = unpack_bands(row[0])
+    if old:
+        tx.execute(f"DELETE FROM dedup_bands WHERE band_key IN ({_marks(old)}) AND case_id = ?",
+                   [*old, case_id])
+    tx.execute("DELETE FROM dedup_reporters WHERE case_id = ?", (case_id,))
+    tx.execute("UPDATE dedup_entries SET content_hash = ?, signature = ?, bands = ? "
+               "WHERE case_id = ?", (content_hash, signature, pack_bands(bands), case_id))
+    insert_keys(tx, case_id, bands, reporters)
+    return True
+
+
 def set_cluster(tx: Tx, case_id: int, cluster_id: str) -> None:
     tx.execute("UPDATE dedup_entries SET cluster_id = ? WHERE case_id = ?", (cluster_id, case_id))
 
