@@ -284,3 +284,28 @@ def test_real_mails_from_the_shared_samples_never_raise() -> None:
             if kind == "complaint":
                 assert isinstance(result, ComplaintDraft) and result.body
     assert seen["complaint"] > 100 and seen["filtered"] >= 10
+
+
+def _photo_only(sender: str) -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, "xinxiang@example.gov.cn", ""
+    msg["Message-ID"] = f"<{sender}@example.com>"
+    msg.add_attachment(b"\xff\xd8\xff\xe0" + sender.encode() * 40, maintype="image",
+                       subtype="jpeg", filename="photo.jpg")
+    return msg.as_bytes()
+
+
+def test_the_placeholder_of_an_attachment_only_mail_is_not_compared_by_dedup() -> None:
+    from gateway.dedup import Deduplicator
+
+    drafts = [normalize(raw_of(_photo_only(s)), NormalizerContext("mail"))
+              for s in ("a@example.com", "b@example.com")]
+    assert all(d.body.startswith("（邮件正文为空") for d in drafts)
+    assert all(d.text_is_generated for d in drafts)
+    prints = [Deduplicator().fingerprint(d) for d in drafts]
+    # two citizens' photos are not "related" because of our placeholder words
+    assert prints[0].bands == () and prints[0].signature == b""
+    assert prints[0].content_hash != prints[1].content_hash  # the photos differ
+    assert not complaint("html_only.eml").text_is_generated

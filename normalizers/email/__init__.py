@@ -181,6 +181,7 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     body = _body(found, settings, bool(_FORWARD.match(header_text(msg, "subject", hint))))
     if not body and draft.attachments:
         body = "（邮件正文为空，见附件）(empty mail body: see the attachments)"
+        draft.mark_text_generated()  # our words, not the writer's: dedup must not compare them
     subject = _subject(msg, hint, body)
     if not body and not subject:
         raise Rejected.one("body", "required", "邮件没有正文、标题或附件",
