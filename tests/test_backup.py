@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,7 @@ from click.testing import CliRunner
 
 from gateway.app import Gateway
 from gateway.cli import main
-from gateway.store.backup import BackupError, backup_sqlite
+from gateway.store.backup import BackupError, BackupInfo, backup_sqlite
 from tests.conftest import base_url, gateway_config
 
 TOTAL = 600
@@ -121,3 +123,36 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
         backup_sqlite(other, dest)
     assert not dest.exists()
     assert not list(tmp_path.glob(".*partial"))
+
+
+async def test_a_large_store_under_constant_commits_is_copied_in_one_go(tmp_path: Path) -> None:
+    """A copy made in steps restarts at every commit between two steps, and never ends on
+    a busy store; the copy is one step, one read transaction."""
+    store_file = await make_store(tmp_path)
+    with sqlite3.connect(store_file, isolation_level=None) as conn:
+        conn.execute("CREATE TABLE filler (b BLOB)")
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO filler VALUES (?)", ((bytes(1000),) for _ in range(40000)))
+        conn.execute("COMMIT")
+    stop = threading.Event()
+
+    def commit_constantly() -> None:
+        with sqlite3.connect(store_file, isolation_level=None) as writer:
+            while not stop.is_set():
+                writer.execute("INSERT INTO filler VALUES (x'00')")
+                time.sleep(0.002)
+
+    busy = threading.Thread(target=commit_constantly, daemon=True)
+    busy.start()
+    result: list[BackupInfo] = []
+    copier = threading.Thread(
+        target=lambda: result.append(backup_sqlite(store_file, tmp_path / "copy.db")),
+        daemon=True)
+    copier.start()
+    copier.join(timeout=60)
+    finished = not copier.is_alive()
+    stop.set()
+    busy.join()
+    copier.join()
+    assert finished, "the backup did not finish while the store kept committing"
+    assert result[0].integrity == "ok" and result[0].bytes > 40_000_000

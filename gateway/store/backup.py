@@ -21,8 +21,6 @@ from pathlib import Path
 
 from gateway.errors import GatewayError
 
-PAGES_PER_STEP = 4096  # 16 MB a step: the gateway's writer waits at most one step
-
 
 class BackupError(GatewayError):
     """The backup could not be made; nothing was left at the destination."""
@@ -64,7 +62,11 @@ def backup_sqlite(source: Path, dest: Path, *, overwrite: bool = False) -> Backu
     try:
         # Read-only: a backup never changes the store or takes its write lock.
         with _connect(f"file:{source}?mode=ro", uri=True) as live, _connect(partial) as copy:
-            live.backup(copy, pages=PAGES_PER_STEP)
+            # All pages in one step, so in one read transaction: in steps, every commit
+            # of the running gateway between two steps would restart the copy, and a
+            # busy store would never finish. A WAL reader does not block the writer;
+            # checkpoints wait for it, so the WAL grows for the duration.
+            live.backup(copy, pages=-1)
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
             info = _describe(copy, dest)
         if info.integrity != "ok":
