@@ -29,6 +29,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,10 +298,12 @@ class Mailbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), 5)
 
-    async def append(self, data: bytes, folder: str = "INBOX") -> int:
-        """APPEND ``data`` (CRLF line ends are made here) and return its UID."""
+    async def append(self, data: bytes, folder: str = "INBOX",
+                     received: datetime | None = None) -> int:
+        """APPEND ``data`` (CRLF line ends are made here) and return its UID; ``received``
+        sets its INTERNALDATE (default: now)."""
         data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        response = await self.client.append(data, mailbox=mailbox_arg(folder))
+        response = await self.client.append(data, mailbox=mailbox_arg(folder), date=received)
         assert response.result == "OK", response
         found = re.search(rb"APPENDUID \d+ (\d+)", b" ".join(response.lines))
         return int(found.group(1)) if found else 0

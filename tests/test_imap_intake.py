@@ -12,12 +12,16 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from adapters.imap_email.options import ImapEmailOptions
 from gateway import registry
 from gateway.app import Gateway, build_intake, open_store
 from gateway.attachments import AttachmentStore
@@ -366,3 +370,52 @@ async def test_idle_brings_new_mail_and_a_restart_is_caught_up(
 
 async def _eq(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
+
+
+async def test_start_at_new_skips_the_history_of_a_mailbox(imap: Dovecot, tmp_path: Path) -> None:
+    user = imap.add_user()
+    await append_all(imap, user, [citizen_mail(1), citizen_mail(2)])  # years of history
+    options = source(imap, user, start_at="new")
+    async with Rig(tmp_path, f"sqlite:///{tmp_path}/gw.db", options) as rig:
+        assert await rig.poll() == 0
+        folder = (await rig.checkpoint())["folders"]["INBOX"]
+        assert folder["uid"] == 2
+        assert folder["since"] == datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        await append_all(imap, user, [citizen_mail(3)])
+        assert await rig.poll() == 1
+        assert await rig.case_refs() == ["<citizen-3@example.cn>"]
+
+
+async def test_start_at_a_day_and_a_renumbered_folder_later(imap: Dovecot, tmp_path: Path) -> None:
+    user = imap.add_user()
+    async with Mailbox(imap, user) as box:
+        await box.append(citizen_mail(1), received=datetime(2026, 10, 1, 9, 0, tzinfo=UTC))
+        await box.append(citizen_mail(2), received=datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+        await box.append(citizen_mail(3), received=datetime(2026, 11, 3, 9, 0, tzinfo=UTC))
+    options = source(imap, user, start_at="2026-11-01")
+    async with Rig(tmp_path, f"sqlite:///{tmp_path}/gw.db", options) as rig:
+        assert await rig.poll() == 2
+        assert await rig.case_refs() == ["<citizen-2@example.cn>", "<citizen-3@example.cn>"]
+        assert (await rig.checkpoint())["folders"]["INBOX"]["since"] == "2026-11-01"
+        imap.reset_uidvalidity("INBOX", user)  # renumbered: read again from the day only
+        assert await rig.poll() == 0
+        assert len(await rig.journal()) == 2  # mail 1 was never read, not even now
+
+
+async def test_start_at_a_day_with_no_mail_since_then(imap: Dovecot, tmp_path: Path) -> None:
+    user = imap.add_user()
+    async with Mailbox(imap, user) as box:
+        await box.append(citizen_mail(1), received=datetime(2026, 10, 1, 9, 0, tzinfo=UTC))
+    async with Rig(tmp_path, f"sqlite:///{tmp_path}/gw.db",
+                   source(imap, user, start_at="2026-11-01")) as rig:
+        assert await rig.poll() == 0
+        assert (await rig.checkpoint())["folders"]["INBOX"]["uid"] == 1
+        await append_all(imap, user, [citizen_mail(2)])
+        assert await rig.poll() == 1
+
+
+def test_start_at_must_be_all_new_or_a_day() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ImapEmailOptions.model_validate({"host": "127.0.0.1", "username": "u",
+                                         "password": "p", "start_at": "yesterday"})
+    assert "start_at" in str(caught.value)

@@ -20,7 +20,7 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import aioimaplib  # type: ignore[import-untyped]
@@ -106,6 +106,12 @@ def uid_set(uids: list[int]) -> str:
         if uid is not None:
             start = previous = uid
     return ",".join(ranges)
+
+
+def imap_date(day: date) -> str:
+    """RFC 3501 ``date`` (``1-Nov-2026``): English month names whatever the locale."""
+    month = next(name for name, number in _MONTHS.items() if number == day.month)
+    return f"{day.day}-{month}-{day.year}"
 
 
 def parse_internaldate(text: str) -> datetime | None:
@@ -378,14 +384,22 @@ class ImapSession:
 
     async def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid`` in the selected folder, ascending."""
+        uids = await self._uid_search("UID", f"{last_uid + 1}:*")
+        return [u for u in uids if u > last_uid]
+
+    async def uids_since(self, day: date) -> list[int]:
+        """UIDs of the mail the server received on ``day`` or later (``SINCE``, by its
+        INTERNALDATE and the server's own time zone), ascending."""
+        return await self._uid_search("SINCE", imap_date(day))
+
+    async def _uid_search(self, *criteria: str) -> list[int]:
         response = self._check(await self._call(
-            "UID SEARCH", self._client.uid_search("UID", f"{last_uid + 1}:*", charset=None)),
-            "UID SEARCH")
+            "UID SEARCH", self._client.uid_search(*criteria, charset=None)), "UID SEARCH")
         uids: set[int] = set()
         for line in response.lines[:-1]:
             if isinstance(line, bytes) and re.fullmatch(rb"[\d ]*", line):
                 uids.update(int(x) for x in line.split())
-        return sorted(u for u in uids if u > last_uid)
+        return sorted(uids)
 
     async def fetch(self, uids: list[int], items: str) -> list[Fetched]:
         """``UID FETCH`` of ``items``; the timeout is for silence, not for the transfer."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,9 @@ class ImapEmailOptions(EmailSettings):
     max_message_mb: float = Field(default=25.0, gt=0)
     own_addresses: list[str] = Field(
         default_factory=list, description="From addresses of mail the gateway sends itself")
+    start_at: Literal["all", "new"] | date = Field(
+        default="all", description="where a folder read for the first time starts: all its "
+        "mail, only mail arriving from now on (new), or mail received since a day")
 
     @field_validator("folders")
     @classmethod

@@ -3,7 +3,9 @@
 Each poll (the gateway's poller owns schedule, backoff and the lease that lets one
 replica at a time poll a mailbox) opens a connection, and for each folder: SELECT,
 compare UIDVALIDITY with the checkpoint (a change means the UIDs were renumbered: the
-folder is read again from the start), ``UID SEARCH`` what is above the checkpoint's UID,
+folder is read again from the start, or from the ``start_at`` day), ``UID SEARCH`` what
+is above the checkpoint's UID (a folder read for the first time starts where
+``start_at`` says: all its mail, mail arriving from now on, or mail since a day),
 then per batch:
 
 1. ``UID FETCH`` size and header of each mail (cheap);
@@ -17,7 +19,7 @@ then per batch:
    other one goes to the poller, which journals it through the pipeline;
 5. once a mail is journaled (never before) the post-action runs: none, ``\\Seen`` or move.
 
-The checkpoint (``{"folders": {name: {"uidvalidity": …, "uid": …}}}``) is committed after
+The checkpoint (``adapters/imap_email/cursor.py``) is committed after
 each mail is durable, so a crash or a dropped connection re-reads at most a few mails, and
 the replay check (source reference scoped per source) keeps them from becoming cases twice.
 
@@ -30,18 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adapters.imap_email.client import Fetched as ImapFetched
-from adapters.imap_email.client import ImapSession
+from adapters.imap_email.client import FolderInfo, ImapSession
+from adapters.imap_email.cursor import Cursor
 from adapters.imap_email.options import ImapEmailOptions
 from gateway.config import SourceConfig
 from gateway.errors import SourceError, SourceMisconfigured
@@ -62,35 +64,6 @@ HEAD_ITEMS = "UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]"
 BODY_ITEMS = "UID BODY.PEEK[]"
 OVERSIZED = "oversized_mail"
 _CLOCK_SKEW = timedelta(minutes=5)
-
-
-@dataclass
-class Cursor:
-    """The checkpoint being advanced: per folder, its UIDVALIDITY and the last UID done."""
-
-    folders: dict[str, dict[str, int]] = field(default_factory=dict)
-    dirty: bool = False
-
-    @classmethod
-    def load(cls, value: Any) -> Cursor:
-        folders = value.get("folders") if isinstance(value, dict) else None
-        if not isinstance(folders, dict):
-            return cls()
-        return cls({k: dict(v) for k, v in folders.items() if isinstance(v, dict)})
-
-    def last_uid(self, folder: str, uidvalidity: int) -> int | None:
-        """The last UID done, or ``None`` when the folder is new or was renumbered."""
-        known = self.folders.get(folder)
-        if known is None or known.get("uidvalidity") != uidvalidity:
-            return None
-        return int(known.get("uid", 0))
-
-    def advance(self, folder: str, uidvalidity: int, uid: int) -> None:
-        self.folders[folder] = {"uidvalidity": uidvalidity, "uid": uid}
-        self.dirty = True
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"folders": copy.deepcopy(self.folders)}
 
 
 @dataclass
@@ -188,8 +161,8 @@ class ImapEmailSource(PolledAdapter):
                 log.warning("imap_uidvalidity_changed", source=self.name, folder=folder,
                             was=cursor.folders[folder].get("uidvalidity"),
                             now=info.uidvalidity)
-            last = 0
-            cursor.advance(folder, info.uidvalidity, 0)
+            last = await self._start(session, folder, info, cursor)
+            cursor.advance(folder, info.uidvalidity, last)
         if info.uidnext is None or info.uidnext > last + 1:
             uids = await session.uids_after(last)
             size = self.options.batch_size
@@ -198,6 +171,37 @@ class ImapEmailSource(PolledAdapter):
                                               uids[start:start + size], cursor):
                     yield item
         await self._save(cursor)
+
+    async def _start(self, session: ImapSession, folder: str, info: FolderInfo,
+                     cursor: Cursor) -> int:
+        """The UID before the first mail to read of a folder read for the first time (or
+        renumbered): 0 for all its mail; with ``start_at``, the last UID there now (mail
+        arriving from now on) or the one before the first mail received since a day. That
+        day is kept in the checkpoint, so a renumbered folder is read again from it, not
+        from its start (mail already journaled is skipped either way)."""
+        since = cursor.since(folder)
+        if since is None:
+            start = self.options.start_at
+            if start == "all":
+                return 0
+            since = datetime.now(self.env.timezone).date() if start == "new" else start
+            cursor.start_since(folder, since)
+            if start == "new":
+                last = await self._newest_uid(session, info)
+                log.info("imap_start_at", source=self.name, folder=folder, start_at="new",
+                         after_uid=last)
+                return last
+        uids = await session.uids_since(since)
+        last = uids[0] - 1 if uids else await self._newest_uid(session, info)
+        log.info("imap_start_at", source=self.name, folder=folder, since=since.isoformat(),
+                 after_uid=last)
+        return last
+
+    @staticmethod
+    async def _newest_uid(session: ImapSession, info: FolderInfo) -> int:
+        if info.uidnext is not None:
+            return info.uidnext - 1
+        return max(await session.uids_after(0), default=0)
 
     async def _batch(self, session: ImapSession, folder: str, uidvalidity: int,
                      uids: list[int], cursor: Cursor) -> AsyncIterator[Fetched]:
