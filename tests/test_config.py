@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from pathlib import Path
 from typing import Any
@@ -315,3 +316,18 @@ def test_load_empty_file_and_utf8_comments(tmp_path: Path) -> None:
     assert load_config(path).region_code == "QD"
     path.write_text("", encoding="utf-8")
     assert load_config(path) == GatewayConfig()
+
+
+def test_the_container_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/docker-gateway.yaml is the image's default config: it must stay valid, and
+    its web mailbox believes X-Forwarded-For from the Docker bridge."""
+    monkeypatch.delenv("MINSHENG_API_TOKEN", raising=False)
+    config = load_config(SHIPPED.parents[1] / "scripts" / "docker-gateway.yaml")
+    assert config.server.host == "0.0.0.0" and config.server.port == 8080
+    from adapters.web_mailbox import WebMailboxOptions
+
+    limits = WebMailboxOptions.model_validate(config.source("web").options).rate_limit
+    assert limits is not None
+    bridge = ipaddress.ip_address("172.17.0.1")
+    assert any(bridge in n for n in limits.trusted_proxies)
+    assert not any(bridge.version == n.version and bridge in n for n in limits.exempt)
