@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord, Reporter
+from gateway.schema import ComplaintDraft, PostInfo, RawRecord
 from normalizers.charset import decode
 from normalizers.html_text import html_to_text
+from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time
 from normalizers.text import clean_line, clean_text
 
@@ -40,15 +40,6 @@ MAX_TAGS = 20
 
 class FeedUnreadable(ValueError):
     """Not an RSS or Atom feed at all (an HTML error page, garbage, nothing)."""
-
-
-class FeedSettings(BaseModel):
-    """Source options the normalizer reads (the rest belong to the adapter)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    site: str | None = None
-    max_body_chars: int = Field(default=20_000, ge=100, le=50_000)
 
 
 @dataclass(frozen=True)
@@ -187,12 +178,8 @@ def _item_of(raw: RawRecord) -> dict[str, Any]:
     return feed.entries[0]
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
-    settings = ctx.settings(FeedSettings)
+    settings = ctx.settings(OpinionSettings)
     item = _item_of(raw)
     entry, feed = item["entry"], item.get("feed") or {}
     title = clean_line(html_to_text(entry.get("title") or ""))
@@ -209,15 +196,8 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
                                 now=raw.received_at) or \
         parse_post_time(entry.get("published"), tz=ctx.timezone, now=raw.received_at)
     author = entry.get("author")
-    return ComplaintDraft(
-        channel="opinion",
-        source=raw.source,
-        source_ref=raw.source_ref,
-        received_at=raw.received_at,
-        reported_at=min(published, raw.received_at) if published else raw.received_at,
-        reporter=Reporter(handle=author, anonymous=author is None, reply_wanted=False),
-        subject=_clip(title or clean_line(body.split("\n", 1)[0]), 200),
-        body=_clip(clean_text(body), settings.max_body_chars),
+    return post_draft(
+        raw, settings, title=title, body=clean_text(body), author=author, published=published,
         post=PostInfo(url=url, site=settings.site or feed.get("title"), author=author,
                       published_at=published, reply_count=entry.get("comments")),
         tags=list(dict.fromkeys(clean_line(t) for t in entry.get("tags") or [] if t.strip())),

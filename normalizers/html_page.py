@@ -21,14 +21,14 @@ from typing import Any
 
 import trafilatura
 from bs4 import BeautifulSoup, Tag
-from pydantic import BaseModel, ConfigDict, Field
 from trafilatura.settings import use_config
 
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord, Reporter
+from gateway.schema import ComplaintDraft, PostInfo, RawRecord
 from gateway.sites import DetailSpec, FieldSpec, SiteDefinition, field_value, load_site, read_html
 from normalizers.html_text import element_text
+from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time
 from normalizers.text import clean_line, clean_text
 
@@ -38,14 +38,10 @@ _EXTRACTION.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
 _EXTRACTION.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
 
 
-class HtmlPageSettings(BaseModel):
+class HtmlPageSettings(OpinionSettings):
     """Source options the normalizer reads (the rest belong to the adapter)."""
 
-    model_config = ConfigDict(extra="ignore")
-
     definition: str | None = None
-    site: str | None = None
-    max_body_chars: int = Field(default=20_000, ge=100, le=50_000)
 
 
 @dataclass(frozen=True)
@@ -110,10 +106,6 @@ def _definition(settings: HtmlPageSettings) -> SiteDefinition | None:
     return load_site(settings.definition) if settings.definition else None
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @dataclass
 class _Read:
     title: str | None = None
@@ -169,15 +161,8 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
         raise Rejected.one("page.body", "required", "页面上没有找到正文",
                            "no text was found on the page")
     site = settings.site or meta.get("site") or (definition.site if definition else None)
-    return ComplaintDraft(
-        channel="opinion",
-        source=raw.source,
-        source_ref=raw.source_ref,
-        received_at=raw.received_at,
-        reported_at=min(published, raw.received_at) if published else raw.received_at,
-        reporter=Reporter(handle=author, anonymous=author is None, reply_wanted=False),
-        subject=_clip(title or clean_line(body.split("\n", 1)[0]), 200),
-        body=_clip(body, settings.max_body_chars),
+    return post_draft(
+        raw, settings, title=title, body=body, author=author, published=published,
         post=PostInfo(url=url, site=site or found.site, author=author, published_at=published,
                       reply_count=fields.get("reply_count"),
                       view_count=fields.get("view_count")),

@@ -27,3 +27,8 @@ def clean_text(text: str) -> str:
 def clean_line(text: str) -> str:
     """Like ``clean_text`` but for one-line fields (names, subjects, addresses)."""
     return _SPACES.sub(" ", clean_text(text).replace("\n", " ")).strip()
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

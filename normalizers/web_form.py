@@ -19,7 +19,7 @@ from gateway.errors import FieldError, Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
 from normalizers.phone import InvalidPhone, to_e164
-from normalizers.text import clean_line, clean_text
+from normalizers.text import clean_line, clean_text, clip
 
 ENVELOPE_TYPE = "application/vnd.minsheng.form+json"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -206,5 +206,4 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
 
 
 def _subject_from(content: str, limit: int = 30) -> str:
-    first = content.split("\n", 1)[0]
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+    return clip(content.split("\n", 1)[0], limit)

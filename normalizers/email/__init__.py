@@ -59,7 +59,7 @@ from normalizers.email.parts import (
 )
 from normalizers.phone import InvalidPhone, to_e164
 from normalizers.quoting import strip_quoted
-from normalizers.text import clean_text
+from normalizers.text import clean_text, clip
 
 __all__ = [
     "DEFAULT_MEDIA_TYPES", "MEDIA_TYPE", "EmailSettings", "address_of", "addresses",
@@ -151,9 +151,8 @@ def _attach(draft: ComplaintDraft, found: Parts, settings: EmailSettings) -> Non
 def _subject(msg: Message, hint: str | None, body: str) -> str:
     subject = header_text(msg, "subject", hint)
     if not subject:
-        first = body.split("\n", 1)[0]
-        subject = first if len(first) <= 30 else first[:29] + "…"
-    return subject if len(subject) <= 200 else subject[:199] + "…"
+        subject = clip(body.split("\n", 1)[0], 30)
+    return clip(subject, 200)
 
 
 def _tags(msg: Message) -> list[str]:
