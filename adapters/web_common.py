@@ -27,7 +27,7 @@ from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.http_client import USER_AGENT, make_client
 from gateway.logging import get_logger
 from gateway.schema import RawRecord
-from gateway.store import Tx
+from gateway.store import journal
 from normalizers.relevance import Relevance, Verdict, check
 
 if TYPE_CHECKING:
@@ -220,25 +220,12 @@ class Fetcher:
 # -- the store: what was seen, what was filtered -----------------------------------------
 
 
-def _journaled(tx: Tx, source: str, refs: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(refs), 200):
-        chunk = refs[start:start + 200]
-        marks = ", ".join("?" for _ in chunk)
-        rows = tx.fetchall(
-            f"SELECT DISTINCT source_ref FROM raw_records WHERE source = ? "
-            f"AND source_ref IN ({marks})",
-            (source, *chunk),
-        )
-        found.update(str(r[0]) for r in rows)
-    return found
-
-
 async def journaled_refs(intake: Intake, source: str, refs: list[str]) -> set[str]:
     """Which of ``refs`` this source has journaled already (whatever became of them)."""
     if not refs:
         return set()
-    return await intake.store.read(partial(_journaled, source=source, refs=list(refs)))
+    return await intake.store.read(partial(journal.refs_journaled, source=source,
+                                           refs=list(refs)))
 
 
 async def judge(intake: Intake, raw: RawRecord, rules: Relevance) -> Verdict:
@@ -246,12 +233,8 @@ async def judge(intake: Intake, raw: RawRecord, rules: Relevance) -> Verdict:
     rules. An item the normalizer cannot read passes: the pipeline quarantines it."""
     if not rules.active:
         return Verdict(True)
-    binding = intake.bindings[raw.source]
     try:
-        if len(raw.payload) > 64 * 1024:
-            draft = await asyncio.to_thread(binding.normalizer, raw, binding.context)
-        else:
-            draft = binding.normalizer(raw, binding.context)
+        draft = await intake.normalize(raw)
     except Exception:
         return Verdict(True, "unreadable: left to the pipeline")
     return check(rules, draft.subject, draft.body)

@@ -191,9 +191,8 @@ class Intake:
         self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal,
         blobs: Mapping[str, bytes],
     ) -> IntakeResult:
-        binding = self.bindings[raw.source]
         try:
-            draft = await self._normalize(binding, raw)
+            draft = await self.normalize(raw)
             validate_draft(draft)
         except Rejected as exc:
             rejection = exc
@@ -224,7 +223,10 @@ class Intake:
         if blobs and self.save_blobs is not None:
             await asyncio.to_thread(self.save_blobs, blobs)
 
-    async def _normalize(self, binding: SourceBinding, raw: RawRecord) -> ComplaintDraft:
+    async def normalize(self, raw: RawRecord) -> ComplaintDraft:
+        """The source's normalizer on ``raw`` (big payloads on a worker thread); raises
+        what the normalizer raises. Adapters use it to look at an item before intake."""
+        binding = self.bindings[raw.source]
         if len(raw.payload) <= INLINE_NORMALIZE_BYTES:
             return binding.normalizer(raw, binding.context)
         return await asyncio.to_thread(binding.normalizer, raw, binding.context)

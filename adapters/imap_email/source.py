@@ -51,7 +51,7 @@ from gateway.logging import get_logger
 from gateway.poller import Fetched, PolledAdapter
 from gateway.schema import RawRecord
 from gateway.sources import AdapterEnv
-from gateway.store import Tx, checkpoints, quarantine
+from gateway.store import Tx, checkpoints, journal, quarantine
 from normalizers import mail_filters
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
 
@@ -81,17 +81,6 @@ def _received_at(head: ImapFetched) -> datetime:
     now = datetime.now(UTC)
     when = head.internaldate
     return when if when is not None and when <= now + _CLOCK_SKEW else now
-
-
-def _journaled(tx: Tx, source: str, refs: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(refs), 200):
-        chunk = refs[start:start + 200]
-        rows = tx.fetchall(
-            "SELECT DISTINCT source_ref FROM raw_records WHERE source = ? AND source_ref IN "
-            f"({', '.join('?' for _ in chunk)})", (source, *chunk))
-        found.update(str(r[0]) for r in rows)
-    return found
 
 
 def _oversized_refs(tx: Tx, source: str) -> set[str]:
@@ -236,7 +225,8 @@ class ImapEmailSource(PolledAdapter):
             header = parse_message(head.sections.get("BODY[HEADER]", b""), headers_only=True)
             mails[head.uid] = _Mail(head, header, message_ref(header), "download")
         refs = [m.ref for m in mails.values()]
-        known = await self.intake.store.read(partial(_journaled, source=self.name, refs=refs))
+        known = await self.intake.store.read(
+            lambda tx: journal.refs_journaled(tx, self.name, refs))
         seen: set[str] = set()
         for mail in sorted(mails.values(), key=lambda m: m.head.uid):  # a copy: the later
             if (mail.head.size or 0) > self.options.max_message_bytes:

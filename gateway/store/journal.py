@@ -87,3 +87,19 @@ def latest(tx: Tx, status: str, limit: int = 20) -> list[JournalEntry]:
 def count_by_status(tx: Tx) -> dict[str, int]:
     rows = tx.fetchall("SELECT status, COUNT(*) FROM raw_records GROUP BY status")
     return {r[0]: int(r[1]) for r in rows}
+
+
+_REFS_PER_QUERY = 200  # source refs per IN list: well under every engine's bind limit
+
+
+def refs_journaled(tx: Tx, source: str, refs: list[str]) -> set[str]:
+    """Which of ``refs`` the source has journaled already, whatever became of them (a
+    pulled adapter skips those without fetching them again)."""
+    found: set[str] = set()
+    for start in range(0, len(refs), _REFS_PER_QUERY):
+        chunk = refs[start:start + _REFS_PER_QUERY]
+        rows = tx.fetchall(
+            "SELECT DISTINCT source_ref FROM raw_records WHERE source = ? AND source_ref IN "
+            f"({', '.join('?' for _ in chunk)})", (source, *chunk))
+        found.update(str(r[0]) for r in rows)
+    return found
