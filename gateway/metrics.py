@@ -20,7 +20,7 @@ import importlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -246,9 +246,7 @@ class _ProcessFigures:
             "(rate_limited, unauthorized, ...); nothing of them was journaled",
             labels=["source", "reason"])
         for name, adapter in sorted(self.gateway.adapters.items()):
-            # getattr: an adapter that skips Adapter.__init__ (a test double) has none
-            refusals: Mapping[str, int] = getattr(adapter, "refusals", None) or {}
-            for reason, n in sorted(refusals.items()):
+            for reason, n in sorted(adapter.refusals.items()):
                 refused.add_metric([name, reason], n)
         return refused
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.attachments import AttachmentStore
 from gateway.config import SourceConfig
 from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.normalize import NormalizerContext
 from gateway.pipeline import Intake, IntakeResult, SourceBinding
 from gateway.poller import Fetched, PolledAdapter, Poller
 from gateway.schema import ComplaintDraft, RawRecord
+from gateway.sources import AdapterEnv
 from gateway.status import DISABLED, DOWN, STANDBY, UP, SourceStatus
 from gateway.store import Store, checkpoints
 
@@ -33,8 +36,9 @@ class ListSource(PolledAdapter):
     lease_s = 1.0
 
     def __init__(self, name: str, items: list[str]) -> None:
-        self.name = name
-        self.config = SourceConfig(name=name, adapter="test")
+        unused = Path("/nonexistent")  # the list source keeps no files
+        super().__init__(SourceConfig(name=name, adapter="test"), {},
+                         AdapterEnv(AttachmentStore(unused), unused, ZoneInfo("Asia/Shanghai")))
         self.items = items
         self.fail: Exception | None = None
         self.fetches = 0
