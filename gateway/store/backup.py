@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,16 +62,17 @@ def backup_sqlite(source: Path, dest: Path, *, overwrite: bool = False) -> Backu
     partial.unlink(missing_ok=True)
     try:
         # Read-only: a backup never changes the store or takes its write lock.
-        with _connect(f"file:{source}?mode=ro", uri=True) as live, _connect(partial) as copy:
+        with closing(_connect(f"file:{source}?mode=ro", uri=True)) as live, \
+                closing(_connect(str(partial))) as copy:
             # All pages in one step, so in one read transaction: in steps, every commit
             # of the running gateway between two steps would restart the copy, and a
             # busy store would never finish. A WAL reader does not block the writer;
             # checkpoints wait for it, so the WAL grows for the duration.
             live.backup(copy, pages=-1)
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-            info = _describe(copy, dest)
-        if info.integrity != "ok":
-            raise BackupError(f"the copy failed its integrity check: {info.integrity}")
+            cases, raws, integrity = _describe(copy)
+        if integrity != "ok":
+            raise BackupError(f"the copy failed its integrity check: {integrity}")
         _fsync(partial)
         os.replace(partial, dest)
         _fsync(dest.parent)
@@ -78,30 +80,22 @@ def backup_sqlite(source: Path, dest: Path, *, overwrite: bool = False) -> Backu
         raise BackupError(f"backup of {source} failed: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    return BackupInfo(dest, dest.stat().st_size, info.cases, info.raw_records, info.integrity)
+    return BackupInfo(dest, dest.stat().st_size, cases, raws, integrity)
 
 
-class _connect:
-    """``sqlite3.connect`` that closes on exit (sqlite3's own context manager only commits)."""
-
-    def __init__(self, target: Path | str, uri: bool = False) -> None:
-        self.conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=30.0)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(target, uri=uri, isolation_level=None, timeout=30.0)
 
 
-def _describe(conn: sqlite3.Connection, dest: Path) -> BackupInfo:
+def _describe(conn: sqlite3.Connection) -> tuple[int, int, str]:
+    """Cases and raw records in the copy, and its integrity check ("ok" when sound)."""
     integrity = "; ".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
     tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
     if not {"cases", "raw_records"} <= tables:
         raise BackupError("the source is not a Minsheng Gateway store (no cases table)")
     cases = int(conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
     raws = int(conn.execute("SELECT COUNT(*) FROM raw_records").fetchone()[0])
-    return BackupInfo(dest, 0, cases, raws, integrity)
+    return cases, raws, integrity
 
 
 def _fsync(path: Path) -> None:
