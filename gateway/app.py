@@ -70,6 +70,16 @@ def build_adapters(config: GatewayConfig) -> dict[str, Adapter]:
     return adapters
 
 
+def wire_intake(config: GatewayConfig, store: Store) -> tuple[Intake, dict[str, Adapter]]:
+    """The intake and every enabled source's adapter, with the adapters' own flows bound
+    to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
+    phone record goes back through its call flow there too."""
+    intake = build_intake(config, store)
+    adapters = build_adapters(config)
+    bind_flows(intake, adapters)
+    return intake, adapters
+
+
 def bind_flows(intake: Intake, adapters: Mapping[str, Adapter]) -> None:
     """Let the intake hand records back to adapters that have a flow of their own."""
     for name, adapter in adapters.items():
@@ -103,10 +113,8 @@ class Gateway:
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
             await self.store.write(lambda tx: outbox.release_leases(tx))
         self.forwarder = Forwarder(self.store, self._sinks(), config.store.outbox_retention_s)
-        self.intake = build_intake(config, self.store)
+        self.intake, self.adapters = wire_intake(config, self.store)
         self.intake.on_enqueued = self.forwarder.notify
-        self.adapters = build_adapters(config)
-        bind_flows(self.intake, self.adapters)
         app = build_app(self)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None,

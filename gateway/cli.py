@@ -236,12 +236,12 @@ def quarantine_list(config_path: Path) -> None:
 @config_option
 def quarantine_reprocess(ids: tuple[int, ...], config_path: Path) -> None:
     """Run quarantined items (all, or the IDS given) through the pipeline again."""
-    from gateway.app import build_intake
+    from gateway.app import wire_intake
 
     config = load_or_exit(config_path)
 
     async def work(store: Store) -> int:
-        intake = build_intake(config, store)
+        intake, _ = wire_intake(config, store)
         wanted = list(ids) or [e.id for e in await store.read(lambda tx: quarantine.list_open(tx))]
         failures = 0
         for qid in wanted:

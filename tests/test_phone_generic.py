@@ -12,12 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from adapters.cdr_webhook import PARSERS
+from gateway.cli import main
 from gateway.store import quarantine
 from tests.fixtures.cdr import case, generic, read, running, scalar, sign_hmac, sink_lines
 from tests.fixtures.cdr import source as phone_source
 from tests.fixtures.cdr import url as base
+from tests.procs import write_config
 
 HOTLINE = phone_source("hotline", "generic_json", missed_calls="callback")
 COUNTED = phone_source("counted", "generic_json")  # missed_calls: count (the default)
@@ -216,6 +219,29 @@ async def test_a_parser_bug_quarantines_the_record(tmp_path: Path, store_url: st
     assert answer.json()["quarantine_id"] == kept[0].id
     assert kept[0].reason == "normalizer_error" and "a bug in a parser" in str(kept[0].detail)
     assert status == "quarantined"
+
+
+async def test_cli_reprocess_takes_a_phone_record_back_through_its_call_flow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call without notes is only recorded by the call flow; run through the bare
+    pipeline it would become a case of its own."""
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    monkeypatch.setitem(PARSERS, "generic_json", f"{__name__}:exploding_parser")
+    async with running(tmp_path, url, HOTLINE) as gw, \
+            httpx.AsyncClient(base_url=base(gw)) as client:
+        answer = await client.post("/intake/hotline",
+                                   json=generic("generic_answered.json", notes=None))
+    assert answer.json()["outcome"] == "quarantined"
+    monkeypatch.undo()  # the parser is fixed
+    config = write_config(tmp_path / "gateway.yaml", {
+        "data_dir": str(tmp_path / "var"), "store": {"url": url}, "sources": [HOTLINE]})
+    done = await asyncio.to_thread(
+        CliRunner().invoke, main, ["quarantine", "reprocess", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "\trecorded\t" in done.output
+    async with running(tmp_path, url, HOTLINE) as gw:
+        assert await scalar(gw, "SELECT COUNT(*) FROM cases") == 0
+        assert await scalar(gw, "SELECT status FROM calls") == "ended"
 
 
 async def test_overdue_calls_are_logged_for_operations(tmp_path: Path, store_url: str,
