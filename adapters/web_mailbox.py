@@ -10,7 +10,6 @@ submits faster than ``rate_limit`` allows (gateway/ratelimit.py).
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from gateway.logging import get_logger
 from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
 from gateway.schema import Attachment, RawRecord
 from gateway.sources import Adapter, AdapterEnv
+from gateway.tokens import bearer_ok
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
 if TYPE_CHECKING:
@@ -128,8 +128,7 @@ class WebMailboxSource(Adapter):
     def _authorized(self, request: web.Request) -> bool:
         if self.options.token is None:
             return True
-        expected = f"Bearer {self.options.token.get_secret_value()}"
-        return hmac.compare_digest(request.headers.get("Authorization", ""), expected)
+        return bearer_ok(request, self.options.token.get_secret_value())
 
     async def _read_multipart(
         self, request: web.Request, blobs: dict[str, bytes]

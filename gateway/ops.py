@@ -32,6 +32,7 @@ from gateway.metrics import CONTENT_TYPE, call_optional, channel_of
 from gateway.status import DEGRADED, DISABLED, DOWN
 from gateway.store import Tx, journal, outbox, quarantine
 from gateway.store.ops_queries import VolumeCache
+from gateway.tokens import bearer_ok, same_secret
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -68,11 +69,7 @@ def refusal(request: web.Request, ops: OpsConfig) -> str | None:
     if ops.token is None:
         return None
     token = ops.token.get_secret_value()
-    bearer = request.headers.get("Authorization", "")
-    if hmac.compare_digest(bearer.encode(), f"Bearer {token}".encode()):
-        return None
-    cookie = request.cookies.get(COOKIE, "")
-    if cookie and hmac.compare_digest(cookie, cookie_value(token)):
+    if bearer_ok(request, token) or same_secret(request.cookies.get(COOKIE), cookie_value(token)):
         return None
     return "token"
 
@@ -285,7 +282,7 @@ class OpsHandlers:
         response = web.Response(status=303, headers={"Location": "/ops"})
         if token is None:
             return response
-        if not hmac.compare_digest(offered.encode(), token.get_secret_value().encode()):
+        if not same_secret(offered, token.get_secret_value()):
             return _login_page(401, "令牌不正确 (wrong token)")
         response.set_cookie(COOKIE, cookie_value(token.get_secret_value()), httponly=True,
                             samesite="Strict", path="/", max_age=400 * 86400)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 import uuid
@@ -15,6 +14,7 @@ from aiohttp import web
 from gateway import ops, problem
 from gateway.logging import get_logger, mask_text
 from gateway.store import StoreUnavailable, cases
+from gateway.tokens import bearer_ok
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -89,8 +89,7 @@ def _authorized(request: web.Request) -> web.Response | None:
             403, "api-disabled", "拉取接口未启用 (pull API disabled)",
             "set api.token in the config (e.g. token: ${MINSHENG_API_TOKEN})",
         )
-    expected = f"Bearer {token.get_secret_value()}"
-    if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+    if not bearer_ok(request, token.get_secret_value()):
         return problem.unauthorized("a valid 'Authorization: Bearer <token>' is required")
     return None
 

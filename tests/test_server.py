@@ -113,3 +113,38 @@ async def test_graceful_stop_answers_in_flight_requests(tmp_path: Path, store_ur
             assert await store.read(lambda tx, c=code: cases.get_by_code(tx, c)) is not None
     finally:
         await store.close()
+
+
+async def test_credentials_outside_ascii_are_refused_not_a_crash(tmp_path: Path) -> None:
+    """``hmac.compare_digest`` raises on non-ASCII ``str``: every secret comparison must
+    answer 401, never 500."""
+    hotline = {"name": "hotline", "adapter": "cdr_webhook", "format": "generic_json",
+               "ops_token": "ops-secret",
+               "auth": {"scheme": "hmac", "secret": "pbx-secret"},
+               "notes_auth": {"scheme": "bearer", "token": "desk-token"}}
+    config = gateway_config(
+        tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}",
+        sources=[{"name": "web", "adapter": "web_mailbox", "token": "site-secret"}, hotline],
+        ops={"token": "wall-token"})
+    gw = Gateway(config)
+    await gw.start()
+    odd = {"Authorization": "Bearer 令牌é".encode()}  # raw UTF-8 bytes on the wire
+    try:
+        async with httpx.AsyncClient(base_url=base_url(gw)) as client:
+            answers = {
+                "pull feed": await client.get("/v1/cases", headers=odd),
+                "web mailbox": await client.post("/intake/web", json=FORM, headers=odd),
+                "ops page": await client.get(
+                    "/ops", headers={**odd, "Cookie": "minsheng_ops=é".encode()}),
+                "phone notes": await client.post("/intake/hotline/calls/c1/notes",
+                                                  json={"content": "x"}, headers=odd),
+                "phone ops": await client.get("/intake/hotline/calls/stats", headers=odd),
+                "phone hmac": await client.post(
+                    "/intake/hotline", content=b"{}",
+                    headers={"X-Minsheng-Signature": "t=1,v1=签名".encode()}),
+            }
+    finally:
+        await gw.stop()
+    assert {name: a.status_code for name, a in answers.items()} == {
+        "pull feed": 401, "web mailbox": 401, "ops page": 401, "phone notes": 401,
+        "phone ops": 401, "phone hmac": 401}

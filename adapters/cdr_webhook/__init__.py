@@ -104,6 +104,8 @@ class CdrWebhookSource(Adapter):
         self.max_body = self.options.max_body_kb * 1024
         self.auth = Authenticator(self.options.auth)
         self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth)
+        token = self.options.ops_token
+        self.ops_auth = Authenticator(AuthOptions(scheme="bearer", token=token)) if token else None
         self.policy = CallPolicy(self.options.missed_calls, self.options.notes_timeout_min * 60)
         self.flow_: CallFlow | None = None
         self._monitor: asyncio.Task[None] | None = None
@@ -190,12 +192,10 @@ class CdrWebhookSource(Adapter):
     # -- operations ------------------------------------------------------------------
 
     def _ops_refusal(self, request: web.Request) -> web.Response | None:
-        token = self.options.ops_token.get_secret_value() if self.options.ops_token else ""
-        if not token:
+        if self.ops_auth is None:
             return problem.problem(403, "ops-disabled", "运营接口未启用 (operations API disabled)",
                                    f"set ops_token in the {self.name} source's config")
-        if (refusal := Authenticator(AuthOptions(scheme="bearer", token=SecretStr(token)))
-                .check(request)) is not None:
+        if (refusal := self.ops_auth.check(request)) is not None:
             return self._refuse(request, refusal)
         return None
 

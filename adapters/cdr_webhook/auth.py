@@ -35,6 +35,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.tokens import same_secret
+
 Scheme = Literal["none", "bearer", "basic", "hmac", "path_token", "twilio"]
 _NEEDS = {"bearer": ("token",), "path_token": ("token",), "basic": ("username", "password"),
           "hmac": ("secret",), "twilio": ("auth_token",)}
@@ -129,7 +131,7 @@ class Authenticator:
             return WRONG
         mac = hmac.new(_text(self.options.secret).encode(), f"{stamp}.".encode() + body,
                        hashlib.sha256)
-        if not hmac.compare_digest(mac.hexdigest(), given.lower()):
+        if not same_secret(given.lower(), mac.hexdigest()):
             return WRONG
         if abs(self.clock() - int(stamp)) > self.options.window_s:
             return Refusal(403, "stale", f"the signature's time is outside the "
@@ -145,11 +147,11 @@ class Authenticator:
         params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if form else []
         if not form and "bodySHA256" in request.query:
             digest = hashlib.sha256(body).hexdigest()
-            if not hmac.compare_digest(digest, request.query["bodySHA256"]):
+            if not same_secret(request.query["bodySHA256"], digest):
                 return WRONG
         token = _text(self.options.auth_token)
         for candidate in _url_variants(url):
-            if hmac.compare_digest(twilio_signature(token, candidate, params), given):
+            if same_secret(given, twilio_signature(token, candidate, params)):
                 return None
         return WRONG
 
@@ -162,7 +164,7 @@ class Authenticator:
 def _compare(given: str | None, expected: str) -> Refusal | None:
     if not given:
         return MISSING
-    return None if hmac.compare_digest(given.encode(), expected.encode()) else WRONG
+    return None if same_secret(given, expected) else WRONG
 
 
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
