@@ -27,6 +27,7 @@ from gateway.errors import SourceUnavailable
 from gateway.logging import get_logger
 from gateway.poller import Fetched, PolledAdapter
 from gateway.schema import RawRecord
+from gateway.sites import http_url
 from gateway.sources import AdapterEnv
 from normalizers.feed_entry import ENTRY_TYPE, FeedUnreadable, ParsedFeed, entry_ref, parse_feed
 
@@ -38,16 +39,9 @@ log = get_logger("adapters.feeds")
 
 class FeedOptions(WebOptions):
     url: str = Field(description="the feed's URL (http or https)")
-    site: str | None = Field(default=None, description="site name shown on complaints")
     max_entries: int = Field(default=200, ge=1, le=5000)
-    max_body_chars: int = Field(default=20_000, ge=100, le=50_000)
 
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+    _http = field_validator("url")(http_url)
 
 
 def conditional_headers(url: str, checkpoint: Any) -> dict[str, str]:

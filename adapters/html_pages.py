@@ -35,7 +35,15 @@ from gateway.errors import ConfigError, SourceMisconfigured
 from gateway.logging import get_logger
 from gateway.poller import Fetched, PolledAdapter
 from gateway.schema import RawRecord
-from gateway.sites import ListItem, ListPage, SiteDefinition, extract_list, load_site, read_html
+from gateway.sites import (
+    ListItem,
+    ListPage,
+    SiteDefinition,
+    extract_list,
+    http_url,
+    load_site,
+    read_html,
+)
 from gateway.sources import AdapterEnv
 from normalizers.relevance import Relevance, check
 
@@ -49,12 +57,10 @@ LIST_ITEM_TYPE = "text/html; charset=utf-8"
 class HtmlPagesOptions(WebOptions):
     definition: str = Field(description="config/sites/<name>.yaml, or its name")
     start_urls: list[str] | None = Field(default=None, description="instead of the definition's")
-    site: str | None = Field(default=None, description="site name shown on complaints")
     max_pages: int | None = Field(default=None, ge=1, le=100, description="list pages per poll")
     max_items: int = Field(default=50, ge=1, le=1000, description="new items per poll")
     max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="bytes per page")
     poll_interval_s: float = Field(default=900.0, gt=0)
-    max_body_chars: int = Field(default=20_000, ge=100, le=50_000)
 
     @field_validator("definition")
     @classmethod
@@ -68,10 +74,7 @@ class HtmlPagesOptions(WebOptions):
     @field_validator("start_urls")
     @classmethod
     def _http(cls, value: list[str] | None) -> list[str] | None:
-        for url in value or []:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"not an http(s) URL: {url!r}")
-        return value
+        return [http_url(url) for url in value] if value is not None else None
 
 
 def _list_page(content: bytes, content_type: str, definition: SiteDefinition, url: str,

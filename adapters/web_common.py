@@ -21,13 +21,14 @@ from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.http_client import USER_AGENT, make_client
 from gateway.logging import get_logger
 from gateway.schema import RawRecord
 from gateway.store import journal
+from normalizers.opinion_post import OpinionSettings
 from normalizers.relevance import Relevance, Verdict, check
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ _RETRIABLE = (408, 425, 429)
 _MISCONFIGURED = (401, 403, 404, 410)
 
 
-class WebOptions(BaseModel):
-    """Options every polled web source has (politeness and bounds, with safe defaults)."""
+class WebOptions(OpinionSettings):
+    """Options every polled web source has (politeness and bounds, with safe defaults),
+    beside the opinion normalizers' own (``site``, ``max_body_chars``)."""
 
     model_config = ConfigDict(extra="forbid")
 

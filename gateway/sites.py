@@ -156,10 +156,15 @@ class SiteDefinition(_Strict):
     @field_validator("start_urls")
     @classmethod
     def _http_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-                raise ValueError(f"not an http(s) URL: {url!r}")
-        return value
+        return [http_url(url) for url in value]
+
+
+def http_url(url: str) -> str:
+    """``url`` if it is an absolute http or https URL (a validator of every configured
+    web address: site definitions, feed and page sources)."""
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
 
 
 def site_path(ref: str) -> Path:

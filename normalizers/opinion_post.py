@@ -24,7 +24,7 @@ class OpinionSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    site: str | None = None
+    site: str | None = Field(default=None, description="site name shown on complaints")
     max_body_chars: int = Field(default=20_000, ge=100, le=50_000)
 
 
