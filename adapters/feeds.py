@@ -14,6 +14,7 @@ and network failures map as ``adapters.web_common`` says.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -111,16 +112,17 @@ class FeedSource(PolledAdapter):
             return
         records = entry_records(self.name, feed, self.options.max_entries)
         seen = await journaled_refs(self.intake, self.name, [r.source_ref for r in records])
-        fresh = []
+        fresh: list[Fetched] = []
         for raw in records:
             if raw.source_ref in seen:
                 continue
-            verdict = await judge(self.intake, raw, self.options.relevance)
-            if verdict.relevant:
-                fresh.append(raw)
+            judged = await judge(self.intake, raw, self.options.relevance)
+            if isinstance(judged, Fetched):
+                fresh.append(judged)
             else:
-                await journal_filtered(self.intake, raw, verdict)
-        for index, raw in enumerate(fresh):
-            yield Fetched(raw, state if index == len(fresh) - 1 else None)
+                await journal_filtered(self.intake, raw, judged)
+        for index, item in enumerate(fresh):
+            last = index == len(fresh) - 1
+            yield dataclasses.replace(item, checkpoint=state) if last else item
         if not fresh and state != checkpoint:  # move the checkpoint alone
             yield Fetched(None, state)

@@ -106,9 +106,9 @@ class HtmlPagesSource(PolledAdapter):
         for start_url in self.options.start_urls or definition.start_urls:
             items = await self.new_items(definition, start_url)
             for item in reversed(items):  # oldest first: a crash never hides older items
-                raw = await self.record(definition, item)
-                if raw is not None:
-                    yield Fetched(raw)
+                fetched = await self.record(definition, item)
+                if fetched is not None:
+                    yield fetched
 
     async def new_items(self, definition: SiteDefinition, start_url: str) -> list[ListItem]:
         """Items not journaled yet, newest first, reading list pages until a seen one."""
@@ -140,16 +140,15 @@ class HtmlPagesSource(PolledAdapter):
             url = listing.next_url
         return found[: self.options.max_items]
 
-    async def record(self, definition: SiteDefinition, item: ListItem) -> RawRecord | None:
+    async def record(self, definition: SiteDefinition, item: ListItem) -> Fetched | None:
         """The item's record (detail page fetched), or ``None`` if it was filtered."""
         rules = self.options.relevance
-        on_list = item.html.encode("utf-8")
+        raw = self._raw(definition, item, item.html.encode("utf-8"), LIST_ITEM_TYPE,
+                        "list_item")
         by_title = check(Relevance(exclude=rules.exclude), item.fields["title"])
         if not by_title.relevant:  # no need to fetch the detail page
-            raw = self._raw(definition, item, on_list, LIST_ITEM_TYPE, "list_item")
             await journal_filtered(self.intake, raw, by_title)
             return None
-        raw = self._raw(definition, item, on_list, LIST_ITEM_TYPE, "list_item")
         if definition.detail.fetch:
             try:
                 page = await self.fetcher.get(item.url, configured=False, truncate=True)
@@ -158,11 +157,11 @@ class HtmlPagesSource(PolledAdapter):
             else:
                 raw = self._raw(definition, item, page.content,
                                 page.content_type or "text/html", "detail")
-        verdict = await judge(self.intake, raw, rules)
-        if not verdict.relevant:
-            await journal_filtered(self.intake, raw, verdict)
-            return None
-        return raw
+        judged = await judge(self.intake, raw, rules)
+        if isinstance(judged, Fetched):
+            return judged
+        await journal_filtered(self.intake, raw, judged)
+        return None
 
     def _raw(self, definition: SiteDefinition, item: ListItem, payload: bytes,
              content_type: str, kind: str) -> RawRecord:

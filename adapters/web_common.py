@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field
 from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.http_client import USER_AGENT, make_client
 from gateway.logging import get_logger
+from gateway.poller import Fetched
 from gateway.schema import RawRecord
 from gateway.store import journal
 from normalizers.opinion_post import OpinionSettings
@@ -230,16 +231,19 @@ async def journaled_refs(intake: Intake, source: str, refs: list[str]) -> set[st
                                            refs=list(refs)))
 
 
-async def judge(intake: Intake, raw: RawRecord, rules: Relevance) -> Verdict:
+async def judge(intake: Intake, raw: RawRecord, rules: Relevance) -> Fetched | Verdict:
     """Run the source's normalizer to read title and text, and apply the relevance
-    rules. An item the normalizer cannot read passes: the pipeline quarantines it."""
+    rules: the item to yield (with its draft, so the intake does not normalize it again),
+    or the verdict that filtered it. An item the normalizer cannot read passes: the
+    pipeline quarantines it."""
     if not rules.active:
-        return Verdict(True)
+        return Fetched(raw)
     try:
         draft = await intake.normalize(raw)
     except Exception:
-        return Verdict(True, "unreadable: left to the pipeline")
-    return check(rules, draft.subject, draft.body)
+        return Fetched(raw)
+    verdict = check(rules, draft.subject, draft.body)
+    return Fetched(raw, draft=draft) if verdict.relevant else verdict
 
 
 async def journal_filtered(intake: Intake, raw: RawRecord, verdict: Verdict) -> int:

@@ -123,7 +123,7 @@ class Intake:
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
-        blobs: Mapping[str, bytes] | None = None,
+        blobs: Mapping[str, bytes] | None = None, draft: ComplaintDraft | None = None,
     ) -> IntakeResult:
         """Take one raw record through the pipeline. Never raises for bad input.
 
@@ -131,8 +131,10 @@ class Intake:
         rejected item is also put in the quarantine, where operations see it. ``blobs``
         are attachment bytes the adapter took out of the raw record (keyed by sha256):
         they are kept unless the record is rejected, so a refused form leaves no files.
+        ``draft``: the record as its normalizer already read it (an adapter that looked at
+        it first, e.g. for relevance), so it is not normalized twice; it is validated.
         """
-        return await self._process(raw, quarantine_rejects, _Journal(raw), blobs or {})
+        return await self._process(raw, quarantine_rejects, _Journal(raw), blobs or {}, draft)
 
     async def record_rejection(self, raw: RawRecord, rejection: Rejected) -> IntakeResult:
         """Journal a record an adapter refused before normalizing (e.g. a file too big)."""
@@ -189,10 +191,10 @@ class Intake:
 
     async def _process(
         self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal,
-        blobs: Mapping[str, bytes],
+        blobs: Mapping[str, bytes], normalized: ComplaintDraft | None = None,
     ) -> IntakeResult:
         try:
-            draft = await self.normalize(raw)
+            draft = normalized or await self.normalize(raw)
             validate_draft(draft)
         except Rejected as exc:
             rejection = exc

@@ -24,7 +24,7 @@ import structlog
 
 from gateway.errors import SourceMisconfigured, SourceUnavailable
 from gateway.logging import get_logger
-from gateway.schema import RawRecord
+from gateway.schema import ComplaintDraft, RawRecord
 from gateway.sources import Adapter
 from gateway.status import DISABLED, STANDBY, SourceStatus
 from gateway.store import Store, checkpoints
@@ -40,10 +40,12 @@ class Fetched:
     """One item a pulled adapter found, and the checkpoint that covers it once durable.
 
     ``record`` may be None to move the checkpoint alone (e.g. a feed answered 304, or
-    every new entry was filtered out)."""
+    every new entry was filtered out). ``draft``: the record already normalized by the
+    adapter (to judge its relevance); the intake takes it instead of normalizing again."""
 
     record: RawRecord | None
     checkpoint: Any = None
+    draft: ComplaintDraft | None = None
 
 
 class PolledAdapter(Adapter):
@@ -162,7 +164,8 @@ class Poller:
         count = 0
         async for fetched in adapter.fetch(checkpoint):
             if fetched.record is not None:
-                result = await self.intake.submit(fetched.record, quarantine_rejects=True)
+                result = await self.intake.submit(fetched.record, quarantine_rejects=True,
+                                                  draft=fetched.draft)
                 await adapter.after_journaled(fetched, result)
                 count += 1
             if fetched.checkpoint is not None:

@@ -15,6 +15,7 @@ from gateway.app import build_intake
 from gateway.casecode import parse_code
 from gateway.normalize import NormalizerContext
 from gateway.pipeline import Intake, IntakeResult, SourceBinding
+from gateway.poller import Fetched
 from gateway.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.store import Store, Tx, cases, journal, outbox, quarantine
 from tests.conftest import gateway_config
@@ -305,3 +306,31 @@ async def test_failed_reprocess_keeps_one_open_entry(store: Store) -> None:
     again = await intake.reprocess(failed.quarantine_id or 0)
     assert again.outcome == "quarantined"
     assert await store.read(quarantine.count_open) == 1
+
+
+async def test_an_item_judged_for_relevance_is_normalized_once(store: Store) -> None:
+    """A pulled web item is read by its normalizer to judge relevance; the intake takes
+    that draft instead of normalizing the record again, and still validates it."""
+    from adapters.web_common import judge
+    from normalizers.relevance import Relevance
+
+    calls: list[str] = []
+
+    def counting(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
+        calls.append(raw.source_ref)
+        return plain_text(raw, ctx)
+
+    intake = text_intake(store)
+    intake.bindings["hotline"] = SourceBinding(counting, NormalizerContext("hotline", SHANGHAI))
+    rules = Relevance(include=["路灯"])
+    kept = await judge(intake, text_raw("lamp", "正阳路路灯不亮"), rules)
+    dropped = await judge(intake, text_raw("ad", "广告：低价装修"), rules)
+    assert isinstance(kept, Fetched) and kept.draft is not None
+    assert not isinstance(dropped, Fetched) and not dropped.relevant
+    assert kept.record is not None
+    result = await intake.submit(kept.record, draft=kept.draft)
+    assert result.outcome == "new"
+    assert calls == ["lamp", "ad"]  # each read once, none again at intake
+    invalid = kept.draft.model_copy(update={"body": ""})
+    refused = await intake.submit(text_raw("lamp-2"), draft=invalid)
+    assert refused.outcome == "rejected"  # a given draft is still validated
