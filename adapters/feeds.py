@@ -18,7 +18,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -31,9 +31,6 @@ from gateway.schema import RawRecord
 from gateway.sites import http_url
 from gateway.sources import AdapterEnv
 from normalizers.feed_entry import ENTRY_TYPE, FeedUnreadable, ParsedFeed, entry_ref, parse_feed
-
-if TYPE_CHECKING:
-    pass
 
 log = get_logger("adapters.feeds")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -46,9 +46,6 @@ from gateway.sites import (
 )
 from gateway.sources import AdapterEnv
 from normalizers.relevance import Relevance, check
-
-if TYPE_CHECKING:
-    pass
 
 log = get_logger("adapters.html_pages")
 LIST_ITEM_TYPE = "text/html; charset=utf-8"

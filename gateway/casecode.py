@@ -28,7 +28,6 @@ _CHANNEL_DIGITS = {"P": "1", "W": "2", "E": "3", "Y": "4"}
 _CODE = re.compile(r"^([A-Z]{1,8})-([0-9]{8})-([A-Z])-([0-9]{6,})-([0-9X])$")
 # Dashes people (and word processors) type in place of the hyphen.
 _DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63]")
-REGION_PATTERN = re.compile(r"^[A-Z]{1,8}$")
 
 
 def mod11_2(digits: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,16 +22,10 @@ from gateway.cli_common import (
     parse_since,
     with_store,
 )
-from gateway.config import GatewayConfig
-from gateway.store import Store
 from gateway.store import calls as store_calls
 
 T = TypeVar("T")
 _source = click.option("--source", default=None, help="one phone source (default: all)")
-
-
-def _read(config: GatewayConfig, work: Callable[[Store], Awaitable[T]]) -> T:
-    return with_store(config, work)
 
 
 @click.group("calls")
@@ -55,12 +48,9 @@ def stats(since: str, until: str | None, threshold: int, source: str | None, as_
     time distribution; answered calls without notes."""
     config = load_or_exit(config_path)
     now = datetime.now(UTC)
-    try:
-        start = parse_since(since, config.tz, now)
-        end = parse_since(until, config.tz, now) if until else now
-    except click.BadParameter:
-        raise
-    rows = _read(config, lambda s: s.read(
+    start = parse_since(since, config.tz, now)
+    end = parse_since(until, config.tz, now) if until else now
+    rows = with_store(config, lambda s: s.read(
         lambda tx: store_calls.kpi_rows(tx, start.timestamp(), end.timestamp(), source)))
     result = hotline_stats(rows, time.time(), threshold)
     if as_json:
@@ -113,7 +103,7 @@ def overdue(source: str | None, as_json: bool, config_path: Path) -> None:
     """Calls past their deadline: answered without notes, or notes without a call record."""
     config = load_or_exit(config_path)
     now = time.time()
-    found = _read(config, lambda s: s.read(
+    found = with_store(config, lambda s: s.read(
         lambda tx: store_calls.waiting(tx, overdue_at=now, source=source)))
     if as_json:
         click.echo(json.dumps([_overdue_json(c, now) for c in found], ensure_ascii=False,

@@ -39,9 +39,9 @@ def with_store(config: GatewayConfig, work: Callable[[Store], Awaitable[T]]) -> 
     """Open the configured store, run ``work`` with it, close it."""
 
     async def main() -> T:
-        store = Store.from_url(
-            config.store.url, config.store.batch_max, config.store.connect_timeout_s
-        )
+        from gateway.app import open_store
+
+        store = open_store(config)
         await store.start()
         try:
             return await work(store)

@@ -15,6 +15,7 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.schema import CHANNELS
 from gateway.store.engine import Tx
 
 HOUR_S = 3600
@@ -67,9 +68,9 @@ def first_id_since(tx: Tx, table: str, since: float) -> int | None:
     return found
 
 
-def hourly_cases(tx: Tx, since: float, from_id: int | None = None) -> list[HourCount]:
+def hourly_cases(tx: Tx, since: float) -> list[HourCount]:
     """New cases per hour and channel from ``since`` on."""
-    start = from_id if from_id is not None else first_id_since(tx, "cases", since)
+    start = first_id_since(tx, "cases", since)
     if start is None:
         return []
     hour = _hour_expr(tx, "created_at")
@@ -158,7 +159,7 @@ class VolumeCache:
                 if day in by_day:
                     by_day[day][channel] += n
         return {
-            "channels": ordered_channels({*window, *CHANNEL_ORDER}),
+            "channels": ordered_channels({*window, *CHANNELS}),
             "hours": [{"start": h, "cases": dict(by_hour[h])} for h in hours],
             "days": [{"date": d.isoformat(), "cases": dict(by_day[d])} for d in days],
             "last_24h": {c: _totals(n) for c, n in last_24h.items()},
@@ -167,12 +168,9 @@ class VolumeCache:
         }
 
 
-CHANNEL_ORDER = ("phone", "web", "email", "opinion")
-
-
 def ordered_channels(channels: set[str]) -> list[str]:
-    known = [c for c in CHANNEL_ORDER if c in channels]
-    return known + sorted(channels - set(CHANNEL_ORDER))
+    known = [c for c in CHANNELS if c in channels]
+    return known + sorted(channels - set(CHANNELS))
 
 
 def _totals(counts: Counter[str]) -> dict[str, int]:
