@@ -19,6 +19,7 @@ from gateway.errors import PermanentSinkError, RetriableSinkError
 from gateway.forwarder import Forwarder, settle
 from gateway.schema import RawRecord
 from gateway.store import Store, Tx, cases, checkpoints, journal, outbox, quarantine
+from gateway.store import calls as store_calls
 from gateway.store.migrations import MIGRATIONS, migrate
 from gateway.store.outbox import Delivery
 
@@ -539,6 +540,10 @@ class _PlanTx:
         self.plans.append(" | ".join(str(r[-1]) for r in plan))
         return []
 
+    def fetchone(self, sql: str, params: Any = ()) -> Any:
+        self.fetchall(sql, params)
+        return (0,)
+
 
 async def test_purge_reads_the_delivered_index_on_sqlite(tmp_path: Path) -> None:
     """A years-old backlog: each chunk walks the partial index, not the whole table."""
@@ -556,6 +561,23 @@ async def test_purge_reads_the_delivered_index_on_sqlite(tmp_path: Path) -> None
         await sqlite.close()
     assert "INDEX outbox_delivered (state=? AND finished_at<?)" in plan, plan
     assert "TEMP B-TREE" not in plan and "SCAN" not in plan, plan
+
+
+async def test_abandoned_total_reads_its_partial_index_on_sqlite(tmp_path: Path) -> None:
+    """Counted at every scrape: the abandoned calls only, not every call ever stored."""
+    sqlite = Store.from_url(f"sqlite:///{tmp_path / 'plan.db'}")
+    await sqlite.start()
+
+    def plans(tx: Tx) -> list[str]:
+        planner = _PlanTx(tx)
+        store_calls.count_abandoned(planner)  # type: ignore[arg-type]
+        return planner.plans
+
+    try:
+        [plan] = await sqlite.read(plans)
+    finally:
+        await sqlite.close()
+    assert plan == "SCAN calls USING INDEX calls_abandoned", plan
 
 
 # -- settle (forwarder) ----------------------------------------------------------------

@@ -167,6 +167,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX outbox_delivered ON outbox (state, finished_at) "
         "WHERE state = 'delivered'",
     ]),
+    # The abandoned-calls total of /metrics and /v1/status (calls.count_abandoned) counts
+    # these rows only, not every call ever stored, at each scrape.
+    (5, "abandoned calls", [
+        "CREATE INDEX calls_abandoned ON calls (id) WHERE direction = 'inbound' "
+        "AND status = 'missed' AND disposition = 'abandoned'",
+    ]),
 ]
 
 
