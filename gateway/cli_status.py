@@ -8,7 +8,6 @@ something needs attention, 2 for a bad config.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -21,8 +20,9 @@ from typing import Any
 import click
 import httpx
 
-from gateway.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
-from gateway.errors import ConfigError
+from gateway.cli_common import config_option, json_option, load_or_exit, with_store
+from gateway.config import GatewayConfig
+from gateway.store import Store
 from gateway.store.ops_queries import VolumeCache
 
 STATE_LABELS = {"up": "正常 up", "degraded": "降级 degraded", "down": "中断 down",
@@ -93,18 +93,12 @@ def fetch_live(config: GatewayConfig, url: str) -> tuple[dict[str, Any] | None, 
 
 def read_store(config: GatewayConfig) -> dict[str, Any]:
     """The store's part of the status, read directly (no gateway running)."""
-    from gateway.app import open_store
     from gateway.ops import store_view, summarize
 
-    async def main() -> dict[str, Any]:
-        store = open_store(config)
-        await store.start()
-        try:
-            volumes = VolumeCache(config.ops.volume_days, config.tz)
-            now = time.time()
-            part = await store.read(lambda tx: store_view(tx, config, volumes, now))
-        finally:
-            await store.close()
+    async def main(store: Store) -> dict[str, Any]:
+        volumes = VolumeCache(config.ops.volume_days, config.tz)
+        now = time.time()
+        part = await store.read(lambda tx: store_view(tx, config, volumes, now))
         sources: list[dict[str, Any]] = [
             {"name": s.name, "kind": s.adapter, "channel": _channel(s.adapter),
              "critical": s.critical, "state": "unknown" if s.enabled else "disabled",
@@ -115,7 +109,7 @@ def read_store(config: GatewayConfig) -> dict[str, Any]:
         doc["summary"] = summarize({**doc, "sources": []}, config.ops)
         return doc
 
-    return asyncio.run(main())
+    return with_store(config, main)
 
 
 def _channel(adapter: str) -> str:
@@ -195,17 +189,12 @@ def _rejections(doc: dict[str, Any], now: float) -> list[str]:
 
 
 @click.command("status")
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              default=DEFAULT_CONFIG_PATH, show_default=True, help="gateway config file")
+@config_option
 @click.option("--url", help="the running gateway (default: from server.listen)")
-@click.option("--json", "as_json", is_flag=True, help="print the status document as JSON")
+@json_option
 def status(config_path: Path, url: str | None, as_json: bool) -> None:
     """Sources, sinks, backlog, dead letters and quarantine (exit 1: needs attention)."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = load_or_exit(config_path)
     doc, origin = fetch_live(config, url or _base_url(config))
     if doc is None:
         click.echo(f"{origin}; 改为直接读取存储 reading the store instead", err=True)
