@@ -16,8 +16,6 @@ The answer is given only after the commit. ``hotline_stats`` computes the KPIs.
 
 from __future__ import annotations
 
-import asyncio
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +24,7 @@ from typing import Any, Literal
 from gateway.errors import FieldError, Rejected
 from gateway.logging import get_logger
 from gateway.normalize import NormalizerContext
-from gateway.pipeline import INLINE_NORMALIZE_BYTES, Intake
+from gateway.pipeline import Intake, failure_detail, run_parser
 from gateway.schema import Complaint, RawRecord
 from gateway.store import Tx, cases, journal, quarantine
 from gateway.store import calls as store_calls
@@ -93,13 +91,13 @@ class CallFlow:
     async def _submit(self, raw: RawRecord, parse: Parser) -> CallResult:
         store = self.intake.store
         try:
-            event = await self._parse(parse, raw)
+            event = await run_parser(parse, raw, self.context)
         except Rejected as exc:
             refused = exc
             return await store.write(lambda tx: self._reject(tx, raw, refused))
         except Exception as exc:  # a parser bug: keep the record, let operations retry
             log.error("call_parser_failed", source=raw.source, error=repr(exc))
-            detail = {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
+            detail = failure_detail(exc)
             return await store.write(lambda tx: self._quarantine(tx, raw, detail))
         raw = replace(raw, source_ref=event.call_id)
         if event.ignore is not None:
@@ -114,11 +112,6 @@ class CallFlow:
         log.info("call_record", source=raw.source, outcome=result.outcome, call_id=event.call_id,
                  case_code=result.case_code, raw_id=result.raw_id)
         return result
-
-    async def _parse(self, parse: Parser, raw: RawRecord) -> CallEvent:
-        if len(raw.payload) <= INLINE_NORMALIZE_BYTES:
-            return parse(raw, self.context)
-        return await asyncio.to_thread(parse, raw, self.context)
 
     # -- units of work (run on the store's writer thread) ---------------------------------
 

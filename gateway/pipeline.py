@@ -13,7 +13,7 @@ import asyncio
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway import dedup
@@ -31,6 +31,21 @@ log = get_logger("gateway.intake")
 
 # Payloads above this size are normalized on a worker thread, off the event loop.
 INLINE_NORMALIZE_BYTES = 64 * 1024
+R = TypeVar("R")
+
+
+async def run_parser(fn: Callable[[RawRecord, NormalizerContext], R], raw: RawRecord,
+                     context: NormalizerContext) -> R:
+    """``fn(raw, context)``: inline for a small payload, on a worker thread for a big one
+    (a long mail, a page), so the event loop never waits on it."""
+    if len(raw.payload) <= INLINE_NORMALIZE_BYTES:
+        return fn(raw, context)
+    return await asyncio.to_thread(fn, raw, context)
+
+
+def failure_detail(exc: BaseException) -> dict[str, Any]:
+    """What the quarantine keeps of a normalizer or parser that broke (call in ``except``)."""
+    return {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
 
 
 @dataclass(frozen=True)
@@ -203,7 +218,7 @@ class Intake:
             )
         except Exception as exc:  # a normalizer bug: keep the record, let operations retry
             log.error("normalizer_failed", source=raw.source, error=repr(exc))
-            detail = {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
+            detail = failure_detail(exc)
             await self._keep(blobs)  # the record must be retryable with its attachments
             result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
@@ -229,9 +244,7 @@ class Intake:
         """The source's normalizer on ``raw`` (big payloads on a worker thread); raises
         what the normalizer raises. Adapters use it to look at an item before intake."""
         binding = self.bindings[raw.source]
-        if len(raw.payload) <= INLINE_NORMALIZE_BYTES:
-            return binding.normalizer(raw, binding.context)
-        return await asyncio.to_thread(binding.normalizer, raw, binding.context)
+        return await run_parser(binding.normalizer, raw, binding.context)
 
     def _reject(
         self, tx: Tx, entry: _Journal, rejection: Rejected, to_quarantine: bool
