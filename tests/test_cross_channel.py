@@ -26,16 +26,6 @@ PASSWORD_ENV = "MINSHENG_TEST_IMAP_PASSWORD"
 MATTER = "幸福路12号门前的下水道堵塞三天了，污水漫到路面，行人无法通过，请尽快派人疏通。"
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    instance = Dovecot()
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.close()
-
-
 def _mail(user: str) -> bytes:
     body = f"您好：\r\n{MATTER}\r\n联系电话：138 0013 8000\r\n谢谢！\r\n"
     return (f"From: =?utf-8?B?546L5aWz5aOr?= <wang@example.cn>\r\nTo: {user}@localhost\r\n"
@@ -57,16 +47,17 @@ async def _case_of(gw: Gateway, source_ref: str, timeout: float = 20.0) -> dict[
 
 
 async def test_call_then_mail_from_the_same_person_is_a_repeat(
-    tmp_path: Path, store_url: str, server: Dovecot, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, store_url: str, dovecot_server: Dovecot, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, server.password)
-    user = server.add_user()
+    monkeypatch.setenv(PASSWORD_ENV, dovecot_server.password)
+    user = dovecot_server.add_user()
     config = gateway_config(tmp_path, store_url, sources=[
         {"name": "hotline", "adapter": "cdr_webhook", "format": "generic_json",
          "auth": {"scheme": "none"}},
         {"name": "mail", "adapter": "imap_email", "host": "127.0.0.1",
-         "port": server.imaps_port, "ca_file": str(server.ca_file), "username": user,
-         "password": f"${{{PASSWORD_ENV}}}", "idle": False, "poll_interval_s": 0.3},
+         "port": dovecot_server.imaps_port, "ca_file": str(dovecot_server.ca_file),
+         "username": user, "password": f"${{{PASSWORD_ENV}}}", "idle": False,
+         "poll_interval_s": 0.3},
     ])
     gw = Gateway(config)
     await gw.start()
@@ -82,7 +73,7 @@ async def test_call_then_mail_from_the_same_person_is_a_repeat(
         assert call.status_code in (200, 202), call.text
         assert notes.json()["outcome"] == "new", notes.text
         phone_code = notes.json()["case_code"]
-        async with Mailbox(server, user) as box:
+        async with Mailbox(dovecot_server, user) as box:
             await box.append(_mail(user))
         mail_case = await _case_of(gw, "<wang-1@example.cn>")
     finally:

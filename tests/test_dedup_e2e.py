@@ -27,7 +27,7 @@ from gateway.config import parse_config
 from gateway.normalize import NormalizerContext
 from gateway.pipeline import IntakeResult, SourceBinding
 from gateway.schema import RawRecord
-from tests.conftest import base_url
+from tests.conftest import base_url, sink_lines
 from tests.pg import free_port
 from tests.test_dedup_store import CHANNELS, NOISE, NOISE_AGAIN, json_draft
 
@@ -76,15 +76,6 @@ async def submit(gateway: Gateway, source: str, ref: str, **fields: Any) -> Inta
     return await gateway.intake.submit(record)
 
 
-async def lines(path: Path, want: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = path.read_text().splitlines() if path.exists() else []
-        if len(found) >= want or asyncio.get_running_loop().time() > deadline:
-            return [json.loads(line) for line in found]
-        await asyncio.sleep(0.05)
-
-
 def form(phone: str, content: str) -> dict[str, str]:
     return {"name": "居民", "phone": phone, "subject": "工地夜间施工噪音", "content": content,
             "address": "城阳区正阳路"}
@@ -119,8 +110,8 @@ async def test_phone_then_email_then_web_form_then_neighbours(
 
     # 6 cases (3 neighbours), 1 update (the case that opened the cluster), to each sink;
     # the hot topic (4 cases in the cluster within the hour) to "alerts" only.
-    forwarded = await lines(tmp_path / "cases.jsonl", 7)
-    alerts = await lines(tmp_path / "alerts.jsonl", 8)
+    forwarded = await sink_lines(tmp_path / "cases.jsonl", 7)
+    alerts = await sink_lines(tmp_path / "alerts.jsonl", 8)
     assert len(forwarded) == 7 and len(alerts) == 8
     assert not [line for line in forwarded if line.get("type") == "hot_topic"]
     [hot] = [line for line in alerts if line.get("type") == "hot_topic"]

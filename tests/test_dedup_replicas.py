@@ -6,27 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import replica_config
 from tests.pg import create_database, free_port
 from tests.procs import GatewayProcess, write_config
 from tests.test_dedup_store import NOISE, NOISE_AGAIN
-
-
-def replica_config(tmp_path: Path, name: str, store_url: str, port: int) -> dict[str, Any]:
-    return {
-        "region_code": "CY",
-        "data_dir": str(tmp_path / name),
-        "server": {"listen": f"127.0.0.1:{port}", "shutdown_timeout_s": 5},
-        "store": {"url": store_url},
-        "api": {"token": "${MINSHENG_API_TOKEN}"},
-        "log": {"format": "json", "level": "warning"},
-        "sources": [{"name": "web", "adapter": "web_mailbox"}],
-        "sinks": [{"name": "file", "kind": "jsonl", "path": str(tmp_path / f"{name}.jsonl")}],
-    }
 
 
 @pytest.fixture
@@ -36,7 +23,8 @@ def replicas(tmp_path: Path, pg_admin_url: str) -> Iterator[list[GatewayProcess]
     for name in ("a", "b"):
         port = free_port()
         config = write_config(tmp_path / f"{name}.yaml",
-                              replica_config(tmp_path, name, url, port))
+                              replica_config(tmp_path, name, url, port,
+                                             log={"format": "json", "level": "warning"}))
         procs.append(GatewayProcess(config, tmp_path / f"{name}.log",
                                     f"http://127.0.0.1:{port}"))
     try:

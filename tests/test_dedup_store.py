@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +18,7 @@ from gateway.pipeline import Intake, IntakeResult, SourceBinding
 from gateway.schema import Complaint, ComplaintDraft, Location, RawRecord, Reporter
 from gateway.store import Store, Tx, cases, journal
 from gateway.store import dedup_index as idx
+from tests.conftest import started_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
@@ -284,18 +283,8 @@ async def test_file_case_without_fingerprint_still_links(store: Store) -> None:
 # -- two replicas on one database -----------------------------------------------------------
 
 
-@asynccontextmanager
-async def replica(store_url: str) -> AsyncIterator[Store]:
-    other = Store.from_url(store_url)
-    await other.start()
-    try:
-        yield other
-    finally:
-        await other.close()
-
-
 async def test_two_replicas_link_each_others_cases(store: Store, store_url: str) -> None:
-    async with replica(store_url) as other:
+    async with started_store(store_url) as other:
         a, b = make_intake(store), make_intake(other)
         first = await a.submit(raw("web", NOISE, phone="+8613800000001"))
         repeat = await b.submit(raw("hotline", NOISE_AGAIN, at=T0 + timedelta(hours=1),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from tests.opinion_server import FIXTURES, FixtureServer
 
 ROOT = Path(__file__).parent.parent
 FEEDS = FIXTURES / "feeds"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FixtureServer]:
-    s = await FixtureServer().start()
-    try:
-        yield s
-    finally:
-        await s.stop()
 
 
 def run(*args: str) -> Result:
@@ -101,17 +91,17 @@ sources:
     return ["--config", str(config), "--source", "quick"]
 
 
-async def test_url(server: FixtureServer, tmp_path: Path) -> None:
-    server.fixture("/feed.xml", "feeds/big5.xml", content_type="text/xml; charset=gb2312")
-    server.add("/maintenance.xml", "<html><body>维护中</body></html>")
-    quick = quick_config(tmp_path, "feeds", url=server.url("/feed.xml"))
+async def test_url(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.fixture("/feed.xml", "feeds/big5.xml", content_type="text/xml; charset=gb2312")
+    site_server.add("/maintenance.xml", "<html><body>维护中</body></html>")
+    quick = quick_config(tmp_path, "feeds", url=site_server.url("/feed.xml"))
     result = await run_async("test", *quick)  # the source's own URL
     assert result.exit_code == 0, result.output
     subjects = [json.loads(line)["subject"] for line in result.stdout.splitlines()]
     assert subjects == ["屋苑噪音問題", "臺灣大道路燈損壞"]
-    gone = await run_async("test", "--url", server.url("/gone.xml"), *quick)
+    gone = await run_async("test", "--url", site_server.url("/gone.xml"), *quick)
     assert gone.exit_code == 1 and "HTTP 404" in gone.stderr
-    broken = await run_async("test", "--url", server.url("/maintenance.xml"), *quick)
+    broken = await run_async("test", "--url", site_server.url("/maintenance.xml"), *quick)
     assert broken.exit_code == 1 and "not an RSS or Atom feed" in broken.stderr
 
 

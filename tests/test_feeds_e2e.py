@@ -23,30 +23,27 @@ FAST = {"poll_interval_s": 0.2, "min_host_interval_s": 0, "timeout_s": 5}
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[FixtureServer]:
-    s = await FixtureServer().start()
-    s.fixture("/feed.xml", "feeds/rss2.xml", content_type="application/rss+xml",
-              etag='"v1"')
-    s.fixture("/forum-9-1.html", "html/discuz/forum-9-1.html")
-    s.fixture("/forum-9-2.html", "html/discuz/forum-9-2.html")
+def forum_site(site_server: FixtureServer) -> FixtureServer:
+    """The local web server with a feed and a forum (list pages and threads) on it."""
+    site_server.fixture("/feed.xml", "feeds/rss2.xml", content_type="application/rss+xml",
+                        etag='"v1"')
+    site_server.fixture("/forum-9-1.html", "html/discuz/forum-9-1.html")
+    site_server.fixture("/forum-9-2.html", "html/discuz/forum-9-2.html")
     for tid in (2001, 2003, 2004, 2005):
-        s.fixture(f"/thread-{tid}-1-1.html", f"html/discuz/thread-{tid}-1-1.html")
-    try:
-        yield s
-    finally:
-        await s.stop()
+        site_server.fixture(f"/thread-{tid}-1-1.html", f"html/discuz/thread-{tid}-1-1.html")
+    return site_server
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path, store_url: str,
-                  server: FixtureServer) -> AsyncIterator[Gateway]:
+                  forum_site: FixtureServer) -> AsyncIterator[Gateway]:
     sources = [
-        {"name": "forum-feed", "adapter": "feeds", "url": server.url("/feed.xml"),
+        {"name": "forum-feed", "adapter": "feeds", "url": forum_site.url("/feed.xml"),
          "relevance": {"exclude": ["广告"]}, **FAST},
         {"name": "forum-pages", "adapter": "html_pages",
          "definition": str(ROOT / "config" / "sites" / "discuz_forum.yaml"),
-         "start_urls": [server.url("/forum-9-1.html")], **FAST},
-        {"name": "gone-feed", "adapter": "feeds", "url": server.url("/no-such-feed.xml"),
+         "start_urls": [forum_site.url("/forum-9-1.html")], **FAST},
+        {"name": "gone-feed", "adapter": "feeds", "url": forum_site.url("/no-such-feed.xml"),
          **FAST},
     ]
     gw = Gateway(gateway_config(tmp_path, store_url, sources=sources))
@@ -76,7 +73,7 @@ async def _counts(gw: Gateway) -> tuple[int, dict[str, int]]:
 
 
 async def test_feed_and_forum_become_opinion_cases_once(gateway: Gateway, tmp_path: Path,
-                                                        server: FixtureServer) -> None:
+                                                        forum_site: FixtureServer) -> None:
     sink = tmp_path / "cases.jsonl"
     await _until(lambda: len(_sunk(sink)) >= 7)  # 2 feed entries (1 filtered) + 5 threads
     status = gateway.status.sources
@@ -91,8 +88,8 @@ async def test_feed_and_forum_become_opinion_cases_once(gateway: Gateway, tmp_pa
     cases, journal = await _counts(gateway)
     assert cases == 7
     assert journal == {"accepted": 7, "filtered": 1}  # no replay rows: seen items are skipped
-    assert server.paths().count("/thread-2005-1-1.html") == 1  # detail pages fetched once
-    assert 304 in [r.status for r in server.requests if r.path == "/feed.xml"]
+    assert forum_site.paths().count("/thread-2005-1-1.html") == 1  # detail pages fetched once
+    assert 304 in [r.status for r in forum_site.requests if r.path == "/feed.xml"]
     sunk = _sunk(sink)
     assert len(sunk) == 7
     by_ref = {c["source_ref"]: c for c in sunk}
@@ -103,7 +100,7 @@ async def test_feed_and_forum_become_opinion_cases_once(gateway: Gateway, tmp_pa
                                      "handle": "夜猫子", "anonymous": False,
                                      "reply_wanted": False}
     assert feed_case["post"]["url"] == "http://forum.example.org/thread-1001-1-1.html"  # type: ignore[index]
-    thread = by_ref[server.url("/thread-2005-1-1.html")]
+    thread = by_ref[forum_site.url("/thread-2005-1-1.html")]
     assert thread["body"] == "正阳路夜市每天晚上油烟很大，窗户都不敢开。\n\n希望城管部门来看看。"
     assert thread["post"]["site"] == "城阳社区论坛"  # type: ignore[index]
     async with httpx.AsyncClient(base_url=base_url(gateway)) as client:

@@ -5,7 +5,6 @@ robots.txt, politeness, seen entries and the relevance filter, on both store eng
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,15 +30,6 @@ from tests.pg import free_port
 TZ = ZoneInfo("Asia/Shanghai")
 RSS = "application/rss+xml"
 ETAG = '"rss2-v1"'
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FixtureServer]:
-    s = await FixtureServer().start()
-    try:
-        yield s
-    finally:
-        await s.stop()
 
 
 def make_source(tmp_path: Path, url: str, name: str = "forum", **options: Any) -> FeedSource:
@@ -70,20 +60,20 @@ async def _statuses(store: Store) -> dict[str, int]:
 
 
 async def test_new_entries_then_304_then_only_the_new_one(
-    store: Store, server: FixtureServer, tmp_path: Path
+    store: Store, site_server: FixtureServer, tmp_path: Path
 ) -> None:
-    route = server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS, etag=ETAG,
-                           last_modified="Tue, 03 Nov 2020 08:01:00 GMT")
-    source, intake = await started(make_source(tmp_path, server.url("/feed.xml")), store)
+    route = site_server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS, etag=ETAG,
+                                last_modified="Tue, 03 Nov 2020 08:01:00 GMT")
+    source, intake = await started(make_source(tmp_path, site_server.url("/feed.xml")), store)
     poller = Poller(store, intake, SourceStatus())
     try:
         assert await poller.poll_once(source) == 3
         saved = await store.read(lambda tx: checkpoints.get(tx, "forum"))
-        assert saved == {"url": server.url("/feed.xml"), "etag": ETAG,
+        assert saved == {"url": site_server.url("/feed.xml"), "etag": ETAG,
                          "last_modified": "Tue, 03 Nov 2020 08:01:00 GMT"}
         assert await poller.poll_once(source) == 0  # 304: nothing parsed, nothing journaled
-        assert server.requests[-1].headers["If-None-Match"] == ETAG
-        assert server.requests[-1].status == 304
+        assert site_server.requests[-1].headers["If-None-Match"] == ETAG
+        assert site_server.requests[-1].status == 304
         # The feed gains one entry: only that one is new; the others are not replayed.
         route.body = route.body.replace(b"<item>", b"""<item><title>\xe6\x96\xb0\xe5\xb8\x96</title>
             <guid isPermaLink="false">forum-1004</guid><description>x</description></item>
@@ -101,11 +91,11 @@ async def test_new_entries_then_304_then_only_the_new_one(
 
 
 async def test_relevance_filtered_entries_are_journaled_and_counted(
-    store: Store, server: FixtureServer, tmp_path: Path
+    store: Store, site_server: FixtureServer, tmp_path: Path
 ) -> None:
-    server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS)  # no validators: full GETs
+    site_server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS)  # no validators: full GETs
     source, intake = await started(make_source(
-        tmp_path, server.url("/feed.xml"),
+        tmp_path, site_server.url("/feed.xml"),
         relevance={"include": ["城阳", "春阳路"], "exclude": ["广告"]}), store)
     poller = Poller(store, intake, SourceStatus())
     try:
@@ -120,14 +110,14 @@ async def test_relevance_filtered_entries_are_journaled_and_counted(
     assert detail[0] == "http://forum.example.org/thread-1003-1-1.html"
     assert "广告" in detail[1]
     saved = await store.read(lambda tx: checkpoints.get(tx, "forum"))
-    assert saved["url"] == server.url("/feed.xml")  # kept even when nothing was yielded
+    assert saved["url"] == site_server.url("/feed.xml")  # kept even when nothing was yielded
 
 
 async def test_unparsable_feed_makes_the_source_down_then_it_recovers(
-    store: Store, server: FixtureServer, tmp_path: Path
+    store: Store, site_server: FixtureServer, tmp_path: Path
 ) -> None:
-    route = server.fixture("/feed.xml", "feeds/not_a_feed.html", content_type="text/html")
-    source, intake = await started(make_source(tmp_path, server.url("/feed.xml")), store)
+    route = site_server.fixture("/feed.xml", "feeds/not_a_feed.html", content_type="text/html")
+    source, intake = await started(make_source(tmp_path, site_server.url("/feed.xml")), store)
     source.poll_interval_s = 0.05
     status = SourceStatus()
     status.register("forum", "pull")
@@ -161,21 +151,21 @@ async def _read(source: FeedSource, checkpoint: Any = None) -> Any:
         await source.stop()
 
 
-async def test_redirects_are_followed(server: FixtureServer, tmp_path: Path) -> None:
-    server.fixture("/feed.xml", "feeds/atom.xml", content_type="application/atom+xml")
-    server.redirect("/old.xml", "/moved.xml", status=301)
-    server.redirect("/moved.xml", server.url("/feed.xml"), status=302)
-    feed, state = await _read(make_source(tmp_path, server.url("/old.xml")))
+async def test_redirects_are_followed(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.fixture("/feed.xml", "feeds/atom.xml", content_type="application/atom+xml")
+    site_server.redirect("/old.xml", "/moved.xml", status=301)
+    site_server.redirect("/moved.xml", site_server.url("/feed.xml"), status=302)
+    feed, state = await _read(make_source(tmp_path, site_server.url("/old.xml")))
     assert feed.title == "城阳区政民互动" and len(feed.entries) == 2
-    assert state["url"] == server.url("/old.xml")  # the checkpoint is of the configured URL
-    assert server.paths() == ["/robots.txt", "/old.xml", "/moved.xml", "/feed.xml"]
+    assert state["url"] == site_server.url("/old.xml")  # the checkpoint is of the configured URL
+    assert site_server.paths() == ["/robots.txt", "/old.xml", "/moved.xml", "/feed.xml"]
 
 
-async def test_redirect_loop_is_unavailable(server: FixtureServer, tmp_path: Path) -> None:
-    server.redirect("/a.xml", "/b.xml")
-    server.redirect("/b.xml", "/a.xml")
+async def test_redirect_loop_is_unavailable(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.redirect("/a.xml", "/b.xml")
+    site_server.redirect("/b.xml", "/a.xml")
     with pytest.raises(SourceUnavailable, match="redirects"):
-        await _read(make_source(tmp_path, server.url("/a.xml"), max_redirects=3))
+        await _read(make_source(tmp_path, site_server.url("/a.xml"), max_redirects=3))
 
 
 @pytest.mark.parametrize(("status", "error"), [
@@ -184,17 +174,17 @@ async def test_redirect_loop_is_unavailable(server: FixtureServer, tmp_path: Pat
     (410, SourceMisconfigured),
 ])
 async def test_http_errors_map_to_the_source_error_classes(
-    server: FixtureServer, tmp_path: Path, status: int, error: type[Exception]
+    site_server: FixtureServer, tmp_path: Path, status: int, error: type[Exception]
 ) -> None:
-    server.add("/feed.xml", b"nope", status=status)
+    site_server.add("/feed.xml", b"nope", status=status)
     with pytest.raises(error, match=f"HTTP {status}"):
-        await _read(make_source(tmp_path, server.url("/feed.xml")))
+        await _read(make_source(tmp_path, site_server.url("/feed.xml")))
 
 
-async def test_slow_server_times_out(server: FixtureServer, tmp_path: Path) -> None:
-    server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS, delay_s=3)
+async def test_slow_server_times_out(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS, delay_s=3)
     with pytest.raises(SourceUnavailable, match="超时"):
-        await _read(make_source(tmp_path, server.url("/feed.xml"), timeout_s=0.3))
+        await _read(make_source(tmp_path, site_server.url("/feed.xml"), timeout_s=0.3))
 
 
 async def test_nothing_listening_is_unavailable(tmp_path: Path) -> None:
@@ -203,10 +193,10 @@ async def test_nothing_listening_is_unavailable(tmp_path: Path) -> None:
         await _read(make_source(tmp_path, url))
 
 
-async def test_oversized_feed_is_refused(server: FixtureServer, tmp_path: Path) -> None:
-    server.add("/feed.xml", b"<rss>" + b" " * 5000 + b"</rss>", content_type=RSS)
+async def test_oversized_feed_is_refused(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.add("/feed.xml", b"<rss>" + b" " * 5000 + b"</rss>", content_type=RSS)
     with pytest.raises(SourceUnavailable, match="max_bytes"):
-        await _read(make_source(tmp_path, server.url("/feed.xml"), max_bytes=2048))
+        await _read(make_source(tmp_path, site_server.url("/feed.xml"), max_bytes=2048))
 
 
 @pytest.mark.parametrize(("fixture", "content_type", "text"), [
@@ -214,59 +204,60 @@ async def test_oversized_feed_is_refused(server: FixtureServer, tmp_path: Path) 
     ("feeds/big5.xml", "text/xml; charset=gb2312", "臺灣大道路燈損壞"),
     ("feeds/gb2312_lies.xml", "application/rss+xml; charset=gb2312", "朱镕基路积水严重"),
 ])
-async def test_wrong_charset_headers(server: FixtureServer, tmp_path: Path, fixture: str,
+async def test_wrong_charset_headers(site_server: FixtureServer, tmp_path: Path, fixture: str,
                                      content_type: str, text: str) -> None:
-    server.fixture("/feed.xml", fixture, content_type=content_type)
-    feed, _ = await _read(make_source(tmp_path, server.url("/feed.xml")))
+    site_server.fixture("/feed.xml", fixture, content_type=content_type)
+    feed, _ = await _read(make_source(tmp_path, site_server.url("/feed.xml")))
     assert any(text in (item["entry"]["title"] or "") for item in feed.entries)
 
 
-async def test_user_agent_from_config(server: FixtureServer, tmp_path: Path) -> None:
-    server.fixture("/feed.xml", "feeds/rss1.rdf", content_type=RSS)
-    await _read(make_source(tmp_path, server.url("/feed.xml"),
+async def test_user_agent_from_config(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.fixture("/feed.xml", "feeds/rss1.rdf", content_type=RSS)
+    await _read(make_source(tmp_path, site_server.url("/feed.xml"),
                             user_agent="ChengyangHotline/1.0 (+mailto:it@example.org)"))
-    assert {r.headers["User-Agent"] for r in server.requests} == {
+    assert {r.headers["User-Agent"] for r in site_server.requests} == {
         "ChengyangHotline/1.0 (+mailto:it@example.org)"}
 
 
-async def test_robots_txt_is_honoured_unless_disabled(server: FixtureServer,
+async def test_robots_txt_is_honoured_unless_disabled(site_server: FixtureServer,
                                                       tmp_path: Path) -> None:
-    server.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", content_type="text/plain")
-    server.fixture("/private/feed.xml", "feeds/rss2.xml", content_type=RSS)
-    server.fixture("/public/feed.xml", "feeds/rss2.xml", content_type=RSS)
+    site_server.add("/robots.txt", "User-agent: *\nDisallow: /private/\n",
+                    content_type="text/plain")
+    site_server.fixture("/private/feed.xml", "feeds/rss2.xml", content_type=RSS)
+    site_server.fixture("/public/feed.xml", "feeds/rss2.xml", content_type=RSS)
     with pytest.raises(SourceMisconfigured, match=r"robots\.txt"):
-        await _read(make_source(tmp_path, server.url("/private/feed.xml")))
-    assert "/private/feed.xml" not in server.paths()
-    feed, _ = await _read(make_source(tmp_path, server.url("/private/feed.xml"),
+        await _read(make_source(tmp_path, site_server.url("/private/feed.xml")))
+    assert "/private/feed.xml" not in site_server.paths()
+    feed, _ = await _read(make_source(tmp_path, site_server.url("/private/feed.xml"),
                                       respect_robots=False))
     assert len(feed.entries) == 3
-    source = make_source(tmp_path, server.url("/public/feed.xml"))
+    source = make_source(tmp_path, site_server.url("/public/feed.xml"))
     await source.read_feed(None)
     await source.read_feed(None)
     await source.stop()
-    assert server.paths().count("/robots.txt") == 2  # once per source instance: cached
+    assert site_server.paths().count("/robots.txt") == 2  # once per source instance: cached
 
 
-async def test_robots_rules_for_our_agent(server: FixtureServer, tmp_path: Path) -> None:
-    server.add("/robots.txt", "User-agent: MinshengGateway\nDisallow: /\n\n"
-               "User-agent: *\nAllow: /\n", content_type="text/plain")
-    server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS)
+async def test_robots_rules_for_our_agent(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.add("/robots.txt", "User-agent: MinshengGateway\nDisallow: /\n\n"
+                    "User-agent: *\nAllow: /\n", content_type="text/plain")
+    site_server.fixture("/feed.xml", "feeds/rss2.xml", content_type=RSS)
     with pytest.raises(SourceMisconfigured, match=r"robots\.txt"):
-        await _read(make_source(tmp_path, server.url("/feed.xml")))
-    feed, _ = await _read(make_source(tmp_path, server.url("/feed.xml"),
+        await _read(make_source(tmp_path, site_server.url("/feed.xml")))
+    feed, _ = await _read(make_source(tmp_path, site_server.url("/feed.xml"),
                                       user_agent="OtherBot/2.0"))
     assert len(feed.entries) == 3
 
 
-async def test_requests_to_one_host_are_spaced(server: FixtureServer, tmp_path: Path) -> None:
-    server.fixture("/a.xml", "feeds/rss2.xml", content_type=RSS)
-    server.fixture("/b.xml", "feeds/atom.xml", content_type=RSS)
-    first = make_source(tmp_path, server.url("/a.xml"), name="a", respect_robots=False,
+async def test_requests_to_one_host_are_spaced(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.fixture("/a.xml", "feeds/rss2.xml", content_type=RSS)
+    site_server.fixture("/b.xml", "feeds/atom.xml", content_type=RSS)
+    first = make_source(tmp_path, site_server.url("/a.xml"), name="a", respect_robots=False,
                         min_host_interval_s=0.3)
-    second = make_source(tmp_path, server.url("/b.xml"), name="b", respect_robots=False,
+    second = make_source(tmp_path, site_server.url("/b.xml"), name="b", respect_robots=False,
                          min_host_interval_s=0.3)
     await asyncio.gather(_read(first), _read(second))
-    times = sorted(r.at for r in server.requests)
+    times = sorted(r.at for r in site_server.requests)
     assert len(times) == 2
     assert times[1] - times[0] >= 0.25  # a lower bound only: politeness, not speed
 

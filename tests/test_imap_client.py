@@ -4,7 +4,6 @@ must do; plus the protocol helpers on their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,16 +24,6 @@ from tests.pg import free_port
 
 pytestmark = pytest.mark.skipif(not dovecot.available(),
                                 reason="dovecot-imapd is not installed (make test installs it)")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Dovecot]:
-    instance = Dovecot()
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def options(server: Dovecot, **overrides: Any) -> ImapEmailOptions:
@@ -60,9 +49,9 @@ async def _open(opts: ImapEmailOptions) -> ImapSession:
     ("imaps", "login"), ("imaps", "plain"), ("starttls", "login"), ("starttls", "plain"),
     ("none", "login"),
 ])
-async def test_connect_and_log_in(server: Dovecot, security: str, auth: str) -> None:
-    port = server.imaps_port if security == "imaps" else server.imap_port
-    session = await _open(options(server, security=security, auth=auth, port=port))
+async def test_connect_and_log_in(dovecot_server: Dovecot, security: str, auth: str) -> None:
+    port = dovecot_server.imaps_port if security == "imaps" else dovecot_server.imap_port
+    session = await _open(options(dovecot_server, security=security, auth=auth, port=port))
     try:
         info = await session.select("INBOX")
         assert info.uidvalidity > 0
@@ -73,40 +62,42 @@ async def test_connect_and_log_in(server: Dovecot, security: str, auth: str) -> 
         await session.close()
 
 
-async def test_non_ascii_password_with_auth_plain(server: Dovecot) -> None:
-    user = server.add_user()
-    opts = options(server, username=user, auth="plain")
+async def test_non_ascii_password_with_auth_plain(dovecot_server: Dovecot) -> None:
+    user = dovecot_server.add_user()
+    opts = options(dovecot_server, username=user, auth="plain")
     session = await _open(opts)
     await session.close()
     with pytest.raises(ValueError, match="non-ASCII password needs auth: plain"):
-        options(server, password="密码", auth="login")
+        options(dovecot_server, password="密码", auth="login")
 
 
-async def test_wrong_password_is_misconfigured(server: Dovecot) -> None:
+async def test_wrong_password_is_misconfigured(dovecot_server: Dovecot) -> None:
     for auth in ("login", "plain"):
         with pytest.raises(SourceMisconfigured, match="login refused"):
-            await _open(options(server, password="wrong", auth=auth))
+            await _open(options(dovecot_server, password="wrong", auth=auth))
 
 
-async def test_untrusted_certificate_is_misconfigured(server: Dovecot) -> None:
+async def test_untrusted_certificate_is_misconfigured(dovecot_server: Dovecot) -> None:
     with pytest.raises(SourceMisconfigured, match="certificate not trusted"):
-        await _open(options(server, ca_file=None))
+        await _open(options(dovecot_server, ca_file=None))
     with pytest.raises(SourceMisconfigured, match="certificate not trusted"):
-        await _open(options(server, ca_file=None, security="starttls", port=server.imap_port))
-    session = await _open(options(server, ca_file=None, verify_tls=False))  # explicit opt-out
+        await _open(options(dovecot_server, ca_file=None, security="starttls",
+                            port=dovecot_server.imap_port))
+    # explicit opt-out
+    session = await _open(options(dovecot_server, ca_file=None, verify_tls=False))
     await session.close()
 
 
-async def test_host_name_is_checked(server: Dovecot) -> None:
+async def test_host_name_is_checked(dovecot_server: Dovecot) -> None:
     """The certificate is for 127.0.0.1 and localhost; ::1 is not in it."""
     with pytest.raises((SourceMisconfigured, SourceUnavailable)):
-        await _open(options(server, host="::1"))
+        await _open(options(dovecot_server, host="::1"))
 
 
-async def test_closed_port_and_missing_folder(server: Dovecot) -> None:
+async def test_closed_port_and_missing_folder(dovecot_server: Dovecot) -> None:
     with pytest.raises(SourceUnavailable, match="无法连接"):
-        await _open(options(server, port=free_port()))
-    session = await _open(options(server))
+        await _open(options(dovecot_server, port=free_port()))
+    session = await _open(options(dovecot_server))
     try:
         with pytest.raises(SourceMisconfigured, match="cannot be opened"):
             await session.select("No-Such-Folder")
@@ -115,29 +106,29 @@ async def test_closed_port_and_missing_folder(server: Dovecot) -> None:
         await session.close()
 
 
-async def test_a_server_that_stops_answering_times_out(server: Dovecot) -> None:
-    session = await _open(options(server, timeout_s=1))
+async def test_a_server_that_stops_answering_times_out(dovecot_server: Dovecot) -> None:
+    session = await _open(options(dovecot_server, timeout_s=1))
     try:
         await session.select("INBOX")
-        server.pause()
+        dovecot_server.pause()
         try:
             with pytest.raises(SourceUnavailable, match="超时"):
                 await session.uids_after(0)
             with pytest.raises(SourceUnavailable, match="超时"):
-                await _open(options(server, timeout_s=1))  # no greeting
+                await _open(options(dovecot_server, timeout_s=1))  # no greeting
         finally:
-            server.resume()
+            dovecot_server.resume()
     finally:
         await session.close()
 
 
-async def test_fetch_search_store_and_move_with_a_chinese_folder(server: Dovecot) -> None:
-    user = server.add_user()
-    async with Mailbox(server, user) as box:
+async def test_fetch_search_store_and_move_with_a_chinese_folder(dovecot_server: Dovecot) -> None:
+    user = dovecot_server.add_user()
+    async with Mailbox(dovecot_server, user) as box:
         await box.create("已处理")
         for n in range(3):
             await box.append(f"From: a@example.cn\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode())
-    session = await _open(options(server, username=user))
+    session = await _open(options(dovecot_server, username=user))
     try:
         await session.select("INBOX")
         uids = await session.uids_after(0)
@@ -152,7 +143,7 @@ async def test_fetch_search_store_and_move_with_a_chinese_folder(server: Dovecot
         await session.move(3, "已处理")
     finally:
         await session.close()
-    async with Mailbox(server, user) as box:
+    async with Mailbox(dovecot_server, user) as box:
         inbox = await box.flags("INBOX")
         assert set(inbox) == {1, 2} and "\\Seen" in inbox[1] and "\\Seen" not in inbox[2]
         assert len(await box.flags("已处理")) == 1

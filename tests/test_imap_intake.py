@@ -43,24 +43,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "email"
 PASSWORD_ENV = "MINSHENG_TEST_IMAP_PASSWORD"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Dovecot]:
-    instance = Dovecot()
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.close()
-
-
 @pytest.fixture
-def imap(server: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
+def imap(dovecot_server: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
     """The shared server, its password in the environment; running again afterwards even
     if a test stopped it."""
-    monkeypatch.setenv(PASSWORD_ENV, server.password)
-    yield server
-    if server.proc is None:
-        server.start()
+    monkeypatch.setenv(PASSWORD_ENV, dovecot_server.password)
+    yield dovecot_server
+    if dovecot_server.proc is None:
+        dovecot_server.start()
 
 
 def fixture(name: str) -> bytes:

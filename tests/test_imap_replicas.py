@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests import dovecot
+from tests.conftest import replica_config
 from tests.dovecot import Dovecot, Mailbox
 from tests.pg import create_database, free_port
 from tests.procs import GatewayProcess, write_config
@@ -29,47 +30,35 @@ pytestmark = [
 TAKEOVER_S = 60.0  # the promise: another replica polls within a minute
 
 
-def replica_config(tmp_path: Path, name: str, store_url: str, port: int,
-                   server: Dovecot, user: str) -> dict[str, Any]:
+def mail_source(server: Dovecot, user: str) -> dict[str, Any]:
     return {
-        "region_code": "CY",
-        "data_dir": str(tmp_path / name),
-        "server": {"listen": f"127.0.0.1:{port}", "shutdown_timeout_s": 5},
-        "store": {"url": store_url},
-        "api": {"token": "${MINSHENG_API_TOKEN}"},
-        "log": {"format": "json", "level": "info"},
-        "sources": [{
-            "name": "mail", "adapter": "imap_email", "host": "127.0.0.1",
-            "port": server.imaps_port, "ca_file": str(server.ca_file), "username": user,
-            "password": "${IMAP_PASSWORD}", "idle": True, "poll_interval_s": 1,
-            "lease_s": 3, "max_backoff_s": 2, "post_action": "seen",
-        }],
-        "sinks": [{"name": "file", "kind": "jsonl", "path": str(tmp_path / f"{name}.jsonl")}],
+        "name": "mail", "adapter": "imap_email", "host": "127.0.0.1",
+        "port": server.imaps_port, "ca_file": str(server.ca_file), "username": user,
+        "password": "${IMAP_PASSWORD}", "idle": True, "poll_interval_s": 1,
+        "lease_s": 3, "max_backoff_s": 2, "post_action": "seen",
     }
 
 
 @pytest.fixture
-async def setup(tmp_path: Path, pg_admin_url: str
+async def setup(tmp_path: Path, pg_admin_url: str, dovecot_server: Dovecot
                 ) -> AsyncIterator[tuple[Dovecot, str, str, list[GatewayProcess]]]:
-    server = Dovecot()
-    server.start()
-    user = server.add_user()
+    user = dovecot_server.add_user()
     url = create_database(pg_admin_url, f"imap_replicas_{os.getpid()}")
     procs = []
     for name in ("a", "b"):
         port = free_port()
         config = write_config(tmp_path / f"{name}.yaml",
-                              replica_config(tmp_path, name, url, port, server, user))
+                              replica_config(tmp_path, name, url, port,
+                                             sources=[mail_source(dovecot_server, user)]))
         procs.append(GatewayProcess(config, tmp_path / f"{name}.log",
                                     f"http://127.0.0.1:{port}",
-                                    env={"IMAP_PASSWORD": server.password}))
+                                    env={"IMAP_PASSWORD": dovecot_server.password}))
     try:
-        yield server, user, url, procs
+        yield dovecot_server, user, url, procs
     finally:
         for proc in procs:
             if proc.alive:
                 proc.terminate()
-        server.close()
 
 
 async def mail_state(proc: GatewayProcess) -> str:

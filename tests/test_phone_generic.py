@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from adapters.cdr_webhook import PARSERS
 from gateway.cli import main
 from gateway.store import quarantine
-from tests.fixtures.cdr import case, generic, read, running, scalar, sign_hmac, sink_lines
+from tests.conftest import sink_lines
+from tests.fixtures.cdr import case, generic, read, running, scalar, sign_hmac
 from tests.fixtures.cdr import source as phone_source
 from tests.fixtures.cdr import url as base
 from tests.procs import write_config

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from gateway.app import Gateway
+from tests.conftest import sink_lines
 from tests.fixtures.cdr import (
     case,
     freeswitch_base64,
@@ -21,7 +22,6 @@ from tests.fixtures.cdr import (
     running,
     scalar,
     sign_twilio,
-    sink_lines,
     with_variables,
 )
 from tests.fixtures.cdr import source as phone_source

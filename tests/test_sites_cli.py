@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ HTML = FIXTURES / "html"
 @pytest.fixture(autouse=True)
 def _in_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FixtureServer]:
-    s = await FixtureServer().start()
-    try:
-        yield s
-    finally:
-        await s.stop()
 
 
 def run(*args: str) -> Result:
@@ -84,12 +74,12 @@ def test_a_broken_definition_is_reported(tmp_path: Path) -> None:
     assert "not a valid CSS selector" in result.output
 
 
-async def test_definition_on_a_live_list_with_detail_pages(server: FixtureServer,
+async def test_definition_on_a_live_list_with_detail_pages(site_server: FixtureServer,
                                                            tmp_path: Path) -> None:
-    server.fixture("/hdjl/index.html", "html/gov/index.html")
-    server.fixture("/hdjl/detail-505.html", "html/gov/detail-505.html")
-    server.fixture("/hdjl/detail-504.html", "html/gov/detail-504.html")
-    options = quick(tmp_path, "gov_message_board", server.url("/hdjl/index.html"))
+    site_server.fixture("/hdjl/index.html", "html/gov/index.html")
+    site_server.fixture("/hdjl/detail-505.html", "html/gov/detail-505.html")
+    site_server.fixture("/hdjl/detail-504.html", "html/gov/detail-504.html")
+    options = quick(tmp_path, "gov_message_board", site_server.url("/hdjl/index.html"))
     result = await run_async("test", "gov_message_board", "--detail", "2", *options)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -99,7 +89,7 @@ async def test_definition_on_a_live_list_with_detail_pages(server: FixtureServer
     assert drafts[1].body == "春阳路小学门口没有人行横道，\n\n孩子上学过马路很危险。"
     assert drafts[0].post is not None and drafts[0].post.site == "城阳区人民政府·区长信箱"
     assert "index_1.html" in result.stderr
-    gone = await run_async("test", "gov_message_board", "--url", server.url("/nope.html"),
+    gone = await run_async("test", "gov_message_board", "--url", site_server.url("/nope.html"),
                            *options)
     assert gone.exit_code == 1 and "HTTP 404" in gone.stderr
 
@@ -115,15 +105,17 @@ def test_extract_an_article_file() -> None:
                                "检查发现隐患 17 处，已当场督促整改。")
 
 
-async def test_extract_a_live_article(server: FixtureServer, tmp_path: Path) -> None:
-    server.fixture("/a/3001.html", "html/news/3001.html", content_type="text/html; charset=gbk")
-    server.add("/robots.txt", "User-agent: *\nDisallow: /private/\n", content_type="text/plain")
-    options = quick(tmp_path, "news_list", server.url("/list.html"))
-    result = await run_async("extract", "--url", server.url("/a/3001.html"), *options)
+async def test_extract_a_live_article(site_server: FixtureServer, tmp_path: Path) -> None:
+    site_server.fixture("/a/3001.html", "html/news/3001.html",
+                        content_type="text/html; charset=gbk")
+    site_server.add("/robots.txt", "User-agent: *\nDisallow: /private/\n",
+                    content_type="text/plain")
+    options = quick(tmp_path, "news_list", site_server.url("/list.html"))
+    result = await run_async("extract", "--url", site_server.url("/a/3001.html"), *options)
     assert result.exit_code == 0, result.output
     article = json.loads(result.stdout)
-    assert article["url"] == server.url("/a/3001.html")
+    assert article["url"] == site_server.url("/a/3001.html")
     assert article["text"].startswith("记者从城阳区住建局获悉")
-    barred = await run_async("extract", "--url", server.url("/private/a.html"), *options)
+    barred = await run_async("extract", "--url", site_server.url("/private/a.html"), *options)
     assert barred.exit_code == 1 and "robots.txt" in barred.stderr
     assert run("extract").exit_code == 2

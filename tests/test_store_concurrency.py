@@ -15,18 +15,8 @@ import pytest
 from gateway.casecode import parse_code
 from gateway.pipeline import IntakeResult
 from gateway.store import Store, StoreUnavailable, Tx, cases, checkpoints, outbox
+from tests.conftest import started_store
 from tests.test_pipeline import text_intake, text_raw
-
-
-@asynccontextmanager
-async def replica(store_url: str) -> AsyncIterator[Store]:
-    """A second store on the same database, as another gateway replica would open it."""
-    other = Store.from_url(store_url)
-    await other.start()
-    try:
-        yield other
-    finally:
-        await other.close()
 
 
 @asynccontextmanager
@@ -72,7 +62,7 @@ async def test_200_concurrent_writers_take_1_to_200(store: Store) -> None:
 
 
 async def test_two_replicas_share_one_sequence(store: Store, store_url: str) -> None:
-    async with replica(store_url) as other:
+    async with started_store(store_url) as other:
         mine, theirs = await asyncio.gather(
             asyncio.gather(*(store.write(take("day")) for _ in range(150))),
             asyncio.gather(*(other.write(take("day")) for _ in range(150))),
@@ -164,7 +154,7 @@ async def claim_all(store: Store, owner: str) -> list[int]:
 
 async def test_two_replicas_never_claim_the_same_entry(store: Store, store_url: str) -> None:
     await store.write(lambda tx: outbox.enqueue(tx, ["s"] * 300, None, "event", "{}"))
-    async with replica(store_url) as other:
+    async with started_store(store_url) as other:
         mine, theirs = await asyncio.gather(*(
             claim_all(s, owner) for s, owner in ((store, "a"), (other, "b"))
         ))
@@ -192,7 +182,7 @@ async def test_concurrent_intake_gives_unique_codes(store: Store) -> None:
 
 
 async def test_two_replicas_intake_unique_codes(store: Store, store_url: str) -> None:
-    async with replica(store_url) as other:
+    async with started_store(store_url) as other:
         a, b = text_intake(store), text_intake(other)
         results = await asyncio.gather(
             *(a.submit(text_raw(f"a-{i}")) for i in range(60)),
@@ -202,7 +192,7 @@ async def test_two_replicas_intake_unique_codes(store: Store, store_url: str) ->
 
 
 async def test_same_item_on_two_replicas_makes_one_case(store: Store, store_url: str) -> None:
-    async with replica(store_url) as other:
+    async with started_store(store_url) as other:
         a, b = text_intake(store), text_intake(other)
         results = await asyncio.gather(
             *(a.submit(text_raw("call-1")) for _ in range(15)),
