@@ -54,6 +54,14 @@ def main() -> None:
     """Minsheng Gateway (民声网关): intake of a citizen-service hotline."""
 
 
+def entry() -> None:
+    """The ``minsheng`` command: what any subcommand logs (``quarantine reprocess`` runs
+    the pipeline) is masked, on stderr, like the gateway's own logs; ``run`` sets logging
+    up again with its config's format and level. Tests call ``main`` in-process."""
+    configure_logging()
+    main()
+
+
 @main.command()
 @config_option
 def run(config_path: Path) -> None:

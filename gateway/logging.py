@@ -30,6 +30,9 @@ _LANDLINE = re.compile(
 _MAY_HOLD_PII = re.compile(r"(?:\d\D{0,3}){6}\d|@")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PLAIN = (int, float, bool, type(None))
+# In a library's line: 11 digits or more (kept: the last four), see _mask_digit_runs.
+_LONG_DIGITS = re.compile(r"\d{11,}")
+STDLIB_HANDLER_NAME = "minsheng-masked"
 
 
 def register_secret(value: str) -> None:
@@ -100,8 +103,6 @@ def _mask_digit_runs(
             for k, v in event_dict.items()}
 
 
-_LONG_DIGITS = re.compile(r"\d{7}(\d{4,})")
-
 
 def _keep_tail(match: re.Match[str]) -> str:
     return "*" * (len(match.group(0)) - 4) + match.group(0)[-4:]
@@ -140,14 +141,12 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    route_stdlib_logging(renderer, level)
+    _route_stdlib_logging(renderer, level)
     _route_uncaught_exceptions()
 
 
-STDLIB_HANDLER_NAME = "minsheng-masked"
 
-
-def route_stdlib_logging(renderer: Any, level: str) -> None:
+def _route_stdlib_logging(renderer: Any, level: str) -> None:
     """One handler on the root logger, rendering every standard-library record through
     structlog's ``ProcessorFormatter`` with our processors; replaces one set up before."""
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -160,13 +159,13 @@ def route_stdlib_logging(renderer: Any, level: str) -> None:
     handler.set_name(STDLIB_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    remove_stdlib_handler()
+    _remove_stdlib_handler()
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.captureWarnings(True)  # warnings.warn() goes through the "py.warnings" logger
 
 
-def remove_stdlib_handler() -> None:
+def _remove_stdlib_handler() -> None:
     """Take our root handler off again (before a new one, or after an in-process test)."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == STDLIB_HANDLER_NAME]:
@@ -175,7 +174,7 @@ def remove_stdlib_handler() -> None:
 
 def unroute_logging() -> None:
     """Undo what ``configure_logging`` did outside structlog (for in-process tests)."""
-    remove_stdlib_handler()
+    _remove_stdlib_handler()
     logging.getLogger().setLevel(logging.WARNING)  # the standard library's default
     logging.captureWarnings(False)
     sys.excepthook = sys.__excepthook__

@@ -15,6 +15,7 @@ import structlog
 
 import gateway.logging
 from gateway.logging import (
+    STDLIB_HANDLER_NAME,
     configure_logging,
     get_logger,
     mask_text,
@@ -236,5 +237,5 @@ def test_warnings_and_uncaught_exceptions_are_logged_masked(
 def test_configuring_twice_keeps_one_root_handler(restore_structlog: None) -> None:
     configure_logging("json", "info")
     configure_logging("console", "warning")
-    ours = [h for h in logging.getLogger().handlers if h.get_name() == "minsheng-masked"]
+    ours = [h for h in logging.getLogger().handlers if h.get_name() == STDLIB_HANDLER_NAME]
     assert len(ours) == 1 and logging.getLogger().level == logging.WARNING
