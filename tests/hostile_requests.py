@@ -28,10 +28,8 @@ BOUNDARY = "b0undary"
 class Secrets:
     """The credentials the gateway under test is configured with (from its environment)."""
 
-    web: str
-    bearer: str
-    fs_user: str
-    fs_password: str
+    web: str  # the web mailbox's token
+    bearer: str  # the bearer-authenticated hotline's token
     ops: str
     api: str
 
