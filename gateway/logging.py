@@ -2,7 +2,9 @@
 
 Personal data is masked in every log line: mainland mobile and landline numbers, e-mail
 addresses and resident ID-card numbers. Secrets read from the environment are registered
-here by the config loader and replaced wholesale, so they never reach a log.
+here by the config loader and replaced wholesale, so they never reach a log. Every line
+means every line: the standard library's loggers (aiohttp's, asyncio's), warnings and
+uncaught exceptions are rendered by the same processors (docs/security.md).
 """
 
 from __future__ import annotations
@@ -101,7 +103,6 @@ def _mask_digit_runs(
     number to stand alone. Our own lines keep their long numbers (timestamps in ms)."""
     return {k: v if k in SAFE_KEYS or not isinstance(v, str) else _LONG_DIGITS.sub(_keep_tail, v)
             for k, v in event_dict.items()}
-
 
 
 def _keep_tail(match: re.Match[str]) -> str:
