@@ -41,7 +41,9 @@ def open_private(path: str | os.PathLike[str], flags: int) -> int:
     ``open()``, so a file rotated away and created again is private too."""
     fd = os.open(path, flags, FILE_MODE)
     try:
-        _narrow(fd)
+        narrowed = _narrowed(os.fstat(fd))
+        if narrowed is not None:
+            os.fchmod(fd, narrowed)
     except BaseException:
         os.close(fd)
         raise
@@ -49,8 +51,22 @@ def open_private(path: str | os.PathLike[str], flags: int) -> int:
 
 
 def private_file(path: Path) -> None:
-    """Make sure ``path`` exists, 0600 (created empty when missing)."""
-    os.close(open_private(path, os.O_RDWR | os.O_CREAT))
+    """Make sure ``path`` exists, 0600: created empty when missing, narrowed when wider.
+    An existing file is not opened (reading it may need no more than its mode allows)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        narrow(path)
+
+
+def narrow(path: Path) -> None:
+    """Take group and other bits off ``path`` if it exists and is ours."""
+    try:
+        narrowed = _narrowed(os.stat(path))
+    except FileNotFoundError:
+        return
+    if narrowed is not None:
+        os.chmod(path, narrowed)
 
 
 def private_sqlite(path: Path) -> None:
@@ -58,20 +74,13 @@ def private_sqlite(path: Path) -> None:
     private_dir(path.parent)
     private_file(path)
     for suffix in SQLITE_COMPANIONS:
-        companion = path.with_name(path.name + suffix)
-        try:
-            fd = os.open(companion, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            _narrow(fd)
-        finally:
-            os.close(fd)
+        narrow(path.with_name(path.name + suffix))
 
 
-def _narrow(fd: int) -> None:
-    """Take group and other bits off an open file we own (another owner's is left alone:
-    only root or the owner could change it, and failing would stop the gateway)."""
-    info = os.fstat(fd)
+def _narrowed(info: os.stat_result) -> int | None:
+    """The mode without group and other bits, if the file has some and is ours (another
+    owner's is left alone: only root or its owner may change it, and failing would stop
+    the gateway); None when nothing is to change."""
     if info.st_mode & _OTHERS and info.st_uid == os.geteuid():
-        os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~_OTHERS)
+        return stat.S_IMODE(info.st_mode) & ~_OTHERS
+    return None

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gateway.app import Gateway
-from gateway.private_files import open_private, private_dir, private_sqlite
+from gateway.private_files import narrow, open_private, private_dir, private_sqlite
 from gateway.store.backup import backup_sqlite
 from tests.conftest import base_url, gateway_config, sink_lines
 
@@ -84,6 +84,17 @@ def test_files_found_wider_are_narrowed(tmp_path: Path, umask: int) -> None:
     assert mode(db) == mode(db.with_name("gateway.db-wal")) == 0o600
     assert mode(tmp_path / "cases.jsonl") == 0o600
     assert mode(tmp_path) == 0o755  # an existing folder is the operator's choice
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_another_users_file_is_left_alone(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs.db"
+    theirs.write_bytes(b"")
+    theirs.chmod(0o644)
+    os.chown(theirs, 65534, 65534)  # nobody
+    narrow(theirs)
+    private_sqlite(theirs)
+    assert mode(theirs) == 0o644
 
 
 def test_private_dir_makes_each_missing_parent(tmp_path: Path, umask: int) -> None:
