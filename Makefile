@@ -28,6 +28,8 @@ SYSTEM_PACKAGES += fonts-wqy-microhei
 SYSTEM_PACKAGES += prometheus
 # dovecot-imapd: tests/dovecot.py starts a throwaway IMAP server (the e-mail channel).
 SYSTEM_PACKAGES += dovecot-imapd
+# nginx: tests/test_reverse_proxy.py runs config/nginx/minsheng.conf in front of a gateway.
+SYSTEM_PACKAGES += nginx
 
 # Debian packages the benchmark needs, one line each.
 BENCH_PACKAGES += wrk

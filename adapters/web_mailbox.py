@@ -76,6 +76,9 @@ class WebMailboxSource(Adapter):
     Options = WebMailboxOptions
     channel = "web"
     default_format = "web_form"
+    # Citizens' browsers post the centre's public form here: its protection is the rate
+    # limit and the size and shape limits; ``token`` when only the website's backend posts.
+    public_by_design = True
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)

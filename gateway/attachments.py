@@ -14,6 +14,7 @@ import tempfile
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from gateway.private_files import private_dir
 from gateway.schema import Attachment
 
 # Controls (C0, DEL, C1), reserved characters, and invisible format characters: zero-width
@@ -50,7 +51,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
     The temporary name is unique per call, so two threads keeping the same bytes at once
     do not write into one file; whichever renames last wins with identical content.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent)  # 0700; mkstemp makes the file 0600
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:16]}.", suffix=".tmp",
                                     dir=target.parent)
     try:

@@ -14,9 +14,10 @@ import click
 
 from gateway import registry
 from gateway.cli_common import config_option, echo_json, load_or_exit, with_store
-from gateway.config import SourceConfig
+from gateway.config import SourceConfig, read_config_file
+from gateway.config_checks import clear_secret_warnings
 from gateway.errors import Rejected
-from gateway.logging import configure_logging
+from gateway.logging import configure_logging, get_logger
 from gateway.normalize import NormalizerContext
 from gateway.schema import CHANNELS, RawRecord, complaint_json_schema
 from gateway.store import Store, outbox, quarantine
@@ -53,6 +54,14 @@ def main() -> None:
     """Minsheng Gateway (民声网关): intake of a citizen-service hotline."""
 
 
+def entry() -> None:
+    """The ``minsheng`` command: what any subcommand logs (``quarantine reprocess`` runs
+    the pipeline) is masked, on stderr, like the gateway's own logs; ``run`` sets logging
+    up again with its config's format and level. Tests call ``main`` in-process."""
+    configure_logging()
+    main()
+
+
 @main.command()
 @config_option
 def run(config_path: Path) -> None:
@@ -61,14 +70,22 @@ def run(config_path: Path) -> None:
 
     config = load_or_exit(config_path)
     configure_logging(config.log.format, config.log.level)
+    log = get_logger("gateway.config")
+    for warning in clear_secret_warnings(read_config_file(config_path)):
+        log.warning("secret_in_clear", where=warning)
     asyncio.run(Gateway(config).run_forever())
 
 
 @main.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:
-    """Validate the config; list every error and exit 2, or exit 0."""
+    """Validate the config; list every error and exit 2, or exit 0.
+
+    Off loopback, something that answers the network without credentials is an error
+    (docs/security.md). Secrets written in clear instead of ${VAR} are warnings."""
     config = load_or_exit(config_path)
+    for warning in clear_secret_warnings(read_config_file(config_path)):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{config_path}: ok ({len(config.sources)} sources, {len(config.sinks)} sinks)")
 
 

@@ -217,6 +217,9 @@ class GatewayConfig(_Strict):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     sinks: list[SinkConfig] = Field(default_factory=list)
+    # What may answer the network without credentials on a listen address other than
+    # loopback: "ops" and/or source names (gateway/config_checks.py, docs/security.md).
+    allow_unauthenticated: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
@@ -303,7 +306,7 @@ def _item_prefix(section: str, index: int, item: Any) -> str:
     return f"{section}[{index}] (name={name})" if name else f"{section}[{index}]"
 
 
-def _where(loc: Loc, raw: dict[str, Any]) -> str:
+def config_location(loc: Loc, raw: dict[str, Any]) -> str:
     """``sources[1] (name=web): max_attachment_mb`` for a location in the config."""
     rest = list(loc)
     prefix = ""
@@ -369,19 +372,26 @@ def _check_plugins(raw: dict[str, Any], errors: list[str], skip: set[Loc]) -> No
             options_model.model_validate(item.options)
         except ValidationError as exc:
             errors.extend(
-                _line(_where((section, index, *err["loc"]), raw), _message(err))
+                _line(config_location((section, index, *err["loc"]), raw), _message(err))
                 for err in exc.errors() if (section, index, *err["loc"]) not in skip
             )
 
 
-_SECRET_KEYS = ("token", "secret", "password", "auth_token")
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "credential")
+
+
+def is_secret_key(key: str) -> bool:
+    """A config key whose value is a secret: ``token``, ``auth_token``, ``password``,
+    ``secret``, ``api_key``…: masked in logs, and expected as ``${VAR}`` in the file."""
+    key = key.lower()
+    return any(word in key for word in _SECRET_WORDS) or key == "key" or key.endswith("_key")
 
 
 def _register_literal_secrets(value: Any) -> None:
     """Secrets belong in the environment, but a literal one must not reach a log either."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(item, str) and any(k in str(key).lower() for k in _SECRET_KEYS):
+            if isinstance(item, str) and is_secret_key(str(key)):
                 register_secret(item)
             else:
                 _register_literal_secrets(item)
@@ -399,17 +409,21 @@ def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
     missing: list[tuple[Loc, str]] = []
     expanded = _expand_env(raw, (), missing)
     _register_literal_secrets(expanded)
-    errors = [_line(_where(loc, raw), message) for loc, message in missing]
+    errors = [_line(config_location(loc, raw), message) for loc, message in missing]
     config: GatewayConfig | None = None
     reported = {loc for loc, _ in missing}
     try:
         config = GatewayConfig.model_validate(expanded)
     except ValidationError as exc:
         errors.extend(
-            _line(_where(tuple(err["loc"]), expanded), _message(err))
+            _line(config_location(tuple(err["loc"]), expanded), _message(err))
             for err in exc.errors() if tuple(err["loc"]) not in reported
         )
     _check_plugins(expanded, errors, reported)
+    if not errors and config is not None:
+        from gateway.config_checks import exposure_errors  # it reads the adapters' classes
+
+        errors = exposure_errors(config)
     if errors or config is None:
         raise ConfigError(errors or [f"{origin}: invalid"])
     return config
@@ -417,6 +431,11 @@ def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
 
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> GatewayConfig:
     """Read and validate a YAML config file."""
+    return parse_config(read_config_file(path), str(path))
+
+
+def read_config_file(path: Path | str) -> Any:
+    """The YAML of ``path`` as written (``${VAR}`` not expanded yet)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -426,4 +445,4 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> GatewayConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
-    return parse_config(raw, str(path))
+    return raw

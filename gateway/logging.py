@@ -2,7 +2,9 @@
 
 Personal data is masked in every log line: mainland mobile and landline numbers, e-mail
 addresses and resident ID-card numbers. Secrets read from the environment are registered
-here by the config loader and replaced wholesale, so they never reach a log.
+here by the config loader and replaced wholesale, so they never reach a log. Every line
+means every line: the standard library's loggers (aiohttp's, asyncio's), warnings and
+uncaught exceptions are rendered by the same processors (docs/security.md).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -29,6 +32,9 @@ _LANDLINE = re.compile(
 _MAY_HOLD_PII = re.compile(r"(?:\d\D{0,3}){6}\d|@")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 _PLAIN = (int, float, bool, type(None))
+# In a library's line: 11 digits or more (kept: the last four), see _mask_digit_runs.
+_LONG_DIGITS = re.compile(r"\d{11,}")
+STDLIB_HANDLER_NAME = "minsheng-masked"
 
 
 def register_secret(value: str) -> None:
@@ -87,29 +93,112 @@ def _mask_processor(
     return {k: v if k in SAFE_KEYS else _mask_value(v) for k, v in event_dict.items()}
 
 
-def configure_logging(fmt: str = "auto", level: str = "info") -> None:
-    """Set up structlog; ``fmt`` is ``json``, ``console`` or ``auto`` (console on a TTY)."""
+def _mask_digit_runs(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Mask any run of 11 or more digits in a library's log line, keeping its last four.
+
+    Other libraries quote raw bytes (aiohttp's ``b'\\x0013800138000'``): an escape glued
+    to a phone or ID number hides it from the patterns of ``mask_text``, which need a
+    number to stand alone. Our own lines keep their long numbers (timestamps in ms)."""
+    return {k: v if k in SAFE_KEYS or not isinstance(v, str) else _LONG_DIGITS.sub(_keep_tail, v)
+            for k, v in event_dict.items()}
+
+
+def _keep_tail(match: re.Match[str]) -> str:
+    return "*" * (len(match.group(0)) - 4) + match.group(0)[-4:]
+
+
+def _renderer(fmt: str) -> Any:
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=False)
-        if use_console
-        else structlog.processors.JSONRenderer(ensure_ascii=False)
-    )
+    if use_console:
+        return structlog.dev.ConsoleRenderer(colors=False)
+    return structlog.processors.JSONRenderer(ensure_ascii=False)
+
+
+def _common_processors() -> list[Any]:
+    """What every line goes through, ours and other libraries': level, time, the
+    exception as text, then the masking (after the exception is text, so it is masked)."""
+    return [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _mask_processor,
+    ]
+
+
+def configure_logging(fmt: str = "auto", level: str = "info") -> None:
+    """Set up structlog; ``fmt`` is ``json``, ``console`` or ``auto`` (console on a TTY).
+
+    The standard library's loggers (aiohttp's, asyncio's, any library's) and uncaught
+    exceptions are routed through the same processors, masking included: aiohttp's
+    "Error handling request" tracebacks quote raw header values and file names."""
+    renderer = _renderer(fmt)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _mask_processor,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *_common_processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    _route_stdlib_logging(renderer, level)
+    _route_uncaught_exceptions()
+
+
+
+def _route_stdlib_logging(renderer: Any, level: str) -> None:
+    """One handler on the root logger, rendering every standard-library record through
+    structlog's ``ProcessorFormatter`` with our processors; replaces one set up before."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars,
+                           structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *_common_processors(), _mask_digit_runs, renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(STDLIB_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    _remove_stdlib_handler()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.captureWarnings(True)  # warnings.warn() goes through the "py.warnings" logger
+
+
+def _remove_stdlib_handler() -> None:
+    """Take our root handler off again (before a new one, or after an in-process test)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == STDLIB_HANDLER_NAME]:
+        root.removeHandler(handler)
+
+
+def unroute_logging() -> None:
+    """Undo what ``configure_logging`` did outside structlog (for in-process tests)."""
+    _remove_stdlib_handler()
+    logging.getLogger().setLevel(logging.WARNING)  # the standard library's default
+    logging.captureWarnings(False)
+    sys.excepthook = sys.__excepthook__
+    threading.excepthook = threading.__excepthook__
+
+
+def _route_uncaught_exceptions() -> None:
+    """An exception nobody caught is logged (masked), not printed raw by the interpreter."""
+    crash_log = logging.getLogger("gateway.uncaught")
+
+    def main_thread(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):  # Ctrl-C: the usual short message
+            sys.__excepthook__(kind, exc, tb)
+            return
+        crash_log.critical("uncaught_exception", exc_info=(kind, exc, tb))
+
+    def other_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            crash_log.critical("uncaught_exception_in_thread", exc_info=(
+                args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = main_thread
+    threading.excepthook = other_thread
 
 
 def get_logger(name: str) -> Any:

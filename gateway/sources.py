@@ -45,6 +45,16 @@ class Adapter:
     Options: ClassVar[type[BaseModel]] = AdapterOptions
     channel: ClassVar[Channel]
     default_format: ClassVar[str]
+    # Anyone may post to this adapter's routes by design (the web mailbox: the public
+    # form of the centre's website). check-config then never asks it for credentials.
+    public_by_design: ClassVar[bool] = False
+
+    @classmethod
+    def open_routes(cls, options: Any) -> list[str]:
+        """What of the routes of a source with these (validated) options answers anyone
+        without credentials, in words for check-config; none by default (a pulled adapter
+        has no routes). gateway/config_checks.py refuses them off loopback."""
+        return []
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         self.config = config

@@ -45,8 +45,9 @@ class GatewayProcess:
     """One ``python -m gateway run --config CONFIG``; its output goes to ``log_path``."""
 
     def __init__(self, config_path: Path, log_path: Path, base_url: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, module: str = "gateway") -> None:
         self.config_path = config_path
+        self.module = module  # what ``python -m`` runs
         self.log_path = log_path
         self.base_url = base_url
         self.env = subprocess_env(env)
@@ -57,7 +58,7 @@ class GatewayProcess:
         assert self.proc is None, "already running"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         self.proc = subprocess.Popen(
-            [str(PYTHON), "-m", "gateway", "run", "--config", str(self.config_path)],
+            [str(PYTHON), "-m", self.module, "run", "--config", str(self.config_path)],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,7 +14,14 @@ import pytest
 import structlog
 
 import gateway.logging
-from gateway.logging import configure_logging, get_logger, mask_text, register_secret
+from gateway.logging import (
+    STDLIB_HANDLER_NAME,
+    configure_logging,
+    get_logger,
+    mask_text,
+    register_secret,
+    unroute_logging,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +35,13 @@ def restore_structlog() -> Iterator[None]:
     """Restores structlog's defaults after a test that configured it.
 
     Tests call ``configure_logging`` in their body: the logger binds ``sys.stderr`` when
-    configured, and only during the test's call phase is that capsys's stream."""
+    configured, and only during the test's call phase is that capsys's stream. The root
+    logger's handler and the exception hooks it set are taken off again too."""
     try:
         yield
     finally:
         structlog.reset_defaults()
+        unroute_logging()
 
 
 @pytest.mark.parametrize(("text", "masked"), [
@@ -178,3 +190,52 @@ def test_level_filtering(restore_structlog: None, capsys: pytest.CaptureFixture[
     log.warning("shown")
     lines = capsys.readouterr().err.strip().splitlines()
     assert [json.loads(x)["event"] for x in lines] == ["shown"]
+
+
+def test_other_libraries_log_records_are_masked_as_ours(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aiohttp quotes raw request bytes in its "Error handling request" tracebacks: an
+    escape glued to a number hides it from the phone and ID patterns, so a library's
+    line also has every run of 11 or more digits masked but its last four."""
+    configure_logging("json", "info")
+    try:
+        raise ValueError("Invalid header value char: b'X-Id: \\x00110105199003071234 "
+                         "13800138000 wang@example.com'")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s",
+                                                      "127.0.0.1")
+    logging.getLogger("asyncio").warning("slow callback 13912345678")
+    logging.getLogger("some.library").debug("below the level: not shown")
+    lines = [json.loads(x) for x in capsys.readouterr().err.strip().splitlines()]
+    assert [(x["logger"], x["level"]) for x in lines] == [("aiohttp.server", "error"),
+                                                          ("asyncio", "warning")]
+    assert lines[0]["event"] == "Error handling request from 127.0.0.1"
+    assert "\\x****************1234 138****8000 w***@example.com" in lines[0]["exception"]
+    assert lines[1]["event"] == "slow callback 139****5678"
+    assert lines[0]["timestamp"].endswith("Z")
+
+
+def test_warnings_and_uncaught_exceptions_are_logged_masked(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("json", "info")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("deprecated call for 13800138000", UserWarning, stacklevel=1)
+    try:
+        raise RuntimeError("crashed on 37020219851231002X")
+    except RuntimeError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    lines = [json.loads(x) for x in capsys.readouterr().err.strip().splitlines()]
+    assert [x["logger"] for x in lines] == ["py.warnings", "gateway.uncaught"]
+    assert "138****8000" in lines[0]["event"] and "13800138000" not in lines[0]["event"]
+    assert lines[1]["level"] == "critical"
+    assert "RuntimeError: crashed on 370202********002X" in lines[1]["exception"]
+
+
+def test_configuring_twice_keeps_one_root_handler(restore_structlog: None) -> None:
+    configure_logging("json", "info")
+    configure_logging("console", "warning")
+    ours = [h for h in logging.getLogger().handlers if h.get_name() == STDLIB_HANDLER_NAME]
+    assert len(ours) == 1 and logging.getLogger().level == logging.WARNING

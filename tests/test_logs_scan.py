@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from tests import hostile_requests as hostile
 from tests.pg import free_port
 from tests.procs import GatewayProcess, write_config
 
@@ -205,3 +206,83 @@ async def test_console_logs_are_readable_and_masked_too(tmp_path: Path) -> None:
     scanned = "\n".join(re.sub(r"request_id=[0-9a-f]{32}", "", line) for line in lines)
     assert _leaks(scanned) == []
     assert "138****8000" in log
+
+
+# -- every error path of the HTTP edge ----------------------------------------------------
+
+EDGE_SECRETS = {**SECRETS, "IVR_TOKEN": "ivr-Tk-7c2e9a4f1d", "FS_PASSWORD": "fs-Pw-3b8d1f6a2c",
+                "HMAC_SECRET": "hmac-Sk-9e4a7c1b5d", "CTI_TOKEN": "cti-Tk-5f2b8e0c7a",
+                "TWILIO_TOKEN": "tw-Tk-1d6c3a9e8b"}
+
+
+def _edge_config(tmp_path: Path, port: int, fmt: str) -> dict[str, Any]:
+    """Web mailbox and one hotline source per authentication scheme."""
+    def hotline(name: str, phone_format: str, **auth: str) -> dict[str, Any]:
+        return {"name": name, "adapter": "cdr_webhook", "format": phone_format, "auth": auth,
+                "notes_auth": {"scheme": "bearer", "token": "${IVR_TOKEN}"},
+                "ops_token": "${MINSHENG_OPS_TOKEN}"}
+
+    return {
+        "data_dir": str(tmp_path / "var"),
+        "server": {"listen": f"127.0.0.1:{port}"},
+        "store": {"url": f"sqlite:///{tmp_path / 'gateway.db'}"},
+        "api": {"token": "${MINSHENG_API_TOKEN}"},
+        "ops": {"token": "${MINSHENG_OPS_TOKEN}"},
+        "log": {"format": fmt, "level": "debug"},
+        "sources": [
+            {"name": "web", "adapter": "web_mailbox", "token": "${WEB_INTAKE_TOKEN}"},
+            hotline("hotline", "generic_json", scheme="bearer", token="${IVR_TOKEN}"),
+            hotline("hotline-fs", "freeswitch_json", scheme="basic", username="fs",
+                    password="${FS_PASSWORD}"),
+            hotline("hotline-hmac", "generic_json", scheme="hmac", secret="${HMAC_SECRET}"),
+            hotline("hotline-cti", "zammad_cti", scheme="path_token", token="${CTI_TOKEN}"),
+            hotline("hotline-twilio", "twilio", scheme="twilio", auth_token="${TWILIO_TOKEN}"),
+        ],
+        "sinks": [{"name": "file", "kind": "jsonl", "path": str(tmp_path / "cases.jsonl")}],
+    }
+
+
+async def _run_hostile(tmp_path: Path, fmt: str) -> str:
+    """A gateway subprocess (with one buggy route) takes every hostile request; its output."""
+    port = free_port()
+    config = write_config(tmp_path / "gateway.yaml", _edge_config(tmp_path, port, fmt))
+    proc = GatewayProcess(config, tmp_path / "gateway.log", f"http://127.0.0.1:{port}",
+                          env=EDGE_SECRETS, module="tests.gateway_with_a_bug")
+    secrets = hostile.Secrets(web=SECRETS["WEB_INTAKE_TOKEN"], bearer=EDGE_SECRETS["IVR_TOKEN"],
+                              ops=SECRETS["MINSHENG_OPS_TOKEN"],
+                              api=SECRETS["MINSHENG_API_TOKEN"])
+    proc.start()
+    try:
+        await proc.wait_ready()
+        for request in hostile.every_request(secrets):
+            await hostile.send(port, request)
+        assert proc.terminate() == 0
+    finally:
+        if proc.alive:
+            proc.kill()
+    return (tmp_path / "gateway.log").read_text(encoding="utf-8")
+
+
+async def test_no_error_path_of_the_edge_logs_personal_data(tmp_path: Path) -> None:
+    log = await _run_hostile(tmp_path, "json")
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]  # all JSON
+    scanned = [json.dumps({k: v for k, v in line.items()
+                           if not (k == "request_id" and re.fullmatch(r"[0-9a-f]{32}", v))},
+                          ensure_ascii=False) for line in lines]
+    assert _leaks("\n".join(scanned)) == []
+    assert not [p for p in hostile.PERSONAL_SENT if p in log]
+    assert not [name for name, value in EDGE_SECRETS.items() if value in log]
+    # aiohttp's own lines went through the masking, tracebacks included: there was
+    # something to find, and it was found masked.
+    aiohttp_lines = [line for line in lines if str(line.get("logger", "")).startswith("aiohttp")]
+    assert any(line["event"].startswith("Error handling request") for line in aiohttp_lines)
+    bug = [line for line in lines if "a bug while handling" in line.get("exception", "")]
+    assert bug and "138****8000" in bug[0]["exception"]
+    assert "w***@example.com" in bug[0]["exception"]
+
+
+async def test_console_error_lines_are_masked_too(tmp_path: Path) -> None:
+    log = await _run_hostile(tmp_path, "console")
+    scanned = re.sub(r"request_id=[0-9a-f]{32}", "", log)
+    assert _leaks(scanned) == []
+    assert "Error handling request" in log and "138****8000" in log

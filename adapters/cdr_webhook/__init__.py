@@ -110,6 +110,18 @@ class CdrWebhookSource(Adapter):
         self.flow_: CallFlow | None = None
         self._monitor: asyncio.Task[None] | None = None
 
+    @classmethod
+    def open_routes(cls, options: Any) -> list[str]:
+        """``auth`` (or ``notes_auth``) with scheme none: anyone may post call records,
+        and with ``missed_calls: callback`` file a callback case for any number."""
+        assert isinstance(options, CdrWebhookOptions)
+        open_to = []
+        if options.auth.scheme == "none":
+            open_to.append("call records")
+        if (options.notes_auth or options.auth).scheme == "none":
+            open_to.append("agents' notes")
+        return [f"auth scheme none lets anyone post {' and '.join(open_to)}"] if open_to else []
+
     # -- routes ----------------------------------------------------------------------
 
     def flow(self, intake: Intake) -> Flow:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.config import SinkConfig
 from gateway.errors import RetriableSinkError
+from gateway.private_files import open_private, private_dir
 from gateway.sinks.base import Outcome, Sink
 from gateway.store.outbox import Delivery
 
@@ -44,9 +45,9 @@ class JsonlSink(Sink):
         return [None for _ in batch]
 
     def _append(self, bodies: list[str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         data = "".join(body.replace("\n", " ") + "\n" for body in bodies).encode("utf-8")
-        with open(self.path, "ab+") as fh:
+        with open(self.path, "ab+", opener=open_private) as fh:  # 0600: it holds cases
             if fh.tell() > 0:  # a crash mid-write may have left half a line: end it
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":

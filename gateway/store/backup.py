@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
+from gateway.private_files import private_dir, private_file
 
 
 class BackupError(GatewayError):
@@ -57,9 +58,10 @@ def backup_sqlite(source: Path, dest: Path, *, overwrite: bool = False) -> Backu
         raise BackupError("the backup must not overwrite the store itself")
     if dest.exists() and not overwrite:
         raise BackupError(f"{dest} exists (use --force to replace it)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dest.parent)
     partial = dest.with_name(f".{dest.name}.partial")
     partial.unlink(missing_ok=True)
+    private_file(partial)  # the copy holds what the store holds: 0600, kept by the rename
     try:
         # Read-only: a backup never changes the store or takes its write lock.
         with closing(_connect(f"file:{source}?mode=ro", uri=True)) as live, \

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.private_files import private_sqlite
+
 INTAKE_LOCK_KEY = 0x4D53_0001  # "MS" 1: serialises case creation across replicas
 
 
@@ -51,7 +53,7 @@ class SqliteDialect:
     skip_locked: str = ""
 
     def connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(self.path)  # 0600 (and so its -wal and -shm) whatever the umask
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
