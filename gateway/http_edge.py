@@ -214,11 +214,13 @@ class EdgeRequestHandler(web.RequestHandler):
 
     def _cut(self, reason: CutReason, answer: bytes) -> None:
         """Answer 408 when nothing was sent on this connection yet, then close it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return  # closed meanwhile (keep-alive timer, client): nothing to cut
         self._edge.metrics.cut(reason)
         log.info("connection_cut", reason=reason)
         request = self._edge_request
-        transport = self.transport
-        if transport is not None and (request is None or request.writer.output_size == 0):
+        if request is None or request.writer.output_size == 0:
             transport.write(answer)
         self.force_close()
 

@@ -36,6 +36,7 @@ _TITLES: dict[int, tuple[str, str]] = {
     415: ("unsupported-media-type", "不支持的类型或编码 (unsupported media type or encoding)"),
     422: ("validation", "提交内容不符合规范 (the submission breaks the standard)"),
     431: ("headers-too-large", "请求头过大 (request header fields too large)"),
+    503: ("overloaded", "服务繁忙 (service busy)"),
     500: ("internal-error", "网关内部错误，已记录 (internal gateway error, logged)"),
 }
 
