@@ -139,6 +139,7 @@ class EdgeRequestHandler(web.RequestHandler):
         self._edge_in_request = False
         self._edge_request: web.BaseRequest | None = None
         self._edge_body: StreamReader | None = None
+        self._edge_draining: StreamReader | None = None
         self._edge_bytes = 0
         self._edge_bytes_at_check = 0
 
@@ -167,9 +168,9 @@ class EdgeRequestHandler(web.RequestHandler):
         if self._edge_refused:
             return
         self._edge_bytes += len(data)
-        if not self._edge_in_request and self._edge_watch == "none":
-            self._watch("head", self._edge.limits.head_timeout_s)
         super().data_received(data)
+        if self._head_may_start():
+            self._watch("head", self._edge.limits.head_timeout_s)
 
     def request_started(self, request: web.BaseRequest) -> None:
         """The head is in: stop its timer; watch the body's rate while one is coming."""
@@ -183,10 +184,22 @@ class EdgeRequestHandler(web.RequestHandler):
             self._watch("body", limits.body_rate_window_s)
 
     def request_finished(self) -> None:
+        """The handler is done. A body it did not read is drained by aiohttp (bounded by
+        its ``lingering_time``): those bytes are no new request head."""
         self._edge_in_request = False
+        if self._edge_request is not None and not self._edge_request.content.is_eof():
+            self._edge_draining = self._edge_request.content
         self._edge_request = None
         self._edge_body = None
         self._unwatch()
+
+    def _head_may_start(self) -> bool:
+        if self._edge_in_request or self._edge_watch != "none":
+            return False
+        if self._edge_draining is not None and not self._edge_draining.is_eof():
+            return False
+        self._edge_draining = None
+        return True
 
     def _watch(self, what: Watch, seconds: float) -> None:
         self._unwatch()
