@@ -75,7 +75,8 @@ async def post(target: Target, path: str, body: bytes, headers: dict[str, str]) 
 
 
 async def form_40k_fields(target: Target) -> Counter[str]:
-    body = "&".join(f"field_{i:05d}_{'x' * 40}=" for i in range(40_000)).encode()
+    body = await asyncio.to_thread(
+        lambda: "&".join(f"field_{i:05d}_{'x' * 40}=" for i in range(40_000)).encode())
     kind = {"Content-Type": "application/x-www-form-urlencoded"}
     return Counter([await post(target, "/intake/web", body, kind)])
 
@@ -83,7 +84,7 @@ async def form_40k_fields(target: Target) -> Counter[str]:
 async def multipart_many_parts(target: Target) -> Counter[str]:
     boundary = "b0undary"
     part = f'--{boundary}\r\nContent-Disposition: form-data; name="p"\r\n\r\nx\r\n'
-    body = (part * 50_000 + f"--{boundary}--\r\n").encode()
+    body = await asyncio.to_thread(lambda: (part * 50_000 + f"--{boundary}--\r\n").encode())
     kind = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
     return Counter([await post(target, "/intake/web", body, kind)])
 
@@ -103,7 +104,7 @@ def gzip_bomb(inflated_mb: int) -> bytes:
 
 
 async def gzip_bombs(target: Target) -> Counter[str]:
-    bomb = gzip_bomb(1024)
+    bomb = await asyncio.to_thread(gzip_bomb, 1024)  # the prober's loop stays free
     kind = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     answers = await asyncio.gather(*(post(target, path, bomb, kind) for path in
                                      ("/no-such-route", "/no-such-route", "/intake/web",

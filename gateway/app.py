@@ -16,7 +16,7 @@ from gateway.config import GatewayConfig, SourceConfig
 from gateway.dedup import Deduplicator
 from gateway.edge_metrics import EdgeMetrics
 from gateway.forwarder import Forwarder
-from gateway.http_edge import start_site
+from gateway.http_edge import EdgeSite, start_site
 from gateway.logging import get_logger
 from gateway.loop_lag import LoopLagMonitor
 from gateway.metrics import GatewayMetrics
@@ -105,6 +105,7 @@ class Gateway:
     metrics: GatewayMetrics = field(init=False)
     edge: EdgeMetrics = field(init=False)
     loop_lag: LoopLagMonitor | None = field(init=False, default=None)
+    site: EdgeSite | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
 
@@ -129,7 +130,7 @@ class Gateway:
             shutdown_timeout=config.server.shutdown_timeout_s,
         )
         await self._runner.setup()
-        await start_site(self._runner, config.server, self.edge)
+        self.site = await start_site(self._runner, config.server, self.edge)
         await self.forwarder.start()
         self.poller = Poller(self.store, self.intake, self.status)
         for adapter in self.adapters.values():

@@ -10,8 +10,9 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-CutReason = Literal["head_timeout", "body_too_slow", "over_capacity"]
-CUT_REASONS: tuple[CutReason, ...] = ("head_timeout", "body_too_slow", "over_capacity")
+CutReason = Literal["head_timeout", "body_too_slow", "evicted_idle", "over_capacity"]
+CUT_REASONS: tuple[CutReason, ...] = (
+    "head_timeout", "body_too_slow", "evicted_idle", "over_capacity")
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -27,8 +28,9 @@ class EdgeMetrics:
         self.connections_cut = Counter(
             "minsheng_http_connections_cut",
             "HTTP connections the edge closed or refused: head_timeout (request head not "
-            "complete in time), body_too_slow (body under body_min_rate), over_capacity "
-            "(beyond server.max_connections, answered 503)",
+            "complete in time), body_too_slow (body under body_min_rate), evicted_idle (an idle "
+            "connection closed with a 503 to make room at server.max_connections), "
+            "over_capacity (a new connection refused with a 503: every one was busy)",
             ["reason"], registry=registry,
         )
         for reason in CUT_REASONS:

@@ -10,8 +10,11 @@ protocol-level errors (a malformed request line or header) are answered in text/
 * **body minimum rate**: while a handler waits for a body, fewer than
   ``body_min_rate`` bytes/s over a ``body_rate_window_s`` window closes the connection
   (with a 408 when nothing of the answer was sent yet);
-* **connection cap**: beyond ``max_connections`` open connections a new one gets a
-  canned 503 problem+json with ``Retry-After: 1`` and is closed at once, without parsing;
+* **connection cap**: at ``max_connections`` open connections a new one takes the place
+  of the longest-idle one (not in a request: waiting for a head, or kept alive), which
+  gets a 503 problem+json with ``Retry-After: 1`` and is closed; when every connection is
+  in a request, the new one gets that 503 and is closed at once, without parsing. So
+  idle sockets cannot lock out a client that sends its request;
 * **protocol errors** as problem+json (``handle_error``, a public method of
   ``RequestHandler``, pinned by tests/test_http_edge.py).
 
@@ -32,7 +35,7 @@ from aiohttp.streams import StreamReader
 
 from gateway.config import ServerConfig
 from gateway.edge_metrics import CutReason, EdgeMetrics
-from gateway.http_errors import log_unexpected, route_of, status_problem
+from gateway.http_errors import client_gone, log_unexpected, route_of, status_problem
 from gateway.logging import get_logger
 
 log = get_logger("gateway.http")
@@ -63,11 +66,25 @@ class EdgeLimits:
 
 @dataclass
 class EdgeState:
-    """What every connection of one server shares: the limits, the count, the figures."""
+    """What every connection of one server shares: the limits, the figures, the open
+    connections, and those of them not in a request, longest idle first (an insertion-
+    ordered dict), so a new connection at the cap can take the place of an idle one."""
 
     limits: EdgeLimits
     metrics: EdgeMetrics
     open: int = field(default=0)
+    idle: dict[EdgeRequestHandler, None] = field(default_factory=dict)
+
+    def make_room(self) -> bool:
+        """At the cap, close the longest-idle connection; False when every one is busy."""
+        if self.open < self.limits.max_connections:
+            return True
+        while self.idle:
+            victim = next(iter(self.idle))
+            self.idle.pop(victim)
+            if victim.evict():
+                return True
+        return False
 
 
 def raise_open_files_limit() -> int:
@@ -137,6 +154,7 @@ class EdgeRequestHandler(web.RequestHandler):
         self._edge_watch: Watch = "none"
         self._edge_timer: asyncio.TimerHandle | None = None
         self._edge_in_request = False
+        self._edge_served = 0
         self._edge_request: web.BaseRequest | None = None
         self._edge_body: StreamReader | None = None
         self._edge_draining: StreamReader | None = None
@@ -144,7 +162,7 @@ class EdgeRequestHandler(web.RequestHandler):
         self._edge_bytes_at_check = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._edge.open >= self._edge.limits.max_connections:
+        if not self._edge.make_room():
             self._edge_refused = True
             self._edge.metrics.cut("over_capacity")
             assert isinstance(transport, asyncio.Transport)
@@ -152,14 +170,21 @@ class EdgeRequestHandler(web.RequestHandler):
             transport.close()
             return
         self._edge.open += 1
+        self._edge.idle[self] = None
         self._edge.metrics.connections_open.inc()
         super().connection_made(transport)
         self._watch("head", self._edge.limits.head_timeout_s)
+
+    def evict(self) -> bool:
+        """Make room for a new connection: closed, with a 503 (retry shortly) unless it
+        served a request already (a kept-alive connection is just closed); False if gone."""
+        return self._cut("evicted_idle", b"" if self._edge_served else _OVERLOADED)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._edge_refused:
             return
         self._unwatch()
+        self._edge.idle.pop(self, None)
         self._edge.open -= 1
         self._edge.metrics.connections_open.dec()
         super().connection_lost(exc)
@@ -175,6 +200,7 @@ class EdgeRequestHandler(web.RequestHandler):
     def request_started(self, request: web.BaseRequest) -> None:
         """The head is in: stop its timer; watch the body's rate while one is coming."""
         self._edge_in_request = True
+        self._edge.idle.pop(self, None)
         self._edge_request = request
         self._unwatch()
         limits = self._edge.limits
@@ -187,6 +213,9 @@ class EdgeRequestHandler(web.RequestHandler):
         """The handler is done. A body it did not read is drained by aiohttp (bounded by
         its ``lingering_time``): those bytes are no new request head."""
         self._edge_in_request = False
+        self._edge_served += 1
+        if self.transport is not None:
+            self._edge.idle[self] = None  # now the most recently active
         if self._edge_request is not None and not self._edge_request.content.is_eof():
             self._edge_draining = self._edge_request.content
         self._edge_request = None
@@ -225,17 +254,19 @@ class EdgeRequestHandler(web.RequestHandler):
             self._edge_bytes_at_check = self._edge_bytes
             self._watch("body", limits.body_rate_window_s)
 
-    def _cut(self, reason: CutReason, answer: bytes) -> None:
-        """Answer 408 when nothing was sent on this connection yet, then close it."""
+    def _cut(self, reason: CutReason, answer: bytes) -> bool:
+        """Send ``answer`` when nothing was sent for the current request, then close;
+        False when the connection was closing already (keep-alive timer, client)."""
         transport = self.transport
         if transport is None or transport.is_closing():
-            return  # closed meanwhile (keep-alive timer, client): nothing to cut
+            return False
         self._edge.metrics.cut(reason)
         log.info("connection_cut", reason=reason)
         request = self._edge_request
-        if request is None or request.writer.output_size == 0:
+        if answer and (request is None or request.writer.output_size == 0):
             transport.write(answer)
         self.force_close()
+        return True
 
     def handle_error(
         self, request: web.BaseRequest, status: int = 500,
@@ -250,7 +281,7 @@ class EdgeRequestHandler(web.RequestHandler):
                      error_type=type(exc).__name__ if exc else None)
             response = status_problem(status, parse_error_detail(exc))
         else:
-            if not isinstance(exc, ConnectionError):
+            if not (isinstance(exc, ConnectionError) and client_gone(request)):
                 log_unexpected(request, exc or RuntimeError(message or "unknown"))
                 self._edge.metrics.unexpected_errors.labels(route_of(request)).inc()
             response = status_problem(500, "请求编号见 X-Request-Id (see the X-Request-Id header)")
@@ -280,7 +311,9 @@ class EdgeSite(web.BaseSite):
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, edge: EdgeState,
                  **handler_args: Any) -> None:
-        super().__init__(runner)
+        # A burst of connects beyond the default 128 would overflow the accept queue:
+        # the kernel drops them silently instead of the cap refusing them with a 503.
+        super().__init__(runner, backlog=min(4096, max(128, edge.limits.max_connections)))
         self._edge_host = host
         self._edge_port = port
         self._edge_state = edge
@@ -289,6 +322,10 @@ class EdgeSite(web.BaseSite):
     @property
     def name(self) -> str:
         return f"http://{self._edge_host}:{self._edge_port}"
+
+    @property
+    def state(self) -> EdgeState:
+        return self._edge_state
 
     def _protocol(self) -> EdgeRequestHandler:
         server = self._runner.server

@@ -97,6 +97,11 @@ def route_of(request: web.BaseRequest) -> str:
     return "unmatched"
 
 
+def client_gone(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def log_unexpected(request: web.BaseRequest, exc: BaseException) -> None:
     """Log a defect with its traceback, masked (an exception message may quote input)."""
     log.error(
@@ -119,9 +124,11 @@ def make_edge_errors(metrics: EdgeMetrics) -> Middleware:
             if (converted := _from_http_exception(exc)) is None:
                 raise
             return converted
-        except (StoreUnavailable, ConnectionError):
-            raise  # a 503 of request_context; a client gone mid-body has no one to answer
+        except StoreUnavailable:
+            raise  # request_context answers 503 with Retry-After
         except Exception as exc:
+            if isinstance(exc, ConnectionError) and client_gone(request):
+                raise  # the client left mid-request (or the edge cut it): no one to answer
             log_unexpected(request, exc)
             metrics.unexpected_errors.labels(route_of(request)).inc()
             return status_problem(500, "请求编号见 X-Request-Id (see the X-Request-Id header)")

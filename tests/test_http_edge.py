@@ -77,6 +77,12 @@ async def no_connection_open(gw: Gateway) -> None:
         await asyncio.sleep(0.05)
 
 
+async def both_in_a_request(gw: Gateway) -> None:
+    assert gw.site is not None
+    while gw.site.state.open < 2 or gw.site.state.idle:
+        await asyncio.sleep(0.02)
+
+
 async def healthz(gw: Gateway) -> int:
     async with httpx.AsyncClient(base_url=base_url(gw), timeout=BOUND_S) as client:
         return (await client.get("/healthz")).status_code
@@ -139,20 +145,42 @@ async def test_an_idle_keep_alive_connection_is_closed(edge_gateway: Gateway) ->
     assert cut(edge_gateway, "head_timeout") == 0
 
 
-async def test_connections_beyond_the_cap_get_503_then_healthz_answers(tmp_path: Path) -> None:
-    gw = await started(tmp_path, max_connections=3, head_timeout_s=1.0)
+async def test_at_the_cap_idle_connections_make_room_and_healthz_answers(
+        tmp_path: Path) -> None:
+    gw = await started(tmp_path, max_connections=3, head_timeout_s=60)
     try:
         pairs = [await connect(gw) for _ in range(6)]
-        answers = await asyncio.gather(*(read_to_close(r) for r, _ in pairs))
+        evicted = await asyncio.gather(*(read_to_close(r) for r, _ in pairs[:3]))
+        assert await healthz(gw) == 200  # while three idle connections are still held
+        assert all(a.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in a for a in evicted)
+        assert status_and_body(evicted[0])[0] == 503
+        assert cut(gw, "evicted_idle") >= 3
+        assert cut(gw, "over_capacity") == 0
         for _, writer in pairs:
             writer.close()
-        statuses = sorted(status_and_body(a)[0] for a in answers)
-        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
-        assert statuses == [408, 408, 408, 503, 503, 503]
-        assert all(b"Retry-After: 1" in a for a in refused)
-        assert cut(gw, "over_capacity") == 3
-        assert await healthz(gw) == 200
         await asyncio.wait_for(no_connection_open(gw), BOUND_S)  # the count does not leak
+    finally:
+        await gw.stop()
+
+
+async def test_at_the_cap_of_busy_connections_a_new_one_gets_503(tmp_path: Path) -> None:
+    gw = await started(tmp_path, max_connections=2, body_min_rate=0)
+    try:
+        busy = [await connect(gw) for _ in range(2)]
+        for _, writer in busy:  # in a request: waiting for the rest of a body
+            writer.write(b"POST /intake/web HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        await asyncio.wait_for(both_in_a_request(gw), BOUND_S)
+        reader, writer = await connect(gw)
+        refused = await read_to_close(reader)
+        writer.close()
+        assert status_and_body(refused)[0] == 503
+        assert b"Retry-After: 1" in refused
+        assert cut(gw, "over_capacity") == 1
+        for _, busy_writer in busy:
+            busy_writer.close()
+        await asyncio.wait_for(no_connection_open(gw), BOUND_S)
+        assert await healthz(gw) == 200
     finally:
         await gw.stop()
 
