@@ -261,7 +261,7 @@ class EdgeRequestHandler(web.RequestHandler):
         if transport is None or transport.is_closing():
             return False
         self._edge.metrics.cut(reason)
-        log.info("connection_cut", reason=reason)
+        log.debug("connection_cut", reason=reason)  # counted; one line each would flood
         request = self._edge_request
         if answer and (request is None or request.writer.output_size == 0):
             transport.write(answer)

@@ -87,3 +87,9 @@ async def test_the_loop_monitor_sees_a_hold(capsys: pytest.CaptureFixture[str]) 
     await monitor.stop()
     assert monitor.worst_s > 0.1
     assert "event_loop_held" in capsys.readouterr().out
+
+
+def test_max_connections_is_lowered_to_fit_the_open_files_limit() -> None:
+    server = ServerConfig(max_connections=5000)
+    assert EdgeLimits.from_config(server, 1024).max_connections == 1024 - 64
+    assert EdgeLimits.from_config(server, 1 << 16).max_connections == 5000
