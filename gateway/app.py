@@ -115,8 +115,6 @@ class Gateway:
         config = self.config
         self.metrics = GatewayMetrics(self)
         self.edge = EdgeMetrics(self.metrics.registry)
-        self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
-        self.loop_lag.start()
         self.store = open_store(config)
         await self.store.start()
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
@@ -142,6 +140,8 @@ class Gateway:
                 self.poller.start(adapter)
             else:
                 self.status.set(adapter.name, UP, "listening")
+        self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
+        self.loop_lag.start()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
