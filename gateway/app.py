@@ -14,8 +14,11 @@ from gateway import registry
 from gateway.attachments import AttachmentStore
 from gateway.config import GatewayConfig, SourceConfig
 from gateway.dedup import Deduplicator
+from gateway.edge_metrics import EdgeMetrics
 from gateway.forwarder import Forwarder
+from gateway.http_edge import EdgeSite, start_site
 from gateway.logging import get_logger
+from gateway.loop_lag import LoopLagMonitor
 from gateway.metrics import GatewayMetrics
 from gateway.normalize import NormalizerContext
 from gateway.pipeline import Intake, SourceBinding
@@ -100,6 +103,9 @@ class Gateway:
     status: SourceStatus = field(init=False, default_factory=SourceStatus)
     poller: Poller = field(init=False)
     metrics: GatewayMetrics = field(init=False)
+    edge: EdgeMetrics = field(init=False)
+    loop_lag: LoopLagMonitor | None = field(init=False, default=None)
+    site: EdgeSite | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
 
@@ -108,6 +114,7 @@ class Gateway:
 
         config = self.config
         self.metrics = GatewayMetrics(self)
+        self.edge = EdgeMetrics(self.metrics.registry)
         self.store = open_store(config)
         await self.store.start()
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
@@ -121,7 +128,7 @@ class Gateway:
             shutdown_timeout=config.server.shutdown_timeout_s,
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, config.server.host, config.server.port).start()
+        self.site = await start_site(self._runner, config.server, self.edge)
         await self.forwarder.start()
         self.poller = Poller(self.store, self.intake, self.status)
         for adapter in self.adapters.values():
@@ -133,6 +140,8 @@ class Gateway:
                 self.poller.start(adapter)
             else:
                 self.status.set(adapter.name, UP, "listening")
+        self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
+        self.loop_lag.start()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
@@ -155,6 +164,8 @@ class Gateway:
             await adapter.stop()
         await self.forwarder.stop()
         await self.store.close()
+        if self.loop_lag is not None:
+            await self.loop_lag.stop()
         log.info("gateway_stopped", delivered=self.forwarder.delivered)
 
     async def run_forever(self) -> None:

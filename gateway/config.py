@@ -37,8 +37,17 @@ class _Strict(BaseModel):
 
 
 class ServerConfig(_Strict):
+    """The HTTP server and its connection hygiene (docs/configuration.md, "The public
+    edge"): every limit bounds what one client can hold of the process."""
+
     listen: str = "127.0.0.1:8080"
     shutdown_timeout_s: float = Field(default=10.0, gt=0)
+    head_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    body_min_rate: int = Field(default=1024, ge=0)
+    body_rate_window_s: float = Field(default=5.0, gt=0, le=3600)
+    keepalive_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1)
+    loop_lag_warn_ms: float = Field(default=100.0, gt=0)
 
     @field_validator("listen")
     @classmethod

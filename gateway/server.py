@@ -12,6 +12,8 @@ import structlog
 from aiohttp import web
 
 from gateway import ops, problem
+from gateway.http_edge import watch_requests
+from gateway.http_errors import make_edge_errors
 from gateway.logging import get_logger, mask_text
 from gateway.store import StoreUnavailable, cases
 from gateway.tokens import bearer_ok
@@ -137,7 +139,8 @@ async def get_case(request: web.Request) -> web.Response:
 def build_app(gateway: Gateway) -> web.Application:
     limits = [getattr(a, "max_body", 0) for a in gateway.adapters.values()]
     app = web.Application(
-        middlewares=[request_context], client_max_size=max([1024**2, *limits]) + 65536
+        middlewares=[watch_requests, request_context, make_edge_errors(gateway.edge)],
+        client_max_size=max([1024**2, *limits]) + 65536
     )
     app[GATEWAY_KEY] = gateway
     app.add_routes([
