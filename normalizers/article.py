@@ -38,6 +38,8 @@ from normalizers.text import clean_line, clean_text
 
 PageKind = Literal["article", "list"]
 THIN_SENTENCE_CHARS = 30  # fewer characters of sentences than this is not an article's text
+LIST_LINK_SHARE = 0.75  # a list page: more of its text in links than this share
+LIST_MAX_SENTENCE_CHARS = 400  # and less prose than this in its main text
 TIGHTER = 0.9  # the density text replaces trafilatura's when shorter than this share of it
 INSIDE = 0.9  # and when trafilatura's text holds at least this share of its characters
 
@@ -97,15 +99,15 @@ def _tightened(soup: BeautifulSoup, text: str) -> str:
 
 
 def main_text(soup: BeautifulSoup, first: str, markup: str, url: str | None) -> str:
-    """``first`` (trafilatura's text, tightened) unless it is thin; else the first
-    fallback that is not, else whichever had the most sentences."""
+    """``first`` (trafilatura's text) unless it is thin; else the first fallback that is
+    not, else whichever had the most sentences; a text that is not thin is tightened."""
     best = without_boilerplate(first)
     if sentence_chars(best) >= THIN_SENTENCE_CHARS:
         return _tightened(soup, best)
     for extract in _fallbacks(soup, markup, url):
         text = without_boilerplate(extract())
         if sentence_chars(text) >= THIN_SENTENCE_CHARS:
-            return text
+            return _tightened(soup, text)
         if sentence_chars(text) > sentence_chars(best):
             best = text
     return best or element_text(soup.body or soup)
@@ -116,8 +118,8 @@ def page_kind(soup: BeautifulSoup, text: str) -> PageKind:
     body = soup.body or soup
     all_text = len(body.get_text(strip=True))
     link_text = sum(len(a.get_text(strip=True)) for a in body.find_all("a"))
-    linky = all_text > 0 and link_text / all_text > 0.5
-    return "list" if linky and sentence_chars(text) < THIN_SENTENCE_CHARS * 3 else "article"
+    linky = all_text > 0 and link_text / all_text > LIST_LINK_SHARE
+    return "list" if linky and sentence_chars(text) < LIST_MAX_SENTENCE_CHARS else "article"
 
 
 def extract_article(soup: BeautifulSoup, url: str | None = None) -> Article:

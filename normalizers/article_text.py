@@ -24,7 +24,7 @@ from normalizers.html_text import DROPPED, element_text
 _BOILERPLATE = re.compile(
     r"^\s*(?:[【\[(（]?\s*)(?:免责声明|特别声明|版权声明|版权所有|copyright|©|责任编辑|编辑[:：]"
     r"|本文来源[:：]|来源[:：]\S{0,20}\s*责任编辑|打印本页|【?打印】?|关闭窗口|【?关闭】?|分享到|分享至"
-    r"|扫一扫|用微信扫描|微信扫一扫|返回\S{0,8}首页|收藏本页|字号[:：]|ICP备|公网安备|举报$"
+    r"|扫一扫|用微信扫描|微信扫一扫|返回\S{0,8}首页|收藏本页|字号[:：]|\S{0,4}ICP备|\S{0,4}公网安备|举报$"
     r"|安装\S{0,8}客户端|下载客户端|点击进入专题|相关新闻[:：]?$|延伸阅读$|【纠错】)",
     re.IGNORECASE,
 )
@@ -105,8 +105,8 @@ def densest_element(soup: BeautifulSoup) -> Tag | None:
 
     An element scores its own paragraphs plus half of its children's, so an article
     split into one ``<div>`` per paragraph is still found as one; then, when one
-    element inside the winner holds at least half of the winner's score by itself (the
-    article inside a column that also lists promotions), that element is taken.
+    element inside the winner holds at least half of all the prose under the winner by
+    itself (the article inside a column that also lists promotions), it is taken.
     """
     own, elements = _paragraph_credit(soup.body or soup)
     total: dict[int, float] = defaultdict(float, own)
@@ -118,9 +118,11 @@ def densest_element(soup: BeautifulSoup) -> Tag | None:
     if not total:
         return None
     best = elements[max(total, key=lambda key: total[key])]
-    inner = [elements[key] for key in own
-             if own[key] >= total[id(best)] / 2 and elements[key] is not best
-             and best in elements[key].parents]
+    under = {key: element for key, element in elements.items()
+             if key in own and (element is best or best in element.parents)}
+    prose = sum(own[key] for key in under)
+    inner = [element for key, element in under.items()
+             if element is not best and own[key] >= prose / 2]
     return max(inner, key=lambda element: own[id(element)]) if inner else best
 
 
