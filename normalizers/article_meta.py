@@ -59,6 +59,15 @@ def _likeness(heading: str, document_title: str) -> float:
     return block.size / len(heading)
 
 
+def _without_label(heading: str, document_title: str) -> str:
+    """``原创 最不愁吃肉的国家…`` as ``最不愁吃肉的国家…``: a short label before the
+    headline (原创, 独家, 置顶) that the ``<title>`` does not carry is not the title's."""
+    label, _, rest = heading.partition(" ")
+    if rest and len(label) <= 4 and heading not in document_title and rest in document_title:
+        return rest
+    return heading
+
+
 def find_title(soup: BeautifulSoup, fallback: str | None) -> str | None:
     """The page's visible headline (see the module's docstring)."""
     document_title = _document_title(soup)
@@ -71,7 +80,7 @@ def find_title(soup: BeautifulSoup, fallback: str | None) -> str | None:
         if score > best_score:
             best, best_score = text, score
     if best is not None and best_score >= _SIMILAR:
-        return best
+        return _without_label(best, document_title)
     first_h1 = soup.find("h1")
     if isinstance(first_h1, Tag) and len(clean_line(first_h1.get_text())) >= 4:
         return clean_line(first_h1.get_text())
