@@ -19,15 +19,18 @@ from bs4.element import NavigableString
 
 from normalizers.html_text import DROPPED, element_text
 
-# Lines that are never the article: credits, disclaimers, copyright, print/close links,
-# share bars, app promotions, "back to the home page" links.
+# Lines that are never the article: credits, disclaimers, copyright, share bars, app
+# promotions, "back to the home page" links (by how they start) ...
 _BOILERPLATE = re.compile(
-    r"^\s*(?:[【\[(（]?\s*)(?:免责声明|特别声明|版权声明|版权所有|copyright|©|责任编辑|编辑[:：]"
-    r"|本文来源[:：]|来源[:：]\S{0,20}\s*责任编辑|打印本页|【?打印】?|关闭窗口|【?关闭】?|分享到|分享至"
-    r"|扫一扫|用微信扫描|微信扫一扫|返回\S{0,8}首页|收藏本页|字号[:：]|\S{0,4}ICP备|\S{0,4}公网安备|举报$"
-    r"|安装\S{0,8}客户端|下载客户端|点击进入专题|相关新闻[:：]?$|延伸阅读$|【纠错】)",
+    r"^\s*[【\[(（]?\s*(?:免责声明|特别声明|版权声明|版权所有|copyright|©|责任编辑|编辑[:：]"
+    r"|本文来源[:：]|来源[:：]\S{0,20}\s*责任编辑|打印本页|关闭窗口|分享到|分享至|扫一扫|用微信扫描"
+    r"|微信扫一扫|返回\S{0,8}首页|收藏本页|字号[:：]|\S{0,4}ICP备|\S{0,4}公网安备"
+    r"|安装\S{0,8}客户端|下载客户端|点击进入专题|【纠错】)",
     re.IGNORECASE,
 )
+# ... and lines that are only a link's label (whole line: 关闭 may start a sentence).
+_LABEL_ONLY = re.compile(
+    r"^\s*[【\[]?\s*(?:打印|关闭|举报|纠错|收藏|相关新闻|相关阅读|延伸阅读)\s*[:：】\]]?\s*$")
 _URL_ONLY = re.compile(r"^\s*(?:https?://|www\.)\S*\s*$", re.IGNORECASE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENTENCE_END = re.compile(r"[。！？；!?;…」”\"）)]\s*$")
@@ -39,7 +42,7 @@ _MIN_LINE = 12  # a line without sentence punctuation needs this many CJK charac
 
 def is_boilerplate(line: str) -> bool:
     """A line that is not content wherever it stands (see ``_BOILERPLATE``)."""
-    return bool(_BOILERPLATE.match(line) or _URL_ONLY.match(line))
+    return bool(_BOILERPLATE.match(line) or _LABEL_ONLY.match(line) or _URL_ONLY.match(line))
 
 
 def is_sentence(line: str) -> bool:

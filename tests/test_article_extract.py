@@ -89,7 +89,7 @@ def test_the_page_normalizer_uses_the_same_extraction() -> None:
 @pytest.mark.parametrize("line", [
     "免责声明：本文仅代表作者个人观点", "版权所有：中国政府网", "责任编辑：张三", "【打印本页】",
     "【关闭窗口】", "分享到：", "www.gov.cn", "http://www.gov.cn/zhengce/", "Copyright © 2023",
-    "京ICP备05070218号",
+    "京ICP备05070218号", "【打印】", "关闭", "举报", "相关新闻：", "延伸阅读",
 ])
 def test_boilerplate_lines(line: str) -> None:
     assert is_boilerplate(line)
@@ -98,6 +98,8 @@ def test_boilerplate_lines(line: str) -> None:
 
 def test_prose_is_not_boilerplate() -> None:
     assert not is_boilerplate("记者从多家银行网点了解到，三年期定期存款利率降幅较大。")
+    assert not is_boilerplate("关闭了三天的菜市场今天重新开门。")
+    assert not is_boilerplate("打印机一直卡纸，营业厅说要等一周。")
     assert sentence_chars("检查发现隐患 17 处，已当场督促整改。") > 0
 
 
