@@ -40,8 +40,8 @@ PageKind = Literal["article", "list"]
 THIN_SENTENCE_CHARS = 30  # fewer characters of sentences than this is not an article's text
 LIST_LINK_SHARE = 0.75  # a list page: more of its text in links than this share
 LIST_MAX_SENTENCE_CHARS = 400  # and less prose than this in its main text
-TIGHTER = 0.9  # the density text replaces trafilatura's when shorter than this share of it
-INSIDE = 0.9  # and when trafilatura's text holds at least this share of its characters
+TIGHTER = 0.95  # the density text replaces trafilatura's when shorter than this share of it
+INSIDE = 0.85  # and when trafilatura's text holds at least this share of its characters
 
 _EXTRACTION = use_config()
 _EXTRACTION.set("DEFAULT", "MIN_EXTRACTED_SIZE", "10")  # citizens' posts are often short

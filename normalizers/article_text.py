@@ -31,6 +31,9 @@ _BOILERPLATE = re.compile(
 # ... and lines that are only a link's label (whole line: 关闭 may start a sentence).
 _LABEL_ONLY = re.compile(
     r"^\s*[【\[]?\s*(?:打印|关闭|举报|纠错|收藏|相关新闻|相关阅读|延伸阅读)\s*[:：】\]]?\s*$")
+# ... and short lines that say so anywhere (``All Rights Reserved 新浪公司 版权所有``).
+_COPYRIGHT = re.compile(r"版权所有|all rights reserved|copyright\s*©", re.IGNORECASE)
+_SHORT_LINE = 60
 _URL_ONLY = re.compile(r"^\s*(?:https?://|www\.)\S*\s*$", re.IGNORECASE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENTENCE_END = re.compile(r"[。！？；!?;…」”\"）)]\s*$")
@@ -42,6 +45,8 @@ _MIN_LINE = 12  # a line without sentence punctuation needs this many CJK charac
 
 def is_boilerplate(line: str) -> bool:
     """A line that is not content wherever it stands (see ``_BOILERPLATE``)."""
+    if len(line) < _SHORT_LINE and _COPYRIGHT.search(line):
+        return True
     return bool(_BOILERPLATE.match(line) or _LABEL_ONLY.match(line) or _URL_ONLY.match(line))
 
 

@@ -90,6 +90,7 @@ def test_the_page_normalizer_uses_the_same_extraction() -> None:
     "免责声明：本文仅代表作者个人观点", "版权所有：中国政府网", "责任编辑：张三", "【打印本页】",
     "【关闭窗口】", "分享到：", "www.gov.cn", "http://www.gov.cn/zhengce/", "Copyright © 2023",
     "京ICP备05070218号", "【打印】", "关闭", "举报", "相关新闻：", "延伸阅读",
+    "All Rights Reserved 新浪公司 版权所有",
 ])
 def test_boilerplate_lines(line: str) -> None:
     assert is_boilerplate(line)
