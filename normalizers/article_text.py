@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 
-from bs4 import BeautifulSoup, Tag
-from bs4.element import NavigableString
+from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
+from bs4.element import NavigableString, PageElement, ProcessingInstruction
 
 from normalizers.html_text import DROPPED, element_text
 
@@ -37,6 +38,7 @@ _SHORT_LINE = 60
 _URL_ONLY = re.compile(r"^\s*(?:https?://|www\.)\S*\s*$", re.IGNORECASE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENTENCE_END = re.compile(r"[。！？；!?;…」”\"）)]\s*$")
+_NOT_TEXT = (Comment, Declaration, Doctype, ProcessingInstruction)
 _PUNCTUATION = re.compile(r"[，。！？；、：,.!?;]")
 _BLOCKS = frozenset({"div", "td", "section", "article", "main", "li", "body", "dd", "center"})
 _INLINE = frozenset({"span", "font", "strong", "b", "em", "i", "u", "p", "h2", "h3", "h4"})
@@ -79,8 +81,18 @@ def without_boilerplate(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
-def _in_link_or_dropped(node: NavigableString) -> bool:
-    return any(parent.name == "a" or parent.name in DROPPED for parent in node.parents)
+def _prose_strings(root: Tag) -> Iterator[NavigableString]:
+    """The text nodes under ``root`` outside links and non-content elements, in one
+    iterative pass (broken pages nest elements thousands deep)."""
+    stack: list[tuple[PageElement, bool]] = [(root, False)]
+    while stack:
+        node, excluded = stack.pop()
+        if isinstance(node, Tag):
+            excluded = excluded or node.name == "a" or node.name in DROPPED
+            stack.extend((child, excluded) for child in reversed(node.contents))
+        elif isinstance(node, NavigableString) and not excluded \
+                and not isinstance(node, _NOT_TEXT):
+            yield node
 
 
 def _container(node: NavigableString) -> Tag | None:
@@ -105,9 +117,7 @@ def _paragraph_credit(root: Tag) -> tuple[dict[int, float], dict[int, Tag]]:
     """Per element (by ``id``), the prose of the paragraphs it holds itself."""
     own: dict[int, float] = defaultdict(float)
     elements: dict[int, Tag] = {}
-    for node in root.find_all(string=True):
-        if not isinstance(node, NavigableString) or _in_link_or_dropped(node):
-            continue
+    for node in _prose_strings(root):
         size = _prose_weight(str(node))
         container = _container(node)
         if size >= 4 and container is not None:
@@ -134,11 +144,9 @@ def densest_element(soup: BeautifulSoup) -> Tag | None:
     if not total:
         return None
     best = elements[max(total, key=lambda key: total[key])]
-    under = {key: element for key, element in elements.items()
-             if key in own and (element is best or best in element.parents)}
-    prose = sum(own[key] for key in under)
-    inner = [element for key, element in under.items()
-             if element is not best and own[key] >= prose / 2]
+    inside = {id(element) for element in best.descendants if isinstance(element, Tag)}
+    prose = own.get(id(best), 0.0) + sum(own[key] for key in own if key in inside)
+    inner = [elements[key] for key in own if key in inside and own[key] >= prose / 2]
     return max(inner, key=lambda element: own[id(element)]) if inner else best
 
 
@@ -150,13 +158,15 @@ def density_text(soup: BeautifulSoup) -> str:
 
 def largest_sentence_block(text: str) -> str:
     """The longest run of sentence lines in ``text`` (blank lines do not break a run)."""
-    best: list[str] = []
-    run: list[str] = []
-    for line in text.split("\n"):
-        if is_sentence(line):
-            run.append(line.strip())
-        elif line.strip():
-            run = []
-        if sum(map(len, run)) > sum(map(len, best)):
-            best = list(run)
-    return "\n\n".join(best)
+    best: tuple[int, int] = (0, 0)  # (start, end) in ``lines``
+    lines = [line.strip() for line in text.split("\n")]
+    kept = [line for line in lines if line]
+    start, size, best_size = 0, 0, 0
+    for index, line in enumerate(kept):
+        if not is_sentence(line):
+            start, size = index + 1, 0
+            continue
+        size += len(line)
+        if size > best_size:
+            best, best_size = (start, index + 1), size
+    return "\n\n".join(kept[best[0]:best[1]])

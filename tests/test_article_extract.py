@@ -140,3 +140,10 @@ def test_a_label_before_the_headline_is_not_the_title() -> None:
             "<div><p>当全世界绝大部分国家都在为能够吸引中国游客到来而绞尽脑汁的时候，"
             "只有这么一个国家一脸淡定。</p></div></body></html>")
     assert extract_article(read_html(html.encode())).title == "最不愁吃肉的国家：顿顿有肉吃"
+
+
+def test_a_deeply_nested_page_is_read() -> None:
+    """Broken pages nest elements thousands deep: nothing here recurses per level."""
+    depth, post = 3000, "路面塌陷已经一周，车辆绕行很不方便，希望尽快修复。"
+    html = f"<html><body>{'<div>' * depth}<p>{post}</p>{'</div>' * depth}</body></html>"
+    assert extract_article(read_html(html.encode())).text == post
