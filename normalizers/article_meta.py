@@ -39,6 +39,8 @@ _PARTS = re.compile(
 _YEAR = re.compile(r"(?:19|20)\d{2}")
 _AFTER_TITLE = 400  # characters after the title where the page states the date
 _SIMILAR = 0.6
+_MAX_HEADINGS = 200  # headings compared (a hostile page may have thousands)
+_MAX_TITLE = 300  # characters of <title> compared
 
 
 def _document_title(soup: BeautifulSoup) -> str:
@@ -70,9 +72,9 @@ def _without_label(heading: str, document_title: str) -> str:
 
 def find_title(soup: BeautifulSoup, fallback: str | None) -> str | None:
     """The page's visible headline (see the module's docstring)."""
-    document_title = _document_title(soup)
+    document_title = _document_title(soup)[:_MAX_TITLE]
     best, best_score = None, 0.0
-    for element in soup.select(_HEADINGS):
+    for element in soup.select(_HEADINGS, limit=_MAX_HEADINGS):
         text = clean_line(element.get_text(" "))
         if not 4 <= len(text) <= 120:
             continue
