@@ -14,6 +14,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/gateway.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+DATA ?= ../shared/data
 ENSURE := bash scripts/ensure-system-packages.sh
 
 # Debian packages the test suite needs, one line each.
@@ -77,9 +78,10 @@ system-deps: ## install the Debian packages the tests need, when missing
 bench-deps: ## install the Debian packages the benchmark needs (wrk), when missing
 	@$(ENSURE) $(BENCH_PACKAGES)
 
-bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it), then bench/storage.py
+bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it), bench/storage.py, bench/extract.py (DATA=../shared/data)
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/extract.py --data $(DATA)
 
 clean: ## remove var/ and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache build dist

@@ -226,7 +226,7 @@ def sites_extract(file: Path | None, url: str | None, config_path: Path | None,
     """Print the generic extraction of one article page as JSON."""
     from adapters.web_common import WebOptions
     from gateway.sites import read_html
-    from normalizers.html_page import extract_article
+    from normalizers.article import extract_article
 
     _one_of(file, url)
     setup = _setup(config_path, source_name, "sites-extract")

@@ -5,8 +5,9 @@ The record is the post's detail page as received (or, when the site definition f
 no detail pages or the page is gone, the item's HTML on the list page), with the
 fields read on the list page in ``metadata.fields`` (title, author, published text,
 reply and view counts, summary). The body comes from the definition's ``detail.body``
-selectors when it has them, else from generic article extraction (trafilatura, run on
-the bytes we have: it never fetches anything). The title and author of the list page
+selectors when it has them, else from generic article extraction
+(``normalizers.article``: trafilatura with fallbacks when its text is thin, run on the
+bytes we have: it never fetches anything). The title and author of the list page
 win; the published time of the detail page's selector wins over the list page's (it is
 usually more precise), which wins over a generically found date. The definition is the
 source's ``definition`` option; without one (``minsheng normalize --format html_page
@@ -19,68 +20,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import trafilatura
 from bs4 import BeautifulSoup, Tag
-from trafilatura.settings import use_config
 
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, PostInfo, RawRecord
 from gateway.sites import DetailSpec, FieldSpec, SiteDefinition, field_value, load_site, read_html
+from normalizers.article import extract_article
 from normalizers.html_text import element_text
 from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time
 from normalizers.text import clean_line, clean_text
-
-_EXTRACTION = use_config()
-_EXTRACTION.set("DEFAULT", "MIN_EXTRACTED_SIZE", "10")  # citizens' posts are often short
-_EXTRACTION.set("DEFAULT", "MIN_OUTPUT_SIZE", "1")
-_EXTRACTION.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
 
 
 class HtmlPageSettings(OpinionSettings):
     """Source options the normalizer reads (the rest belong to the adapter)."""
 
     definition: str | None = None
-
-
-@dataclass(frozen=True)
-class Article:
-    """What generic extraction finds on an article page."""
-
-    title: str | None
-    author: str | None
-    published: str | None
-    text: str
-    site: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {"title": self.title, "published": self.published, "author": self.author,
-                "site": self.site, "text": self.text}
-
-
-def _found(document: Any, name: str) -> str | None:
-    """A field of trafilatura's result (a ``Document``, or a dict in older releases)."""
-    value = document.get(name) if isinstance(document, dict) else getattr(document, name, None)
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def extract_article(soup: BeautifulSoup, url: str | None = None) -> Article:
-    """Title, author, date and main text of an article page, found generically."""
-    document = trafilatura.bare_extraction(
-        str(soup), url=url, with_metadata=True, include_comments=False, config=_EXTRACTION,
-    )
-    text = clean_text(_found(document, "text") or "")
-    if not text:  # nothing looked like an article: all the page's text will do
-        text = element_text(soup.body or soup)
-    page_title = soup.title.get_text() if soup.title else None
-    return Article(
-        title=clean_line(_found(document, "title") or page_title or "") or None,
-        author=clean_line(_found(document, "author") or "") or None,
-        published=_found(document, "date"),
-        text=text,
-        site=clean_line(_found(document, "sitename") or "") or None,
-    )
 
 
 def _body(soup: BeautifulSoup, detail: DetailSpec) -> str:
