@@ -19,23 +19,18 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from urllib.parse import unquote_to_bytes
 
-from charset_normalizer import from_bytes
-
-from normalizers.charset import codec_name, decode
+from normalizers.charset import codec_name, decide
 from normalizers.text import clean_line
 
 # Hashed into the source reference of a mail without a Message-ID.
 STABLE_HEADERS = ("from", "sender", "reply-to", "to", "cc", "date", "subject", "in-reply-to")
 _LATIN = {"cp1252", "iso8859-1", "latin-1", "ascii", "iso8859-15", "cp437"}
-_CJK = {"gb18030", "big5hkscs", "shift_jis", "cp932", "euc_jp", "euc_kr", "cp949",
-        "iso2022_jp", "utf-8", "utf_8"}
 # An encoded word; one cut off at the end of the value (no "?=") is read too.
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)(?:\?=|$)")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ADDRESS = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]+\.[^@\s<>]{2,}$")
 _ADDRESS_IN_TEXT = re.compile(r"[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+")
 _MSGID = re.compile(r"<([^<>\s]{1,250})>")
-_SHORT = 64  # bytes: below this, charset detection is a guess
 
 
 def unfold(value: str) -> str:
@@ -51,50 +46,14 @@ def parse_message(data: bytes, headers_only: bool = False) -> Message:
 
 def decode_bytes(data: bytes, label: str | None = None, hint: str | None = None) -> str:
     """Text of mail bytes labelled ``label`` (maybe wrongly). Unlabelled bytes (raw 8-bit
-    header bytes) are read with ``hint``, the charset of the mail's text, as the label.
-
-    Valid UTF-8 is UTF-8 whatever the label; a legacy label is widened (GB2312/GBK →
-    GB18030, Big5 → Big5-HKSCS) and believed when the bytes decode with it; otherwise,
-    or without a label, the bytes are detected (short unlabelled ones are tried as
-    GB18030 first: detection guesses wildly on a name or a subject).
-    """
+    header bytes) and bytes with an unknown label (``unknown-8bit``) are read with
+    ``hint``, the charset of the mail's text, as a weaker label. 7-bit bytes are ASCII
+    unless ISO-2022/UTF-7; 8-bit bytes go through the one charset decision of
+    ``normalizers.charset.decide`` (the label wins when its reading is plausible)."""
     codec = codec_name(label)
-    if codec is None:  # no label, or an unknown one ("unknown-8bit", "x-user-defined")
-        label, codec = hint, codec_name(hint)
     if data.isascii():
-        return _seven_bit(data, codec)
-    with contextlib.suppress(UnicodeDecodeError):
-        return data.decode("utf-8")
-    if codec is not None and codec not in _LATIN:
-        with contextlib.suppress(UnicodeDecodeError, LookupError):
-            return data.decode(codec)
-        with contextlib.suppress(LookupError):  # a few bad bytes (a cut-off tail): keep the rest
-            text = data.decode(codec, errors="replace")
-            if text.count("\ufffd") <= max(2, len(text) // 200):
-                return text
-        return decode(data, f"text/plain; charset={label}").text
-    if codec is None:
-        short = _short_cjk(data) if len(data) <= _SHORT else None
-        return short if short is not None else decode(data, None).text
-    # A Latin label (us-ascii, iso-8859-1…) fits almost any bytes: believe it unless the
-    # bytes are clearly an East Asian encoding.
-    if len(data) > _SHORT:
-        best = from_bytes(data[:65536]).best()
-        detected = codec_name(best.encoding) if best is not None else None
-        if detected is not None and detected in _CJK:
-            with contextlib.suppress(UnicodeDecodeError, LookupError):
-                return data.decode(detected)
-    return data.decode(codec, errors="replace")
-
-
-def _short_cjk(data: bytes) -> str | None:
-    """GB18030, else Big5-HKSCS, whichever decodes without private-use characters."""
-    for codec in ("gb18030", "big5hkscs"):
-        with contextlib.suppress(UnicodeDecodeError):
-            text = data.decode(codec)
-            if not any("\ue000" <= ch <= "\uf8ff" for ch in text):
-                return text
-    return None
+        return _seven_bit(data, codec or codec_name(hint))
+    return decide(data, label if codec is not None else None, hint).text
 
 
 def _seven_bit(data: bytes, codec: str | None) -> str:
