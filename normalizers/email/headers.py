@@ -25,8 +25,11 @@ from normalizers.text import clean_line
 # Hashed into the source reference of a mail without a Message-ID.
 STABLE_HEADERS = ("from", "sender", "reply-to", "to", "cc", "date", "subject", "in-reply-to")
 _LATIN = {"cp1252", "iso8859-1", "latin-1", "ascii", "iso8859-15", "cp437"}
-# An encoded word; one cut off at the end of the value (no "?=") is read too.
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)(?:\?=|$)")
+# An encoded word, read as mail clients read it rather than as RFC 2047 allows: spaces
+# inside the encoded text (``=?UTF-8?Q? Personal=C3=A4nderung?=``), no space before or
+# after it, and one cut off at the end of the value (no "?=").
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?]*)(?:\?=|$)")
+_SPACE = re.compile(r"\s+")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ADDRESS = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]+\.[^@\s<>]{2,}$")
 _ADDRESS_IN_TEXT = re.compile(r"[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+")
@@ -77,7 +80,7 @@ def _unescape_8bit(value: str, hint: str | None) -> str:
 
 def _word_bytes(encoding: str, text: str) -> bytes:
     if encoding in "Bb":
-        text = text.rstrip("=")
+        text = _SPACE.sub("", text).rstrip("=")
         for cut in (0, 1):  # a stray extra character: drop it rather than the word
             candidate = text[: len(text) - cut] if cut else text
             with contextlib.suppress(binascii.Error, ValueError):
@@ -94,8 +97,13 @@ def decode_words(value: str, hint: str | None = None) -> str:
     run = bytearray()
     position = 0
 
+    cut = ""
+
     def flush() -> None:
-        nonlocal run_charset
+        nonlocal run_charset, cut
+        if cut:
+            run.extend(_word_bytes("B", cut))
+            cut = ""
         if run:
             pieces.append(decode_bytes(bytes(run), run_charset, hint))
             run.clear()
@@ -103,12 +111,20 @@ def decode_words(value: str, hint: str | None = None) -> str:
 
     for match in _ENCODED_WORD.finditer(value):
         between = value[position:match.start()]
-        charset = match.group(1).split("*", 1)[0].lower()
-        if not (run and not between.strip() and charset == run_charset):
+        label = match.group(1).split("*", 1)[0].lower()  # "gb2312*zh": RFC 2231 language
+        charset = codec_name(label) or label  # "gbk" and "GB2312" join: one table
+        if not ((run or cut) and not between.strip() and charset == run_charset):
             flush()
             pieces.append(between)
         run_charset = charset
-        run.extend(_word_bytes(match.group(2), match.group(3)))
+        encoding, text = match.group(2), match.group(3)
+        if encoding in "Bb":  # base64 cut mid-quantum by the sender: join it with the next
+            text = cut + _SPACE.sub("", text)
+            cut = "" if len(text) % 4 == 0 or text.endswith("=") else text
+            if cut:
+                position = match.end()
+                continue
+        run.extend(_word_bytes(encoding, text))
         position = match.end()
     flush()
     pieces.append(value[position:])
