@@ -229,10 +229,10 @@ def test_filters_say_why(name: str, code: str) -> None:
     ("Auto-Submitted: no", None),
     ("X-Autoreply: yes", "auto_reply"),
     ("X-Autorespond: vacation", "auto_reply"),
-    ("Precedence: bulk", "auto_reply"),
-    ("Precedence: junk", "auto_reply"),
-    ("Precedence: list", "auto_reply"),
-    ("X-Loop: office@agency.example.cn", "auto_reply"),
+    ("Precedence: bulk", None),  # issue 17: bulk is not automatic (never auto-answered)
+    ("Precedence: junk", None),
+    ("Precedence: list", None),
+    ("X-Loop: office@agency.example.cn", None),  # lists add it to citizens' mail too
     ("Subject: =?utf-8?B?6Ieq5Yqo5Zue5aSN?=", "auto_reply"),  # 自动回复
     ("Subject: Out of Office: back Monday", "auto_reply"),
     ("Subject: 【自动答复】我已收到", "auto_reply"),
