@@ -127,9 +127,10 @@ def _bom(data: bytes) -> tuple[str, str] | None:
 # Candidates when the label is missing or implausible, in order of preference among
 # equally plausible readings (this gateway's mail and pages are mostly Chinese).
 ALTERNATIVES = ("gb18030", "big5hkscs", "cp1252", "koi8_r", "cp1251", "cp932", "cp949")
-# An alternative replaces a decodable label only when it is plausible and this much
-# less implausible (a text with a few rare names must not flip to another table).
-CLEAR_MARGIN = 0.3
+# An alternative replaces a decodable label only when it is plausible, this much less
+# implausible and at most half as implausible (a text with a few rare names must not
+# flip to another table).
+CLEAR_MARGIN = 0.15
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,26 @@ class _Reading:
     score: float
 
 
+# A reading may lose this many bytes (a character cut off at the end, a stray byte)
+# and still count: its U+FFFD weigh in its implausibility and are dropped from the text.
+_TOLERATED_ERRORS = 2
+_TOLERATED_SHARE = 0.01
+
+
 def _reading(data: bytes, encoding: str | None) -> _Reading | None:
-    text = _try(data, encoding)
-    if text is None or encoding is None:
+    if encoding is None:
         return None
-    return _Reading(text, encoding, implausibility(text))
+    text = _try(data, encoding)
+    if text is not None:
+        return _Reading(text, encoding, implausibility(text))
+    try:
+        text = data.decode(encoding, errors="replace")
+    except LookupError:
+        return None
+    errors = text.count("\ufffd")
+    if errors > max(_TOLERATED_ERRORS, len(text) * _TOLERATED_SHARE):
+        return None
+    return _Reading(text.replace("\ufffd", ""), encoding, implausibility(text))
 
 
 def _best_alternative(data: bytes, skip: str | None) -> _Reading | None:
@@ -159,7 +175,8 @@ def _best_alternative(data: bytes, skip: str | None) -> _Reading | None:
 
 def _clearly_better(alternative: _Reading, label: _Reading) -> bool:
     return (alternative.score <= PLAUSIBLE
-            and alternative.score + CLEAR_MARGIN <= label.score)
+            and alternative.score + CLEAR_MARGIN <= label.score
+            and alternative.score <= label.score / 2)
 
 
 def _utf8(data: bytes, declared: str | None) -> Decoded | None:

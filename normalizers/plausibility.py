@@ -47,6 +47,12 @@ _ODD = re.compile(
 )
 _OTHER_NON_ASCII = re.compile(r"[^\x00-\x7f\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uff60]")
 _SMOOTHING = 3  # added to a count before it divides: two characters prove little
+# Words of Latin or Cyrillic letters (and the signs a single-byte table puts among
+# them). One with non-ASCII letters is odd when its case goes up inside it (``ÔëÒô``
+# is 噪音 read as Latin-1, ``дцьЯ`` äöüß read as cp1251), when two capitals are followed
+# by a small letter (``ДЖЭъ``) or when it holds a sign (``ÕÅÎ°`` is 张伟 read as Latin-1).
+_WORD = re.compile(r"[A-Za-z\u00a1-\u024f\u0400-\u04ff]+")
+_SIGN = re.compile(r"[\u00a1-\u00bf\u00d7\u00f7]")
 # (codec, first lead byte, last lead byte) of each table's level of common characters.
 _COMMON_LEVELS = (("gb2312", 0xB0, 0xD7), ("big5", 0xA4, 0xC6), ("euc_jp", 0xB0, 0xCF))
 
@@ -89,6 +95,27 @@ def rare_hanzi_share(text: str) -> float:
     return sum(not is_common_hanzi(h) for h in hanzi) / (len(hanzi) + _SMOOTHING)
 
 
+def odd_word_share(text: str) -> float:
+    """Of the words with non-ASCII letters in ``text``, the share that is odd (smoothed)."""
+    words = [w for w in _WORD.findall(text) if not w.isascii()]
+    if not words:
+        return 0.0
+    return sum(_odd_word(w) for w in words) / (len(words) + _SMOOTHING)
+
+
+def _odd_word(word: str) -> bool:
+    word = word.strip("\u00a1\u00bf\u00ab\u00bb")  # ¡Hola! ¿Qué? «Wort»
+    if _SIGN.search(word.removeprefix("\u00b0")):  # but 20°C is a temperature
+        return True
+    for index in range(len(word) - 1):
+        first, second, third = word[index], word[index + 1], word[index + 2:index + 3]
+        if first.islower() and second.isupper():
+            return True
+        if first.isupper() and second.isupper() and third.islower():
+            return True
+    return False
+
+
 def implausibility(text: str) -> float:
     """How wrong ``text`` looks as text: 0 for clean text, more the more marks of a
     wrong charset it carries (see the module's docstring)."""
@@ -102,6 +129,7 @@ def implausibility(text: str) -> float:
     if hanzi:
         score += _STRAY_WEIGHT * len(_STRAY.findall(part)) / (hanzi + _SMOOTHING)
     score += _BROKEN_WEIGHT * len(_BROKEN.findall(part)) / non_ascii
+    score += odd_word_share(part)
     others = len(_OTHER_NON_ASCII.findall(part))
     score += _ODD_WEIGHT * len(_ODD.findall(part)) / (others + _SMOOTHING)
     return score

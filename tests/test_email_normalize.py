@@ -83,6 +83,17 @@ EXPECTED = {
     "self_sent.eml": "filtered",
     "empty.eml": "rejected",
     "not_a_mail.eml": "rejected",
+    # issue 17 (exact texts in tests/test_email_corpus.py)
+    "raw_gbk_subject_latin_label.eml": "complaint",
+    "german_latin1.eml": "complaint",
+    "russian_koi8r.eml": "complaint",
+    "russian_cp1251_latin_label.eml": "complaint",
+    "broken_encoded_words.eml": "complaint",
+    "split_multibyte_words.eml": "complaint",
+    "gb2312_bulk_reply.eml": "complaint",
+    "newsletter.eml": "filtered",
+    "auto_submitted_bulk.eml": "filtered",
+    "dsn_gbk.eml": "filtered",
 }
 
 
