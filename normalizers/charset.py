@@ -15,8 +15,8 @@ labelled ``us-ascii``, and German mail says ``iso-8859-1`` and means it. So:
    *plausible* (``normalizers.plausibility``);
 4. otherwise each alternative (GB18030, Big5-HKSCS, windows-1252, KOI8-R, cp1251,
    Shift_JIS/cp932, cp949) is read and measured; the least implausible replaces the
-   label only when it is plausible and clearly (``CLEAR_MARGIN``) less implausible,
-   else the label stays; without a label the least implausible is taken, GB18030
+   label only when clearly (``CLEAR_MARGIN``, and half) less implausible, else the
+   label stays; without a label the least implausible is taken, GB18030
    first among equals;
 5. as a last resort the table that reads most of the bytes, the rest dropped.
 """
@@ -127,9 +127,9 @@ def _bom(data: bytes) -> tuple[str, str] | None:
 # Candidates when the label is missing or implausible, in order of preference among
 # equally plausible readings (this gateway's mail and pages are mostly Chinese).
 ALTERNATIVES = ("gb18030", "big5hkscs", "cp1252", "koi8_r", "cp1251", "cp932", "cp949")
-# An alternative replaces a decodable label only when it is plausible, this much less
+# An alternative replaces an implausible label only when it is this much less
 # implausible and at most half as implausible (a text with a few rare names must not
-# flip to another table).
+# flip to another table; a label is never replaced while plausible).
 CLEAR_MARGIN = 0.15
 
 
@@ -174,8 +174,7 @@ def _best_alternative(data: bytes, skip: str | None) -> _Reading | None:
 
 
 def _clearly_better(alternative: _Reading, label: _Reading) -> bool:
-    return (alternative.score <= PLAUSIBLE
-            and alternative.score + CLEAR_MARGIN <= label.score
+    return (alternative.score + CLEAR_MARGIN <= label.score
             and alternative.score <= label.score / 2)
 
 

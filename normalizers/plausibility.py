@@ -9,7 +9,8 @@ different mistakes:
 - Latin-1, KOI8-R or cp1251 text read as GBK, or GBK read as Big5: valid but *rare*
   Chinese characters (``噈晧``, ``婑秞``), and Chinese characters standing alone
   between Latin letters (``M黱chen``). The mess measure does not see these, so they
-  are counted here: a character is *common* when it is in the first, most-used level
+  are counted here (Hangul likewise: cp949 reads GBK as rare syllables and Hanja
+  glued to Hangul): a character is *common* when it is in the first, most-used level
   of GB2312 (3,755 characters that cover over 99 % of running simplified text), of
   Big5 (5,401 for traditional text) or of JIS X 0208 (2,965 for Japanese);
 - bytes no table maps: private-use characters, C1 controls, U+FFFD.
@@ -35,7 +36,9 @@ _STRAY_WEIGHT = 1.0
 _BROKEN_WEIGHT = 2.0
 _ODD_WEIGHT = 0.5
 _HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
-_STRAY = re.compile(r"(?<=[A-Za-z\u00c0-\u024f])[\u3400-\u9fff](?=[A-Za-z\u00c0-\u024f])")
+_STRAY = re.compile(r"(?<=[A-Za-z\u00c0-\u024f])[\u3400-\u9fff](?=[A-Za-z\u00c0-\u024f])"
+                    r"|(?<=[\uac00-\ud7af])[\u3400-\u9fff]|[\u3400-\u9fff](?=[\uac00-\ud7af])")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
 _BROKEN = re.compile(r"[\ufffd\ue000-\uf8ff\x80-\x9f\udc80-\udcff]")
 # Symbols and letters that single-byte tables produce from CJK bytes (``Нх†ґ`` is
 # 王喆 read as cp1251): symbols, superscripts, box drawing, half-width katakana, and
@@ -88,16 +91,29 @@ def sample(text: str) -> str:
 
 
 def rare_hanzi_share(text: str) -> float:
-    """Of the Chinese characters in ``text``, the share that is not common (smoothed)."""
+    """Of the Chinese characters and Hangul syllables in ``text``, the share that is not
+    common (smoothed): Hangul is common when in KS X 1001's 2,350 syllables (cp949 reads
+    GBK bytes as the other 8,822, ``풭톖``)."""
     hanzi = _HANZI.findall(text)
-    if not hanzi:
+    hangul = _HANGUL.findall(text)
+    if not hanzi and not hangul:
         return 0.0
-    return sum(not is_common_hanzi(h) for h in hanzi) / (len(hanzi) + _SMOOTHING)
+    rare = sum(not is_common_hanzi(h) for h in hanzi) + sum(map(_rare_hangul, hangul))
+    return rare / (len(hanzi) + len(hangul) + _SMOOTHING)
+
+
+@functools.lru_cache(maxsize=16384)
+def _rare_hangul(char: str) -> bool:
+    try:  # Python's euc_kr writes the other syllables as 8-byte jamo sequences
+        return len(char.encode("euc_kr")) != 2
+    except UnicodeEncodeError:
+        return True
 
 
 def odd_word_share(text: str) -> float:
     """Of the words with non-ASCII letters in ``text``, the share that is odd (smoothed)."""
-    words = [w for w in _WORD.findall(text) if not w.isascii()]
+    words = [w for w in _WORD.findall(text)
+             if not w.isascii() and any(ch.isalpha() for ch in w)]
     if not words:
         return 0.0
     return sum(_odd_word(w) for w in words) / (len(words) + _SMOOTHING)
@@ -126,7 +142,7 @@ def implausibility(text: str) -> float:
     hanzi = len(_HANZI.findall(part))
     score = mess_ratio(part, maximum_threshold=1.0)
     score += _RARE_WEIGHT * rare_hanzi_share(part)
-    if hanzi:
+    if hanzi:  # beside Latin letters (M黱chen) or Hangul (혐이麗뤄): a stray
         score += _STRAY_WEIGHT * len(_STRAY.findall(part)) / (hanzi + _SMOOTHING)
     score += _BROKEN_WEIGHT * len(_BROKEN.findall(part)) / non_ascii
     score += odd_word_share(part)

@@ -44,6 +44,8 @@ MOJIBAKE = {
 UNDECODABLE = {
     "must_supply_encoding.eml": "its Subject and Reply-To hold the UTF-8 bytes of U+FFFD "
                                 "(EF BF BD) themselves: the sender lost the characters",
+    "not_a_mail.eml": "bytes 00-FF four times, no header: not a mail (rejected), so no "
+                      "subject or body; any table reads them as symbols",
 }
 
 KNOWN = {
