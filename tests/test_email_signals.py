@@ -25,6 +25,7 @@ from normalizers.email import normalize, parse_message
 from normalizers.email.bulk import is_newsletter, no_auto_reply_signal, personal_signal
 from tests import dovecot
 from tests.dovecot import Dovecot
+from tests.procs import ROOT, run_cli
 from tests.test_email_normalize import FIXTURES, OWN, complaint, raw_of
 from tests.test_imap_intake import PASSWORD_ENV, Rig, append_all, source
 
@@ -153,3 +154,24 @@ async def test_the_imap_source_files_bulk_and_tags_newsletters_by_config(
         assert filtered == [("<alert-1@alerts.example.cn>", "sender"),
                             ("<auto-submitted-1@zjj.example.cn>", "auto_reply"),
                             ("<dsn-gbk-1@mx.example.cn>", "bounce")]
+
+
+def test_the_cli_applies_the_source_s_filter_options(tmp_path: Path) -> None:
+    """``minsheng normalize --config --source`` runs the same check as the IMAP source."""
+    example = (ROOT / "config" / "examples" / "email.yaml").read_text(encoding="utf-8")
+    config = tmp_path / "email.yaml"
+    config.write_text(example.replace("newsletters: filter", "newsletters: tag"),
+                      encoding="utf-8")
+    env = {"IMAP_PASSWORD": "x", "ARCHIVE_IMAP_PASSWORD": "y"}
+    args = ("normalize", "--format", "email", "--channel", "email", "--config", str(config),
+            "--source", "mailbox")
+    filed = run_cli(*args, str(FIXTURES / "newsletter.eml"), env=env)
+    assert filed.returncode == 0, filed.stderr
+    assert json.loads(filed.stdout)["tags"] == ["no_auto_reply", "newsletter"]
+    noreply = tmp_path / "noreply.eml"
+    noreply.write_bytes(b"From: NoReply@alerts.example.cn\r\nSubject: x\r\n\r\nping\r\n")
+    filtered = run_cli(*args, str(noreply), env=env)
+    assert filtered.returncode == 3, filtered.stderr
+    assert json.loads(filtered.stdout)["filtered"]["filter"] == "sender"
+    default = run_cli("normalize", "--format", "email", str(FIXTURES / "newsletter.eml"))
+    assert default.returncode == 3  # without a source: newsletters are filtered
