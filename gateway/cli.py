@@ -148,9 +148,10 @@ def normalize(fmt: str, file: Path, content_type: str | None, channel: str | Non
       0  a complaint: the draft is printed as JSON
       1  rejected: {"rejected": [...]} names the fields and reasons
       2  a bad option or config
-      3  e-mail only: filtered, no case (an auto-reply, a bounce, a read receipt or
-         the gateway's own mail): {"filtered": {"filter", "signal", "reason"}}, what
-         the IMAP source journals
+      3  e-mail only: filtered, no case (an auto-reply, a bounce, a read receipt,
+         the gateway's own mail, a configured sender, a newsletter unless the source
+         tags them): {"filtered": {"filter", "signal", "reason"}}, what the IMAP
+         source journals
     """
     try:
         fn = registry.normalizer(fmt)
