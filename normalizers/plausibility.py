@@ -27,7 +27,7 @@ import re
 
 from charset_normalizer.md import mess_ratio
 
-# At or below this an decoding is believed (charset-normalizer treats 0.2 as its
+# At or below this a reading is believed (charset-normalizer treats 0.2 as its
 # default limit of acceptable mess; names and rare characters stay well below).
 PLAUSIBLE = 0.2
 SAMPLE_CHARS = 3000
@@ -149,7 +149,3 @@ def implausibility(text: str) -> float:
     others = len(_OTHER_NON_ASCII.findall(part))
     score += _ODD_WEIGHT * len(_ODD.findall(part)) / (others + _SMOOTHING)
     return score
-
-
-def plausible(text: str) -> bool:
-    return implausibility(text) <= PLAUSIBLE

@@ -1,9 +1,11 @@
 """Reading mail headers as Chinese mail really has them (see ``normalizers.email``).
 
 Values are taken raw from the parsed message (``raw_items``) and decoded here: RFC 2047
-encoded words with superset codecs and adjacent words joined, raw 8-bit bytes, ISO-2022
-escapes; MIME parameters with RFC 2231 and RFC 2047 values; addresses; the source
-reference (Message-ID, else a hash of stable headers). Nothing here raises for bad input.
+encoded words read as mail clients read them (adjacent words of one table joined, spaces
+inside, no separators, cut-off words), raw 8-bit bytes, ISO-2022 escapes, every piece
+through the one charset decision (``normalizers.charset.decide``); MIME parameters with
+RFC 2231 and RFC 2047 values; addresses; the source reference (Message-ID, else a hash
+of stable headers). Nothing here raises for bad input.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import binascii
 import contextlib
 import hashlib
 import re
+from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
@@ -89,46 +92,56 @@ def _word_bytes(encoding: str, text: str) -> bytes:
     return binascii.a2b_qp(text.encode("utf-8", "surrogateescape"), header=True)
 
 
+@dataclass
+class _Words:
+    """A header value being decoded: adjacent encoded words of one table are joined
+    before decoding (clients split a character, even a base64 quantum, across words)."""
+
+    hint: str | None
+    pieces: list[str] = field(default_factory=list)
+    charset: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+    cut: str = ""  # base64 text whose quantum goes on in the next word
+
+    def joins(self, charset: str, between: str) -> bool:
+        return bool(self.data or self.cut) and not between.strip() and charset == self.charset
+
+    def add(self, charset: str, encoding: str, text: str) -> None:
+        self.charset = charset
+        if encoding in "Bb":
+            text = self.cut + _SPACE.sub("", text)
+            self.cut = "" if len(text) % 4 == 0 or text.endswith("=") else text
+            if self.cut:
+                return
+        self.data.extend(_word_bytes(encoding, text))
+
+    def flush(self) -> None:
+        if self.cut:
+            self.data.extend(_word_bytes("B", self.cut))
+            self.cut = ""
+        if self.data:
+            self.pieces.append(decode_bytes(bytes(self.data), self.charset, self.hint))
+            self.data.clear()
+        self.charset = None
+
+
 def decode_words(value: str, hint: str | None = None) -> str:
     """Decode a header value: unfolded, raw 8-bit bytes and RFC 2047 encoded words."""
     value = _unescape_8bit(_FOLD.sub("", value), hint)
-    pieces: list[str] = []
-    run_charset: str | None = None
-    run = bytearray()
+    words = _Words(hint)
     position = 0
-
-    cut = ""
-
-    def flush() -> None:
-        nonlocal run_charset, cut
-        if cut:
-            run.extend(_word_bytes("B", cut))
-            cut = ""
-        if run:
-            pieces.append(decode_bytes(bytes(run), run_charset, hint))
-            run.clear()
-        run_charset = None
-
     for match in _ENCODED_WORD.finditer(value):
         between = value[position:match.start()]
         label = match.group(1).split("*", 1)[0].lower()  # "gb2312*zh": RFC 2231 language
         charset = codec_name(label) or label  # "gbk" and "GB2312" join: one table
-        if not ((run or cut) and not between.strip() and charset == run_charset):
-            flush()
-            pieces.append(between)
-        run_charset = charset
-        encoding, text = match.group(2), match.group(3)
-        if encoding in "Bb":  # base64 cut mid-quantum by the sender: join it with the next
-            text = cut + _SPACE.sub("", text)
-            cut = "" if len(text) % 4 == 0 or text.endswith("=") else text
-            if cut:
-                position = match.end()
-                continue
-        run.extend(_word_bytes(encoding, text))
+        if not words.joins(charset, between):
+            words.flush()
+            words.pieces.append(between)
+        words.add(charset, match.group(2), match.group(3))
         position = match.end()
-    flush()
-    pieces.append(value[position:])
-    return "".join(pieces)
+    words.flush()
+    words.pieces.append(value[position:])
+    return "".join(words.pieces)
 
 
 def raw_header(msg: Message, name: str) -> str | None:
