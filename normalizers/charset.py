@@ -184,7 +184,7 @@ def _utf8(data: bytes, declared: str | None) -> Decoded | None:
     text = _try(data, "utf-8")
     if text is None:
         return None
-    repaired = repair_latin1_mojibake(text)
+    repaired = _repair_latin1_mojibake(text)
     if repaired is not None:
         return Decoded(repaired.text, repaired.encoding, "repaired", declared)
     return Decoded(text, "utf-8", "utf-8", declared)
@@ -195,7 +195,7 @@ def decide(data: bytes, declared: str | None, hint: str | None = None) -> Decode
 
     The label (``declared``, else ``hint``: a weaker label such as the charset of the
     mail a raw header came in) wins when its reading is plausible; an alternative
-    replaces it only when it is plausible and clearly more plausible; without a
+    replaces it only when clearly more plausible (``_clearly_better``); without a
     usable label the most plausible alternative is taken (see ``normalizers.plausibility``).
     """
     found = _utf8(data, declared)
@@ -227,7 +227,7 @@ def _fallback(data: bytes, declared: str | None) -> Decoded:
     return Decoded(best[1].replace("\ufffd", ""), best[0], "fallback", declared)
 
 
-def repair_latin1_mojibake(text: str) -> _Reading | None:
+def _repair_latin1_mojibake(text: str) -> _Reading | None:
     """``text`` read back when it is legacy bytes once decoded as Latin-1 (or
     windows-1252) and kept as text: the bytes are recovered and decided again, and the
     new reading replaces ``text`` only when clearly more plausible. ``None`` otherwise."""
