@@ -165,9 +165,10 @@ def normalize(fmt: str, file: Path, content_type: str | None, channel: str | Non
       0  a complaint: the draft is printed as JSON
       1  rejected: {"rejected": [...]} names the fields and reasons
       2  a bad option or config
-      3  e-mail only: filtered, no case (an auto-reply, a bounce, a read receipt or
-         the gateway's own mail): {"filtered": {"filter", "signal", "reason"}}, what
-         the IMAP source journals
+      3  e-mail only: filtered, no case (an auto-reply, a bounce, a read receipt,
+         the gateway's own mail, a configured sender, a newsletter unless the source
+         tags them): {"filtered": {"filter", "signal", "reason"}}, what the IMAP
+         source journals
     """
     try:
         fn = registry.normalizer(fmt)
@@ -216,16 +217,15 @@ def _normalizer_context(source_name: str,
 
 def _mail_filtered(payload: bytes, source: SourceConfig | None) -> dict[str, str] | None:
     """What the IMAP source journals for a mail its filters set aside (``None``: a
-    possible complaint): the same ``mail_filters.check`` on the header, with the
-    source's ``own_addresses`` read by its adapter's options model (none without one)."""
+    possible complaint): the same ``mail_filters.check_for_source`` on the header, with
+    the source's options read by its adapter's options model (defaults without one)."""
     from normalizers import mail_filters
     from normalizers.email import parse_message
 
-    own: list[str] = []
+    options: object = None
     if source is not None:
         options = registry.adapter_class(source.adapter).Options.model_validate(source.options)
-        own = list(getattr(options, "own_addresses", None) or [])
-    verdict = mail_filters.check(parse_message(payload, headers_only=True), own)
+    verdict = mail_filters.check_for_source(parse_message(payload, headers_only=True), options)
     return None if verdict is None else verdict.as_detail()
 
 

@@ -1,27 +1,35 @@
-"""Bytes to text for pages, feeds and mails: trust the bytes, not the label.
+"""Bytes to text for pages, feeds and mails: one decision, by plausibility.
 
 Real pages declare ``gb2312`` in ``<meta>`` while being UTF-8, feeds declare one
-encoding and use another, and legacy Chinese labels name too small a table. So:
+encoding and use another, old Chinese mail clients send raw GBK headers in a mail
+labelled ``us-ascii``, and German mail says ``iso-8859-1`` and means it. So:
 
 1. a byte-order mark (or, in XML, the wide-encoding shape of ``<?xml``) decides;
-2. bytes that are valid UTF-8 (and not plain ASCII) are UTF-8, whatever the label says;
-3. otherwise the declared label (HTTP ``charset``, then ``<?xml encoding>`` or
-   ``<meta charset>``) is tried, widened to its superset: GB2312/GBK → GB18030,
-   Big5 → Big5-HKSCS, ISO-8859-1/ASCII → windows-1252. Almost any Big5 byte pair is
-   also a valid GB18030 pair, so a Chinese legacy label is checked against the other
-   one by charset-normalizer before it is believed;
-4. otherwise charset-normalizer guesses;
-5. as a last resort GB18030 with replacement characters (the most likely legacy
-   encoding here), so text is never lost entirely.
+2. bytes that are valid UTF-8 (and not plain ASCII) are UTF-8, whatever the label
+   says, unless that UTF-8 is itself GBK/Big5 once read as Latin-1 (double encoding):
+   then the original bytes are recovered and decided again (``repaired``);
+3. the declared label (HTTP ``charset``, ``<?xml encoding>``, ``<meta charset>``, a
+   MIME ``charset``; for a raw mail header the charset of the mail's text as a weaker
+   hint), widened to its superset (GB2312/GBK → GB18030, Big5 → Big5-HKSCS,
+   ISO-8859-1/ASCII → windows-1252, EUC-KR → cp949), wins when its reading is
+   *plausible* (``normalizers.plausibility``);
+4. otherwise each alternative (GB18030, Big5-HKSCS, windows-1252, KOI8-R, cp1251,
+   Shift_JIS/cp932, cp949) is read and measured; the least implausible replaces the
+   label only when clearly (``CLEAR_MARGIN``, and half) less implausible, else the
+   label stays; without a label the least implausible is taken, GB18030
+   first among equals;
+5. as a last resort the table that reads most of the bytes, the rest dropped.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from charset_normalizer import from_bytes
+from normalizers.plausibility import PLAUSIBLE, implausibility
 
 # Labels widened to the encoding that is a superset of what they name.
 _SUPERSETS = {
@@ -30,7 +38,7 @@ _SUPERSETS = {
     "big5": "big5hkscs", "big5-hkscs": "big5hkscs", "cp950": "big5hkscs",
     "x-x-big5": "big5hkscs", "big5hkscs": "big5hkscs",
     "iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252",
-    "us-ascii": "cp1252",
+    "us-ascii": "cp1252", "euc-kr": "cp949", "euc_kr": "cp949", "ks_c_5601-1987": "cp949",
 }
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -47,16 +55,18 @@ _META = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
 )
 _SNIFF_BYTES = 4096
-_CJK_LEGACY = ("gb18030", "big5hkscs")
+
+
+How = Literal["bom", "utf-8", "repaired", "declared", "detected", "fallback"]
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """Text and how it was read: ``how`` is bom, utf-8, declared, detected or fallback."""
+    """Text and how it was read (see the module's docstring for each ``how``)."""
 
     text: str
     encoding: str
-    how: str
+    how: How
     declared: str | None = None
 
 
@@ -114,32 +124,126 @@ def _bom(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _detected(data: bytes) -> tuple[str, str] | None:
-    best = from_bytes(data[:65536]).best()
-    if best is None:
+# Candidates when the label is missing or implausible, in order of preference among
+# equally plausible readings (this gateway's mail and pages are mostly Chinese).
+ALTERNATIVES = ("gb18030", "big5hkscs", "cp1252", "koi8_r", "cp1251", "cp932", "cp949")
+# An alternative replaces an implausible label only when it is this much less
+# implausible and at most half as implausible (a text with a few rare names must not
+# flip to another table; a label is never replaced while plausible).
+CLEAR_MARGIN = 0.15
+
+
+@dataclass(frozen=True)
+class _Reading:
+    text: str
+    encoding: str
+    score: float
+
+
+# A reading may lose this many bytes (a character cut off at the end, a stray byte)
+# and still count: its U+FFFD weigh in its implausibility and are dropped from the text.
+_TOLERATED_ERRORS = 2
+_TOLERATED_SHARE = 0.01
+
+
+def _reading(data: bytes, encoding: str | None) -> _Reading | None:
+    if encoding is None:
         return None
-    encoding = codec_name(best.encoding) or best.encoding
     text = _try(data, encoding)
-    return (text, encoding) if text is not None else None
+    if text is not None:
+        return _Reading(text, encoding, implausibility(text))
+    try:
+        text = data.decode(encoding, errors="replace")
+    except LookupError:
+        return None
+    errors = text.count("\ufffd")
+    if errors > max(_TOLERATED_ERRORS, len(text) * _TOLERATED_SHARE):
+        return None
+    return _Reading(text.replace("\ufffd", ""), encoding, implausibility(text))
 
 
-# Below this many non-ASCII bytes a statistical guess is weaker than the label: two or
-# three Chinese characters decode validly in both GB18030 and Big5.
-MIN_BYTES_TO_OVERRULE = 32
+def _best_alternative(data: bytes, skip: str | None) -> _Reading | None:
+    best: _Reading | None = None
+    for encoding in ALTERNATIVES:
+        if encoding == skip:
+            continue
+        found = _reading(data, encoding)
+        if found is not None and (best is None or found.score < best.score):
+            best = found
+    return best
 
 
-def _cjk_check(data: bytes, encoding: str) -> str:
-    """``encoding`` (GB18030 or Big5-HKSCS), or the other one if the bytes say so: the
-    label's codec fails on them, or there is enough text for detection to overrule it."""
-    other = "big5hkscs" if encoding == "gb18030" else "gb18030"
-    if _try(data, encoding) is None:
-        return other if _try(data, other) is not None else encoding
-    if sum(b > 0x7F for b in data[:4096]) < MIN_BYTES_TO_OVERRULE:
-        return encoding
-    best = from_bytes(data[:65536], cp_isolation=["gb18030", "big5hkscs"]).best()
-    if best is not None and codec_name(best.encoding) == other and _try(data, other):
-        return other
-    return encoding
+def _clearly_better(alternative: _Reading, label: _Reading) -> bool:
+    return (alternative.score + CLEAR_MARGIN <= label.score
+            and alternative.score <= label.score / 2)
+
+
+def _utf8(data: bytes, declared: str | None) -> Decoded | None:
+    """Valid UTF-8 is UTF-8, whatever the label; unless it is itself legacy text once
+    read as Latin-1 and saved as UTF-8 (double encoding), which is read back."""
+    text = _try(data, "utf-8")
+    if text is None:
+        return None
+    repaired = _repair_latin1_mojibake(text)
+    if repaired is not None:
+        return Decoded(repaired.text, repaired.encoding, "repaired", declared)
+    return Decoded(text, "utf-8", "utf-8", declared)
+
+
+def decide(data: bytes, declared: str | None, hint: str | None = None) -> Decoded:
+    """The one charset decision for non-ASCII bytes without a byte-order mark.
+
+    The label (``declared``, else ``hint``: a weaker label such as the charset of the
+    mail a raw header came in) wins when its reading is plausible; an alternative
+    replaces it only when clearly more plausible (``_clearly_better``); without a
+    usable label the most plausible alternative is taken (see ``normalizers.plausibility``).
+    """
+    found = _utf8(data, declared)
+    if found is not None:
+        return found
+    codec = codec_name(declared) or codec_name(hint)
+    label = _reading(data, codec)
+    if label is not None and label.score <= PLAUSIBLE:
+        return Decoded(label.text, label.encoding, "declared", declared)
+    alternative = _best_alternative(data, codec)
+    if alternative is not None and (label is None or _clearly_better(alternative, label)):
+        return Decoded(alternative.text, alternative.encoding, "detected", declared)
+    if label is not None:
+        return Decoded(label.text, label.encoding, "declared", declared)
+    return _fallback(data, declared)
+
+
+def _fallback(data: bytes, declared: str | None) -> Decoded:
+    """No table reads every byte: the one that reads most, with the rest dropped (a
+    cut-off character at the end, a stray byte) rather than shown as U+FFFD."""
+    best = ("gb18030", data.decode("gb18030", errors="replace"))
+    for encoding in (codec_name(declared), "big5hkscs"):
+        if encoding is None:
+            continue
+        with contextlib.suppress(LookupError):
+            text = data.decode(encoding, errors="replace")
+            if text.count("\ufffd") < best[1].count("\ufffd"):
+                best = (encoding, text)
+    return Decoded(best[1].replace("\ufffd", ""), best[0], "fallback", declared)
+
+
+def _repair_latin1_mojibake(text: str) -> _Reading | None:
+    """``text`` read back when it is legacy bytes once decoded as Latin-1 (or
+    windows-1252) and kept as text: the bytes are recovered and decided again, and the
+    new reading replaces ``text`` only when clearly more plausible. ``None`` otherwise."""
+    if text.isascii() or any(ord(ch) > 0x2122 for ch in text):
+        return None
+    score = implausibility(text)
+    if score <= PLAUSIBLE:
+        return None
+    for table in ("cp1252", "latin-1"):
+        with contextlib.suppress(UnicodeEncodeError):
+            data = text.encode(table)
+            alternative = _best_alternative(data, "cp1252")
+            current = _Reading(text, "utf-8", score)
+            if alternative is not None and _clearly_better(alternative, current):
+                return alternative
+    return None
 
 
 def decode(data: bytes, content_type: str | None = None) -> Decoded:
@@ -150,21 +254,7 @@ def decode(data: bytes, content_type: str | None = None) -> Decoded:
         return Decoded(bom[0], bom[1], "bom", declared)
     if data.isascii():
         return Decoded(data.decode("ascii"), "utf-8", "utf-8", declared)
-    text = _try(data, "utf-8")
-    if text is not None:
-        return Decoded(text, "utf-8", "utf-8", declared)
-    encoding = codec_name(declared)
-    if encoding in _CJK_LEGACY:
-        checked = _cjk_check(data, encoding)
-        if checked != encoding:
-            return Decoded(data.decode(checked), checked, "detected", declared)
-    text = _try(data, encoding)
-    if text is not None and encoding is not None:
-        return Decoded(text, encoding, "declared", declared)
-    detected = _detected(data)
-    if detected is not None:
-        return Decoded(detected[0], detected[1], "detected", declared)
-    return Decoded(data.decode("gb18030", errors="replace"), "gb18030", "fallback", declared)
+    return decide(data, declared)
 
 
 def decode_text(data: bytes, content_type: str | None = None) -> str:

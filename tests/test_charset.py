@@ -6,7 +6,8 @@ import codecs
 
 import pytest
 
-from normalizers.charset import charset_param, codec_name, declared_charset, decode
+from normalizers.charset import charset_param, codec_name, decide, declared_charset, decode
+from normalizers.plausibility import PLAUSIBLE, implausibility
 
 NOISE = "城阳区正阳路夜间施工噪音扰民，居民无法休息。"
 BIG5_TEXT = "臺灣大道路燈損壞已經三天，晚上行人通行困難，請儘快維修。"
@@ -116,3 +117,56 @@ def test_short_gb_text_keeps_its_label() -> None:
     """Two or three characters decode validly as Big5 too: the label wins below the floor."""
     for word in ("噪音", "投诉", "关于噪音"):
         assert decode(word.encode("gbk"), "text/plain; charset=gb2312").text == word
+
+
+# -- issue 17: one decision by plausibility ---------------------------------------------------
+
+GERMAN = "Sehr geehrte Damen und Herren, die Straßenbahn in der Müllerstraße ist laut: äöüß."
+RUSSIAN = "Здравствуйте! На улице Ленина уже неделю не работает уличное освещение."
+
+
+@pytest.mark.parametrize(("text", "codec", "label", "hint"), [
+    ("转发：整体提升企业服务水平", "gbk", None, "iso-8859-1"),  # raw header, Latin mail
+    ("转发：整体提升企业服务水平", "gbk", None, "us-ascii"),
+    ("王喆", "gbk", None, None), ("刘师傅", "gbk", None, "iso-8859-1"),
+    (GERMAN, "latin-1", "iso-8859-1", None), ("äöüß", "latin-1", "iso-8859-1", None),
+    ("Grüße aus Köln", "latin-1", None, "gb2312"), ("Formação Verão", "latin-1", None, None),
+    (RUSSIAN, "koi8-r", "koi8-r", None), (RUSSIAN, "koi8-r", None, None),
+    (RUSSIAN, "cp1251", "iso-8859-1", None), ("Привет", "cp1251", None, None),
+    ("路燈損壞", "big5", None, None), ("升降機壞咗", "big5hkscs", "big5", None),
+    ("このメールはテスト用です。", "shift_jis", None, None),
+    ("대부분의 마찬가지로, 우리는 믿습니다.", "euc-kr", None, None),
+])
+def test_the_label_wins_when_plausible_an_alternative_when_clearly_more(
+    text: str, codec: str, label: str | None, hint: str | None,
+) -> None:
+    assert decide(text.encode(codec), label, hint).text == text
+
+
+def test_a_plausible_label_is_kept_and_said_so() -> None:
+    decoded = decide(GERMAN.encode("latin-1"), "iso-8859-1")
+    assert (decoded.encoding, decoded.how) == ("cp1252", "declared")
+    names = decide("堃园小区（王喆）".encode("gbk"), "gb2312")  # rare names: still plausible
+    assert (names.text, names.how) == ("堃园小区（王喆）", "declared")
+
+
+def test_gbk_once_read_as_latin1_and_saved_as_utf8_is_read_back() -> None:
+    double = "大家說英語 每日聽MP3".encode("big5").decode("latin-1").encode("utf-8")
+    decoded = decide(double, None)
+    assert (decoded.text, decoded.how) == ("大家說英語 每日聽MP3", "repaired")
+    assert decide("Grüße".encode(), None).text == "Grüße"  # real UTF-8 Latin stays
+
+
+def test_a_cut_off_character_is_dropped_not_shown_as_a_replacement() -> None:
+    data = "城阳区正阳路夜间施工噪音".encode("gbk")[:-1]
+    assert decide(data, "gb2312").text == "城阳区正阳路夜间施工噪"
+
+
+@pytest.mark.parametrize(("clean", "wrong"), [
+    ("转发：整体提升企业服务水平", "×ª·¢£ºÕûÌåÌáÉýÆóÒµ·þÎñË®Æ½"),
+    ("äöüß", "噈晧"), ("Grüße aus Köln", "Gr\ue3eae aus K鰈n"), ("Привет", "рПХБЕР"),
+    ("王喆", "Нх†ґ"), ("张伟", "ÕÅÎ°"), ("路燈損壞", "몰풭톖홢"), ("噪音", "婑秞"),
+])
+def test_implausibility_ranks_the_right_reading_first(clean: str, wrong: str) -> None:
+    assert implausibility(clean) <= PLAUSIBLE
+    assert implausibility(clean) < implausibility(wrong)

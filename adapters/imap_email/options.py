@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from normalizers.email import EmailSettings
+from normalizers.mail_filters import NewsletterAction
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
@@ -55,6 +56,12 @@ class ImapEmailOptions(EmailSettings):
     max_message_mb: float = Field(default=25.0, gt=0)
     own_addresses: list[str] = Field(
         default_factory=list, description="From addresses of mail the gateway sends itself")
+    filter_senders: list[str] = Field(
+        default_factory=list, description="From address patterns journaled as filtered, "
+        "never filed ('noreply@*', '*@news.example.com'; * and ? wildcards)")
+    newsletters: NewsletterAction = Field(
+        default="filter", description="a mail with List-Unsubscribe and no reply/forward "
+        "signal: journaled as filtered (filter), or filed as a case tagged newsletter (tag)")
     start_at: Literal["all", "new"] | date = Field(
         default="all", description="where a folder read for the first time starts: all its "
         "mail, only mail arriving from now on (new), or mail received since a day")
@@ -67,6 +74,13 @@ class ImapEmailOptions(EmailSettings):
         if len(set(value)) != len(value):
             raise ValueError("a folder is listed twice")
         return value
+
+    @field_validator("filter_senders")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        if any("@" not in p or not p.strip() for p in value):
+            raise ValueError("each pattern names an address, with @ ('noreply@*')")
+        return [p.strip().lower() for p in value]
 
     @field_validator("password")
     @classmethod

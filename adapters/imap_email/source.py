@@ -15,8 +15,9 @@ then per batch:
    downloaded again: only the post-action is (re)done;
 4. the others are downloaded (``BODY.PEEK[]``: reading does not flag them \\Seen) in groups
    of at most ``fetch_max_mb``; a mail the filters recognise (auto-reply, bounce,
-   receipt, the gateway's own) is journaled as ``filtered`` with the reason; every
-   other one goes to the poller, which journals it through the pipeline;
+   receipt, the gateway's own, a configured sender, by config a newsletter) is
+   journaled as ``filtered`` with the reason; every other one goes to the poller,
+   which journals it through the pipeline;
 5. once a mail is journaled (never before) the post-action runs: none, ``\\Seen`` or move.
 
 The checkpoint (``adapters/imap_email/cursor.py``) is committed after
@@ -285,7 +286,7 @@ class ImapEmailSource(PolledAdapter):
 
     async def _filtered(self, session: ImapSession, mail: _Mail, raw: RawRecord) -> bool:
         """Journal ``raw`` as ``filtered`` if it is no complaint; True if it was."""
-        verdict = mail_filters.check(mail.header, self.options.own_addresses)
+        verdict = mail_filters.check_for_source(mail.header, self.options)
         if verdict is None:
             return False
         await self.intake.record_filtered(raw, verdict.as_detail())

@@ -5,13 +5,15 @@ Parsing uses Python's ``email`` package with ``policy.default``; header values a
 parameters are read from the raw fields and decoded here, because real Chinese mail
 breaks the rules the stock decoders rely on:
 
-- RFC 2047 encoded words labelled ``gb2312``/``gbk`` are decoded as GB18030 (their
-  superset: real ``gb2312`` mail carries GBK characters) and ``big5`` as Big5-HKSCS;
-  adjacent words of one charset are joined before decoding (clients split characters
-  across words); raw 8-bit header bytes are decoded like a body (UTF-8, else the charset
-  of the mail's text, else detected), never replaced by ``?``;
-- a body part whose label is missing, ``us-ascii`` or a Latin one while its bytes say
-  otherwise is detected (charset-normalizer) through ``normalizers.charset``;
+- every piece of text (encoded words, raw 8-bit header bytes, bodies, file names) goes
+  through the one charset decision of ``normalizers.charset.decide``: the label (for a
+  raw header, the charset of the mail's text) wins when its reading is plausible, an
+  alternative only when clearly more plausible; ``gb2312``/``gbk`` are read as GB18030
+  (their superset: real ``gb2312`` mail carries GBK characters), ``big5`` as Big5-HKSCS;
+- RFC 2047 is read as mail clients read it: adjacent words of one charset are joined
+  before decoding (clients split characters, even base64 quanta, across words), spaces
+  inside encoded text and missing separators are accepted, unknown labels fall back to
+  the decision without a label;
 - HTML-only mail becomes clean text (``normalizers.html_text``); quoted reply history is
   cut off (``normalizers.quoting``; the raw mail keeps it);
 - attachments and inline images are handed to the pipeline (``draft.attach``) within the
@@ -20,7 +22,8 @@ breaks the rules the stock decoders rely on:
 The source reference is the Message-ID (``<id@host>``) or, without one, ``sha256:`` of the
 stable headers: the replay check is scoped per source, so a mail fetched twice makes
 one case. Auto-replies, bounces and the gateway's own mail are filtered by the adapter
-(``normalizers.mail_filters``) before the pipeline sees them.
+(``normalizers.mail_filters``) before the pipeline sees them; bulk and list mail is
+not, but is tagged ``no_auto_reply`` (``normalizers.email.bulk``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.errors import Rejected
 from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, RawRecord, Reporter
+from normalizers.email.bulk import bulk_tags
 from normalizers.email.headers import (
     address_of,
     addresses,
@@ -156,10 +160,12 @@ def _subject(msg: Message, hint: str | None, body: str) -> str:
 
 
 def _tags(msg: Message) -> list[str]:
+    """``reply`` for an answer to an earlier mail; ``no_auto_reply`` and ``newsletter``
+    from the weak signals of ``normalizers.email.bulk``."""
     tags = []
     if raw_header(msg, "in-reply-to") or raw_header(msg, "references"):
         tags.append("reply")
-    return tags
+    return tags + bulk_tags(msg)
 
 
 def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:

@@ -1,9 +1,11 @@
 """Reading mail headers as Chinese mail really has them (see ``normalizers.email``).
 
 Values are taken raw from the parsed message (``raw_items``) and decoded here: RFC 2047
-encoded words with superset codecs and adjacent words joined, raw 8-bit bytes, ISO-2022
-escapes; MIME parameters with RFC 2231 and RFC 2047 values; addresses; the source
-reference (Message-ID, else a hash of stable headers). Nothing here raises for bad input.
+encoded words read as mail clients read them (adjacent words of one table joined, spaces
+inside, no separators, cut-off words), raw 8-bit bytes, ISO-2022 escapes, every piece
+through the one charset decision (``normalizers.charset.decide``); MIME parameters with
+RFC 2231 and RFC 2047 values; addresses; the source reference (Message-ID, else a hash
+of stable headers). Nothing here raises for bad input.
 """
 
 from __future__ import annotations
@@ -13,29 +15,28 @@ import binascii
 import contextlib
 import hashlib
 import re
+from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 from urllib.parse import unquote_to_bytes
 
-from charset_normalizer import from_bytes
-
-from normalizers.charset import codec_name, decode
+from normalizers.charset import codec_name, decide
 from normalizers.text import clean_line
 
 # Hashed into the source reference of a mail without a Message-ID.
 STABLE_HEADERS = ("from", "sender", "reply-to", "to", "cc", "date", "subject", "in-reply-to")
 _LATIN = {"cp1252", "iso8859-1", "latin-1", "ascii", "iso8859-15", "cp437"}
-_CJK = {"gb18030", "big5hkscs", "shift_jis", "cp932", "euc_jp", "euc_kr", "cp949",
-        "iso2022_jp", "utf-8", "utf_8"}
-# An encoded word; one cut off at the end of the value (no "?=") is read too.
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)(?:\?=|$)")
+# An encoded word, read as mail clients read it rather than as RFC 2047 allows: spaces
+# inside the encoded text (``=?UTF-8?Q? Personal=C3=A4nderung?=``), no space before or
+# after it, and one cut off at the end of the value (no "?=").
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?]*)(?:\?=|$)")
+_SPACE = re.compile(r"\s+")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _ADDRESS = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]+\.[^@\s<>]{2,}$")
 _ADDRESS_IN_TEXT = re.compile(r"[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+")
 _MSGID = re.compile(r"<([^<>\s]{1,250})>")
-_SHORT = 64  # bytes: below this, charset detection is a guess
 
 
 def unfold(value: str) -> str:
@@ -51,50 +52,14 @@ def parse_message(data: bytes, headers_only: bool = False) -> Message:
 
 def decode_bytes(data: bytes, label: str | None = None, hint: str | None = None) -> str:
     """Text of mail bytes labelled ``label`` (maybe wrongly). Unlabelled bytes (raw 8-bit
-    header bytes) are read with ``hint``, the charset of the mail's text, as the label.
-
-    Valid UTF-8 is UTF-8 whatever the label; a legacy label is widened (GB2312/GBK →
-    GB18030, Big5 → Big5-HKSCS) and believed when the bytes decode with it; otherwise,
-    or without a label, the bytes are detected (short unlabelled ones are tried as
-    GB18030 first: detection guesses wildly on a name or a subject).
-    """
+    header bytes) and bytes with an unknown label (``unknown-8bit``) are read with
+    ``hint``, the charset of the mail's text, as a weaker label. 7-bit bytes are ASCII
+    unless ISO-2022/UTF-7; 8-bit bytes go through the one charset decision of
+    ``normalizers.charset.decide`` (the label wins when its reading is plausible)."""
     codec = codec_name(label)
-    if codec is None:  # no label, or an unknown one ("unknown-8bit", "x-user-defined")
-        label, codec = hint, codec_name(hint)
     if data.isascii():
-        return _seven_bit(data, codec)
-    with contextlib.suppress(UnicodeDecodeError):
-        return data.decode("utf-8")
-    if codec is not None and codec not in _LATIN:
-        with contextlib.suppress(UnicodeDecodeError, LookupError):
-            return data.decode(codec)
-        with contextlib.suppress(LookupError):  # a few bad bytes (a cut-off tail): keep the rest
-            text = data.decode(codec, errors="replace")
-            if text.count("\ufffd") <= max(2, len(text) // 200):
-                return text
-        return decode(data, f"text/plain; charset={label}").text
-    if codec is None:
-        short = _short_cjk(data) if len(data) <= _SHORT else None
-        return short if short is not None else decode(data, None).text
-    # A Latin label (us-ascii, iso-8859-1…) fits almost any bytes: believe it unless the
-    # bytes are clearly an East Asian encoding.
-    if len(data) > _SHORT:
-        best = from_bytes(data[:65536]).best()
-        detected = codec_name(best.encoding) if best is not None else None
-        if detected is not None and detected in _CJK:
-            with contextlib.suppress(UnicodeDecodeError, LookupError):
-                return data.decode(detected)
-    return data.decode(codec, errors="replace")
-
-
-def _short_cjk(data: bytes) -> str | None:
-    """GB18030, else Big5-HKSCS, whichever decodes without private-use characters."""
-    for codec in ("gb18030", "big5hkscs"):
-        with contextlib.suppress(UnicodeDecodeError):
-            text = data.decode(codec)
-            if not any("\ue000" <= ch <= "\uf8ff" for ch in text):
-                return text
-    return None
+        return _seven_bit(data, codec or codec_name(hint))
+    return decide(data, label if codec is not None else None, hint).text
 
 
 def _seven_bit(data: bytes, codec: str | None) -> str:
@@ -118,7 +83,7 @@ def _unescape_8bit(value: str, hint: str | None) -> str:
 
 def _word_bytes(encoding: str, text: str) -> bytes:
     if encoding in "Bb":
-        text = text.rstrip("=")
+        text = _SPACE.sub("", text).rstrip("=")
         for cut in (0, 1):  # a stray extra character: drop it rather than the word
             candidate = text[: len(text) - cut] if cut else text
             with contextlib.suppress(binascii.Error, ValueError):
@@ -127,33 +92,56 @@ def _word_bytes(encoding: str, text: str) -> bytes:
     return binascii.a2b_qp(text.encode("utf-8", "surrogateescape"), header=True)
 
 
+@dataclass
+class _Words:
+    """A header value being decoded: adjacent encoded words of one table are joined
+    before decoding (clients split a character, even a base64 quantum, across words)."""
+
+    hint: str | None
+    pieces: list[str] = field(default_factory=list)
+    charset: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+    cut: str = ""  # base64 text whose quantum goes on in the next word
+
+    def joins(self, charset: str, between: str) -> bool:
+        return bool(self.data or self.cut) and not between.strip() and charset == self.charset
+
+    def add(self, charset: str, encoding: str, text: str) -> None:
+        self.charset = charset
+        if encoding in "Bb":
+            text = self.cut + _SPACE.sub("", text)
+            self.cut = "" if len(text) % 4 == 0 or text.endswith("=") else text
+            if self.cut:
+                return
+        self.data.extend(_word_bytes(encoding, text))
+
+    def flush(self) -> None:
+        if self.cut:
+            self.data.extend(_word_bytes("B", self.cut))
+            self.cut = ""
+        if self.data:
+            self.pieces.append(decode_bytes(bytes(self.data), self.charset, self.hint))
+            self.data.clear()
+        self.charset = None
+
+
 def decode_words(value: str, hint: str | None = None) -> str:
     """Decode a header value: unfolded, raw 8-bit bytes and RFC 2047 encoded words."""
     value = _unescape_8bit(_FOLD.sub("", value), hint)
-    pieces: list[str] = []
-    run_charset: str | None = None
-    run = bytearray()
+    words = _Words(hint)
     position = 0
-
-    def flush() -> None:
-        nonlocal run_charset
-        if run:
-            pieces.append(decode_bytes(bytes(run), run_charset, hint))
-            run.clear()
-        run_charset = None
-
     for match in _ENCODED_WORD.finditer(value):
         between = value[position:match.start()]
-        charset = match.group(1).split("*", 1)[0].lower()
-        if not (run and not between.strip() and charset == run_charset):
-            flush()
-            pieces.append(between)
-        run_charset = charset
-        run.extend(_word_bytes(match.group(2), match.group(3)))
+        label = match.group(1).split("*", 1)[0].lower()  # "gb2312*zh": RFC 2231 language
+        charset = codec_name(label) or label  # "gbk" and "GB2312" join: one table
+        if not words.joins(charset, between):
+            words.flush()
+            words.pieces.append(between)
+        words.add(charset, match.group(2), match.group(3))
         position = match.end()
-    flush()
-    pieces.append(value[position:])
-    return "".join(pieces)
+    words.flush()
+    words.pieces.append(value[position:])
+    return "".join(words.pieces)
 
 
 def raw_header(msg: Message, name: str) -> str | None:

@@ -55,11 +55,11 @@ def _payload(part: Message) -> bytes:
     encoding = (raw_header(part, "content-transfer-encoding") or "").strip().lower()
     if encoding == "base64":
         text = part.get_payload(decode=False)
-        if isinstance(text, str):
+        if isinstance(text, str):  # padding is dropped with the junk, then restored
             data = _NOT_BASE64.sub(b"", text.encode("ascii", "ignore"))
-            data = data[: len(data) - len(data) % 4]
+            data = data[: len(data) - 1] if len(data) % 4 == 1 else data
             with contextlib.suppress(binascii.Error, ValueError):
-                return base64.b64decode(data)
+                return base64.b64decode(data + b"=" * (-len(data) % 4))
     decoded = part.get_payload(decode=True)
     return decoded if isinstance(decoded, bytes) else b""
 
