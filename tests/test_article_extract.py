@@ -137,8 +137,8 @@ def test_a_short_post_is_kept_whole() -> None:
 def test_a_label_before_the_headline_is_not_the_title() -> None:
     html = ("<html><head><title>最不愁吃肉的国家：顿顿有肉吃 - 头条</title></head><body>"
             "<h2 class='title'><span>原创</span> 最不愁吃肉的国家：顿顿有肉吃</h2>"
-            "<div><p>当全世界绝大部分国家都在为能够吸引中国游客到来而绞尽脑汁的时候，"
-            "只有这么一个国家一脸淡定。</p></div></body></html>")
+            "<div><p>这个国家的牧场比城市还多，家家户户的餐桌上几乎每天都有牛羊肉，"
+            "当地人说吃肉就像吃饭一样平常。</p></div></body></html>")
     assert extract_article(read_html(html.encode())).title == "最不愁吃肉的国家：顿顿有肉吃"
 
 
