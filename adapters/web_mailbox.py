@@ -22,6 +22,7 @@ from gateway import problem
 from gateway.attachments import describe
 from gateway.config import SourceConfig
 from gateway.errors import FieldError, Rejected
+from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
 from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
 from gateway.schema import Attachment, RawRecord
@@ -60,6 +61,7 @@ class WebMailboxOptions(WebFormLimits):
     max_attachment_mb: float = Field(default=10.0, gt=0)
     allowed_media_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MEDIA_TYPES))
     rate_limit: RateLimitOptions | None = Field(default_factory=RateLimitOptions)
+    limits: InputLimits = Field(default_factory=InputLimits)
 
 
 def answer(result: IntakeResult) -> web.Response:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from gateway.errors import FieldError, Rejected
 from gateway.schema import ComplaintDraft
+from gateway.strict_json import lone_surrogate_at
 
 MAX_BODY_CHARS = 50_000
 MAX_SUBJECT_CHARS = 500
@@ -20,6 +21,10 @@ CLOCK_SKEW = timedelta(minutes=10)  # clocks of phone systems and web servers dr
 
 def validate_draft(draft: ComplaintDraft) -> None:
     errors: list[FieldError] = []
+    where = lone_surrogate_at(draft.model_dump())
+    if where is not None:  # the gateway's one policy: refused, naming the field
+        raise Rejected.one(where, "lone_surrogate", "含有无效的 Unicode 代理字符",
+                           f"{where} holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
     if not draft.body.strip():
         errors.append(FieldError("body", "required", "投诉内容不能为空", "body must not be empty"))
     if len(draft.body) > MAX_BODY_CHARS:

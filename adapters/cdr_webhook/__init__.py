@@ -33,6 +33,7 @@ from gateway import problem
 from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
 from gateway.config import SourceConfig
 from gateway.errors import ConfigError, FieldError
+from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
 from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
@@ -66,6 +67,7 @@ class CdrWebhookOptions(BaseModel):
     ops_token: SecretStr | None = None
     overdue_check_s: float = Field(default=60.0, gt=0)
     freeswitch: FreeswitchOptions = Field(default_factory=FreeswitchOptions)
+    limits: InputLimits = Field(default_factory=InputLimits)
 
     @model_validator(mode="after")
     def _notes_can_sign(self) -> CdrWebhookOptions:
