@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway import ops, problem
 from gateway.logging import get_logger, mask_text
+from gateway.query import whole_number
 from gateway.store import StoreUnavailable, cases
 from gateway.tokens import bearer_ok
 
@@ -95,18 +96,17 @@ def _authorized(request: web.Request) -> web.Response | None:
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name, str(default))
-    if not text.isdigit() or not low <= int(text) <= high:
+    try:
+        return whole_number(request.query.get(name, str(default)), low, high)
+    except ValueError as exc:
         raise web.HTTPUnprocessableEntity(
             text=json.dumps({
                 "type": "https://minsheng.invalid/problems/bad-parameter", "status": 422,
                 "title": "参数无效 (invalid parameter)",
-                "errors": [{"field": name, "reason": f"须为 {low}..{high} 的整数 "
-                            f"(must be a whole number from {low} to {high})"}],
+                "errors": [{"field": name, "reason": str(exc)}],
             }, ensure_ascii=False),
             content_type=problem.PROBLEM_TYPE,
-        )
-    return int(text)
+        ) from None
 
 
 async def list_cases(request: web.Request) -> web.Response:

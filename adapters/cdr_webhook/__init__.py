@@ -35,6 +35,7 @@ from gateway.config import SourceConfig
 from gateway.errors import ConfigError, FieldError
 from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
+from gateway.query import whole_number
 from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from gateway.store import calls as store_calls
@@ -52,6 +53,7 @@ PARSERS = {
     "twilio": "normalizers.twilio:parse",
 }
 NOTES_PARSER = "normalizers.call_notes:parse"
+MAX_THRESHOLD_S = 3600  # ?threshold= of /calls/stats: seconds a caller waits, at most 1 h
 STATUS_BY_OUTCOME = {"new": 202, "updated": 200, "replay": 200, "recorded": 202,
                      "ignored": 200, "quarantined": 202}
 
@@ -180,6 +182,9 @@ class CdrWebhookSource(Adapter):
                     remote=request.remote, refused=sum(self.refusals.values()))
         if refusal.status == 403:
             return problem.problem(403, "forbidden", "拒绝访问 (forbidden)", refusal.detail)
+        if refusal.status == 400:
+            return problem.problem(400, "bad-header", "请求头无效 (invalid request header)",
+                                   refusal.detail)
         response = problem.unauthorized(refusal.detail)
         if self.options.auth.scheme == "basic":
             response.headers["WWW-Authenticate"] = f'Basic realm="{self.name}"'
@@ -208,9 +213,10 @@ class CdrWebhookSource(Adapter):
         now = datetime.now(UTC)
         try:
             since = parse_since(request.query.get("since", "24h"), self.env.timezone, now)
-            threshold = int(request.query.get("threshold", "15"))
-        except ValueError as exc:
-            return problem.problem(422, "bad-parameter", "参数无效 (invalid parameter)", str(exc))
+            threshold = whole_number(request.query.get("threshold", "15"), 0, MAX_THRESHOLD_S)
+        except ValueError as exc:  # names the parameter: since or threshold
+            return problem.problem(422, "bad-parameter", "参数无效 (invalid parameter)",
+                                   f"since/threshold: {exc}")
         rows = await self.flow_.intake.store.read(lambda tx: store_calls.kpi_rows(
             tx, since.timestamp(), now.timestamp(), self.name))
         body = {"source": self.name, "since": since.isoformat(), "until": now.isoformat(),
