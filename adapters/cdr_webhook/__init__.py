@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from adapters.cdr_webhook.auth import Authenticator, AuthOptions, Refusal
 from gateway import problem
+from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
 from gateway.config import SourceConfig
 from gateway.errors import ConfigError, FieldError
@@ -106,6 +107,7 @@ class CdrWebhookSource(Adapter):
             raise ConfigError([f"source {self.name}: format {self.format!r} is not a phone "
                                f"format (one of {', '.join(PARSERS)})"])
         self.max_body = self.options.max_body_kb * 1024
+        self.budget = BodyBudget(self.options.limits)
         self.auth = Authenticator(self.options.auth)
         self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth)
         token = self.options.ops_token
@@ -156,12 +158,22 @@ class CdrWebhookSource(Adapter):
 
     async def receive(self, request: web.Request, flow: CallFlow, auth: Authenticator,
                       parse: Parser, metadata: dict[str, Any]) -> web.StreamResponse:
-        """Authenticate → bound the body → journal and join (CallFlow) → answer."""
+        """Authenticate → bound the body (size, then the budget) → journal and join
+        (CallFlow) → answer."""
         if not auth.needs_body and (refusal := auth.check(request)) is not None:
             return self._refuse(request, refusal)
         if (request.content_length or 0) > self.max_body:
             return self._too_large()
-        body = await _read_bounded(request, self.max_body)
+        try:
+            async with self.budget.hold(request.content_length or self.max_body):
+                return await self._take(request, flow, auth, parse, metadata)
+        except BudgetExhausted:
+            self.refusals["busy"] += 1
+            return self.budget.busy()
+
+    async def _take(self, request: web.Request, flow: CallFlow, auth: Authenticator,
+                    parse: Parser, metadata: dict[str, Any]) -> web.StreamResponse:
+        body = await read_bounded(request, self.max_body)
         if body is None:
             return self._too_large()
         if auth.needs_body and (refusal := auth.check(request, body)) is not None:
@@ -261,13 +273,3 @@ class CdrWebhookSource(Adapter):
                             calls=[c.call_id for c in found])
                 last = count
 
-
-async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is longer than ``limit`` (chunked bodies too)."""
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
