@@ -23,7 +23,7 @@ from gateway import problem
 from gateway.attachments import describe
 from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.config import SourceConfig
-from gateway.errors import FieldError, Rejected
+from gateway.errors import FieldError, Rejected, encodable
 from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
 from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
@@ -134,7 +134,7 @@ class WebMailboxSource(Adapter):
         return min(self.max_body, self.options.limits.max_form_bytes)
 
     async def _take(self, request: web.Request, intake: Intake) -> web.StreamResponse:
-        key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+        key = encodable(request.headers.get("Idempotency-Key", "").strip()[:200]) or None
         received_at = datetime.now(UTC)
         blobs: dict[str, bytes] = {}
         rejection: Rejected | None = None

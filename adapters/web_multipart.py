@@ -24,11 +24,13 @@ never a readable submission.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
 from gateway import problem
 from gateway.errors import FieldError
@@ -36,8 +38,14 @@ from gateway.input_limits import InputLimits
 from gateway.strict_json import has_lone_surrogate, safe_name
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# aiohttp only *warns* about a Content-Disposition it cannot parse (an unterminated quote,
+# a truncated header) and goes on with a guess, and the warning would print the caller's
+# bytes to stderr. Made errors here (as the test suite has all warnings), they are refused.
+for _category in (BadContentDispositionHeader, BadContentDispositionParam):
+    warnings.filterwarnings("error", category=_category)
 # What aiohttp's reader raises on a malformed body (ValueError covers UnicodeDecodeError).
-READER_ERRORS = (ValueError, LookupError, AssertionError, HttpProcessingError)
+READER_ERRORS = (ValueError, LookupError, AssertionError, HttpProcessingError,
+                 BadContentDispositionHeader, BadContentDispositionParam)
 
 
 @dataclass
@@ -96,6 +104,7 @@ async def named_parts(reader: MultipartReader,
     while True:
         try:
             part = await reader.next()
+            names = (part.name, part.filename) if isinstance(part, BodyPartReader) else None
         except READER_ERRORS as exc:
             raise malformed(exc, limits) from None
         if part is None:
@@ -106,15 +115,15 @@ async def named_parts(reader: MultipartReader,
                 "body", "too_many_parts",
                 f"multipart 部分超过 {limits.max_parts} 个 (limits.max_parts)",
                 f"the body has more than {limits.max_parts} parts (limits.max_parts)"))
-        if isinstance(part, BodyPartReader) and part.name:
-            _check_names(part)
+        if isinstance(part, BodyPartReader) and names is not None and names[0]:
+            _check_names(names[0], names[1])
             yield part
 
 
-def _check_names(part: BodyPartReader) -> None:
-    for label, text in (("name", part.name), ("filename", part.filename)):
+def _check_names(name: str, filename: str | None) -> None:
+    for label, text in (("name", name), ("filename", filename)):
         if text is not None and (has_lone_surrogate(text) or _CONTROL.search(text)):
-            field = safe_name(part.name or "") if label == "filename" else "body"
+            field = safe_name(name) if label == "filename" else "body"
             raise Refused(400, FieldError(
                 field, f"unreadable_part_{label}",
                 f"multipart 部分的 {label} 不是有效的 UTF-8 或含控制字符",
