@@ -23,7 +23,7 @@ class InputLimits(BaseModel):
     max_parts: int = Field(default=50, ge=1, le=10_000)
     max_part_header_bytes: int = Field(default=8190, ge=256, le=65536)
     max_part_headers: int = Field(default=16, ge=1, le=128)
-    max_form_kb: int = Field(default=1024, ge=1, le=65536)
+    max_form_kb: int = Field(default=256, ge=1, le=65536)
     refused_keep_kb: int = Field(default=64, ge=0, le=1024)
     body_budget_mb: float = Field(default=64.0, gt=0)
     body_wait_s: float = Field(default=2.0, ge=0, le=60)

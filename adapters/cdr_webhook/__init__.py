@@ -108,8 +108,10 @@ class CdrWebhookSource(Adapter):
                                f"format (one of {', '.join(PARSERS)})"])
         self.max_body = self.options.max_body_kb * 1024
         self.budget = BodyBudget(self.options.limits)
-        self.auth = Authenticator(self.options.auth)
-        self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth)
+        max_fields = self.options.limits.max_form_fields
+        self.auth = Authenticator(self.options.auth, max_fields=max_fields)
+        self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth,
+                                        max_fields=max_fields)
         token = self.options.ops_token
         self.ops_auth = Authenticator(AuthOptions(scheme="bearer", token=token)) if token else None
         self.policy = CallPolicy(self.options.missed_calls, self.options.notes_timeout_min * 60)
@@ -195,7 +197,7 @@ class CdrWebhookSource(Adapter):
         if refusal.status == 403:
             return problem.problem(403, "forbidden", "拒绝访问 (forbidden)", refusal.detail)
         if refusal.status == 400:
-            return problem.problem(400, "bad-header", "请求头无效 (invalid request header)",
+            return problem.problem(400, "bad-request", "请求无效 (invalid request)",
                                    refusal.detail)
         response = problem.unauthorized(refusal.detail)
         if self.options.auth.scheme == "basic":

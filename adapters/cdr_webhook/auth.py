@@ -18,7 +18,8 @@ twilio        ``X-Twilio-Signature``: base64 HMAC-SHA1, with the account's auth 
 
 Missing or wrong credentials get 401; a correctly signed request outside the replay
 window gets 403; a ``Host`` header from which no URL can be built (Twilio without
-``public_url``) gets 400. Every header read here is hostile: whatever it holds (non-ASCII,
+``public_url``), or a Twilio form of more than ``limits.max_form_fields`` fields, gets
+400. Every header read here is hostile: whatever it holds (non-ASCII,
 lone surrogates, bad base64, a port out of range) is a refusal, never an exception.
 Refusals are counted and logged, never journaled.
 """
@@ -37,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.input_limits import InputLimits
 from gateway.tokens import same_secret
 
 Scheme = Literal["none", "bearer", "basic", "hmac", "path_token", "twilio"]
@@ -78,7 +80,7 @@ def _text(value: str | SecretStr | None) -> str:
 @dataclass(frozen=True)
 class Refusal:
     status: int  # 400, 401 or 403
-    reason: str  # counted per reason: missing, wrong, stale, bad_host
+    reason: str  # counted per reason: missing, wrong, stale, bad_host, too_many_fields
     detail: str
 
 
@@ -92,9 +94,11 @@ _MAX_STAMP_DIGITS = 12
 class Authenticator:
     """Checks one request against one source's scheme."""
 
-    def __init__(self, options: AuthOptions, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, options: AuthOptions, clock: Callable[[], float] = time.time,
+                 max_fields: int = InputLimits().max_form_fields) -> None:
         self.options = options
         self.clock = clock
+        self.max_fields = max_fields  # of a Twilio form, counted before it is parsed
 
     @property
     def needs_body(self) -> bool:
@@ -153,7 +157,12 @@ class Authenticator:
         except ValueError:  # yarl or urlsplit: a port out of range, a malformed host
             return BAD_HOST
         form = request.content_type == "application/x-www-form-urlencoded"
-        params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if form else []
+        try:
+            params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                               max_num_fields=self.max_fields) if form else []
+        except ValueError:  # more fields than limits.max_form_fields
+            return Refusal(400, "too_many_fields", f"the form has more than {self.max_fields} "
+                           "fields (limits.max_form_fields)")
         if not form and "bodySHA256" in request.query:
             digest = hashlib.sha256(body).hexdigest()
             if not same_secret(request.query["bodySHA256"], digest):
