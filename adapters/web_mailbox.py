@@ -121,17 +121,20 @@ class WebMailboxSource(Adapter):
         if not self._authorized(request):
             self.refusals["unauthorized"] += 1
             return problem.unauthorized()
-        if (request.content_length or 0) > self._limit_of(request):
+        limit, setting = self._limit_of(request)
+        if (request.content_length or 0) > limit:
             self.refusals["too_large"] += 1
-            return problem.too_large(self._limit_of(request))
+            return problem.too_large(limit, setting)
         return None
 
-    def _limit_of(self, request: web.Request) -> int:
+    def _limit_of(self, request: web.Request) -> tuple[int, str]:
         """A multipart form may carry files up to ``max_body_kb``; a JSON or url-encoded
-        body holds text only, up to ``limits.max_form_kb`` (never more than the former)."""
-        if request.content_type == "multipart/form-data":
-            return self.max_body
-        return min(self.max_body, self.options.limits.max_form_bytes)
+        body holds text only, up to ``limits.max_form_kb`` (never more than the former).
+        The limit in bytes and the config key that sets it."""
+        form = self.options.limits.max_form_bytes
+        if request.content_type == "multipart/form-data" or self.max_body <= form:
+            return self.max_body, "max_body_kb"
+        return form, "limits.max_form_kb"
 
     async def _take(self, request: web.Request, intake: Intake) -> web.StreamResponse:
         key = encodable(request.headers.get("Idempotency-Key", "").strip()[:200]) or None
@@ -145,10 +148,11 @@ class WebMailboxSource(Adapter):
                 self.refusals[refused.error.code] += 1
                 return refused.response()
         else:
-            found = await read_bounded(request, self._limit_of(request))
+            limit, setting = self._limit_of(request)
+            found = await read_bounded(request, limit)
             if found is None:
                 self.refusals["too_large"] += 1
-                return problem.too_large(self._limit_of(request))
+                return problem.too_large(limit, setting)
             payload, content_type = found, request.content_type
         raw = RawRecord(
             channel="web", source=self.name, source_ref=key or f"web-{uuid.uuid4().hex}",
@@ -185,8 +189,9 @@ class WebMailboxSource(Adapter):
                 raise malformed(exc, limits) from None
             total += len(data)
             if total > self.max_body:
-                raise Refused(413, FieldError("body", "too_large", "请求体过大",
-                                              f"the body exceeds {self.max_body} bytes"))
+                raise Refused(413, FieldError(
+                    "body", "too_large", f"请求体超过 {self.max_body} 字节 (max_body_kb)",
+                    f"the body exceeds {self.max_body} bytes (max_body_kb)"))
             if part.filename is None:
                 self._text_part(part, data, fields, errors)
                 continue

@@ -208,7 +208,7 @@ async def test_a_good_multipart_form_still_files_a_case(edge: Gateway) -> None:
 
 
 async def test_too_many_form_fields_is_refused_cheaply(edge: Gateway) -> None:
-    many = b"&".join(b"f%d=" % i for i in range(40_000))
+    many = b"a=&" * 40_000
     form = "application/x-www-form-urlencoded"
     rows = [
         (Row("web: 40,000 fields", 422, "limits.max_form_fields"),
@@ -223,7 +223,7 @@ async def test_too_many_form_fields_is_refused_cheaply(edge: Gateway) -> None:
 
 
 async def test_a_refused_body_is_kept_capped_with_its_size_and_digest(edge: Gateway) -> None:
-    body = json.dumps({"phone": "13800138000", "content": "长" * 300_000},
+    body = json.dumps({"phone": "13800138000", "content": "长" * 80_000},
                       ensure_ascii=False).encode()
     async with httpx.AsyncClient(base_url=base_url(edge)) as client:
         answer = await post_to(client, edge, "web", body)
@@ -237,10 +237,10 @@ async def test_a_refused_body_is_kept_capped_with_its_size_and_digest(edge: Gate
 
 
 async def test_a_json_body_over_max_form_kb_is_refused_before_reading(edge: Gateway) -> None:
-    body = json.dumps({"content": "x" * (1024 * 1024 + 1)}).encode()
+    body = json.dumps({"content": "x" * (256 * 1024 + 1)}).encode()
     async with httpx.AsyncClient(base_url=base_url(edge)) as client:
         answer = await post_to(client, edge, "web", body)
-    assert answer.status_code == 413
+    assert_problem(answer, Row("over max_form_kb", 413, "limits.max_form_kb"))
     assert await journal_rows(edge) == 0
 
 

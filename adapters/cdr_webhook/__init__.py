@@ -33,7 +33,7 @@ from gateway import problem
 from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
 from gateway.config import SourceConfig
-from gateway.errors import ConfigError, FieldError
+from gateway.errors import ConfigError
 from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
 from gateway.query import whole_number
@@ -205,10 +205,7 @@ class CdrWebhookSource(Adapter):
         return response
 
     def _too_large(self) -> web.Response:
-        error = FieldError("body", "too_large", f"请求体超过 {self.max_body} 字节",
-                           f"the body exceeds {self.max_body} bytes (max_body_kb)")
-        return problem.problem(413, "too-large", "请求体过大 (request body too large)",
-                               error.en, [error])
+        return problem.too_large(self.max_body, "max_body_kb")
 
     # -- operations ------------------------------------------------------------------
 
