@@ -47,7 +47,7 @@ def loads(text: str, limits: InputLimits, field: str = "body") -> Any:
         if where is not None:
             name = where if where and field == "body" else ".".join(filter(None, (field, where)))
             raise Rejected.one(name, "lone_surrogate", "含有无效的 Unicode 代理字符",
-                               f"{name} holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
+                               f"{name} holds a lone UTF-16 surrogate (U+D800..U+DFFF)")
     return data
 
 
@@ -92,23 +92,23 @@ def lone_surrogate_at(data: Any) -> str | None:
         path, value = stack.pop()
         if isinstance(value, str):
             if has_lone_surrogate(value):
-                return path
+                return safe_name(path, limit=200)
         elif isinstance(value, dict):
             for key, item in value.items():
-                child = f"{path}.{safe_name(key)}" if path else safe_name(key)
-                if has_lone_surrogate(key):
-                    return child
+                child = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and has_lone_surrogate(key):
+                    return safe_name(child, limit=200)
                 stack.append((child, item))
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
     return None
 
 
-def safe_name(name: str) -> str:
+def safe_name(name: str, limit: int = _NAME_CHARS) -> str:
     """A caller's field name fit for an error message and a log: lone surrogates and
-    controls escaped, at most 64 characters."""
+    controls escaped, at most ``limit`` characters."""
     text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in encodable(name))
-    return text if len(text) <= _NAME_CHARS else text[:_NAME_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class _Refused(Exception):

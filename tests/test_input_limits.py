@@ -119,3 +119,21 @@ async def test_a_waiting_body_gets_the_bytes_freed() -> None:
 ])
 def test_device_names_and_options_are_not_file_names(name: str, safe: str) -> None:
     assert sanitize_file_name(name) == safe
+
+
+def test_a_lone_surrogate_in_any_draft_field_is_refused_naming_it() -> None:
+    """Whatever the channel (here a draft as an e-mail or feed normalizer would build
+    it), validation refuses a lone surrogate naming the field, before any encode."""
+    from datetime import UTC, datetime
+
+    from gateway.schema import ComplaintDraft, Reporter
+    from gateway.validation import validate_draft
+
+    now = datetime.now(UTC)
+    draft = ComplaintDraft(channel="email", source="mail", source_ref="m-1", received_at=now,
+                           reported_at=now, reporter=Reporter(name="李\udc80"),
+                           subject="路灯", body="路灯不亮")
+    with pytest.raises(Rejected) as caught:
+        validate_draft(draft)
+    assert [(e.field, e.code) for e in caught.value.errors] == [
+        ("reporter.name", "lone_surrogate")]
