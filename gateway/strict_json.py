@@ -65,6 +65,8 @@ def check_shape(text: str, limits: InputLimits, field: str = "body") -> None:
                            f"JSON 元素超过 {limits.max_json_items} 个 (limits.max_json_items)",
                            f"{field} has more than {limits.max_json_items} JSON items "
                            "(limits.max_json_items)")
+    if containers <= limits.max_json_depth:  # cannot nest deeper than it has containers
+        return
     depth = 0
     for match in _BRACKET.finditer(bare):  # at most 2 × max_json_items brackets
         depth += 1 if match.group() in "[{" else -1
