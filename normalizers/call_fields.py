@@ -71,12 +71,15 @@ def form_fields(text: str, limits: InputLimits) -> dict[str, Any]:
     return fields
 
 
-def form_pairs(text: str, limits: InputLimits, charset: str = "utf-8") -> list[tuple[str, str]]:
+def form_pairs(text: str, limits: InputLimits, charset: str = "utf-8",
+               errors: str = "replace") -> list[tuple[str, str]]:
     """The pairs of a url-encoded form; more than ``max_form_fields`` is refused before
-    any is decoded (``parse_qsl`` counts the separators first)."""
+    any is decoded (``parse_qsl`` counts the separators first). ``errors``: what a
+    percent-escape that is not valid in ``charset`` becomes (phone forms: U+FFFD, as
+    before; the web form: ``strict``, refused as unreadable)."""
     try:
         return parse_qsl(text, keep_blank_values=True, max_num_fields=limits.max_form_fields,
-                         encoding=charset, errors="strict")
+                         encoding=charset, errors=errors)
     except ValueError as exc:
         if "Max number of fields" not in str(exc):
             raise Rejected.one("body", "unreadable", "表单编码无法识别",

@@ -58,7 +58,7 @@ def decode_fields(raw: RawRecord, limits: InputLimits) -> tuple[dict[str, Any], 
             return data, []
         if media_type == "application/x-www-form-urlencoded":
             charset = charset or "utf-8"  # of raw octets and of percent-escapes alike
-            pairs = form_pairs(raw.payload.decode(charset), limits, charset)
+            pairs = form_pairs(raw.payload.decode(charset), limits, charset, "strict")
             return dict(pairs), []
     except (ValueError, KeyError, TypeError, AttributeError, LookupError):
         raise Rejected.one(
