@@ -18,14 +18,18 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 from pydantic import ConfigDict, Field, SecretStr
 
+from adapters.web_multipart import READER_ERRORS, Refused, malformed, named_parts, open_reader
 from gateway import problem
 from gateway.attachments import describe
+from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.config import SourceConfig
-from gateway.errors import FieldError, Rejected
+from gateway.errors import FieldError, Rejected, encodable
+from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
 from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
 from gateway.schema import Attachment, RawRecord
 from gateway.sources import Adapter, AdapterEnv
+from gateway.strict_json import has_lone_surrogate, safe_name
 from gateway.tokens import bearer_ok
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
@@ -60,6 +64,7 @@ class WebMailboxOptions(WebFormLimits):
     max_attachment_mb: float = Field(default=10.0, gt=0)
     allowed_media_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MEDIA_TYPES))
     rate_limit: RateLimitOptions | None = Field(default_factory=RateLimitOptions)
+    limits: InputLimits = Field(default_factory=InputLimits)
 
 
 def answer(result: IntakeResult) -> web.Response:
@@ -84,8 +89,9 @@ class WebMailboxSource(Adapter):
         super().__init__(config, options, env)
         self.options = WebMailboxOptions.model_validate(options)
         self.max_body = self.options.max_body_kb * 1024
-        limits = self.options.rate_limit
-        self.limiter = RateLimiter(limits) if limits is not None else None
+        rate = self.options.rate_limit
+        self.limiter = RateLimiter(rate) if rate is not None else None
+        self.budget = BodyBudget(self.options.limits)
 
     def routes(self, intake: Intake) -> list[web.RouteDef]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -94,6 +100,18 @@ class WebMailboxSource(Adapter):
         return [web.post(f"/intake/{self.name}", handle)]
 
     async def handle(self, request: web.Request, intake: Intake) -> web.StreamResponse:
+        """Refuse what costs nothing to refuse (rate, token, declared size), take the
+        body's bytes from the budget, then read, journal and answer."""
+        if (refusal := self._gate(request)) is not None:
+            return refusal
+        try:
+            async with self.budget.hold(request.content_length or self.max_body):
+                return await self._take(request, intake)
+        except BudgetExhausted:
+            self.refusals["busy"] += 1
+            return self.budget.busy()
+
+    def _gate(self, request: web.Request) -> web.Response | None:
         if self.limiter is not None:
             client = self.limiter.client(request)
             verdict = self.limiter.check(client)
@@ -106,17 +124,39 @@ class WebMailboxSource(Adapter):
         if not self._authorized(request):
             self.refusals["unauthorized"] += 1
             return problem.unauthorized()
-        if (request.content_length or 0) > self.max_body:
-            return problem.too_large(self.max_body)
-        key = request.headers.get("Idempotency-Key", "").strip()[:200] or None
+        limit, setting = self._limit_of(request)
+        if (request.content_length or 0) > limit:
+            self.refusals["too_large"] += 1
+            return problem.too_large(limit, setting)
+        return None
+
+    def _limit_of(self, request: web.Request) -> tuple[int, str]:
+        """A multipart form may carry files up to ``max_body_kb``; a JSON or url-encoded
+        body holds text only, up to ``limits.max_form_kb`` (never more than the former).
+        The limit in bytes and the config key that sets it."""
+        form = self.options.limits.max_form_bytes
+        if request.content_type == "multipart/form-data" or self.max_body <= form:
+            return self.max_body, "max_body_kb"
+        return form, "limits.max_form_kb"
+
+    async def _take(self, request: web.Request, intake: Intake) -> web.StreamResponse:
+        key = encodable(request.headers.get("Idempotency-Key", "").strip()[:200]) or None
         received_at = datetime.now(UTC)
         blobs: dict[str, bytes] = {}
+        rejection: Rejected | None = None
         if request.content_type == "multipart/form-data":
-            payload, content_type, rejection = await self._read_multipart(request, blobs)
+            try:
+                payload, content_type, rejection = await self._read_multipart(request, blobs)
+            except Refused as refused:
+                self.refusals[refused.error.code] += 1
+                return refused.response()
         else:
-            payload, content_type, rejection = await request.read(), request.content_type, None
-            if len(payload) > self.max_body:
-                return problem.too_large(self.max_body)
+            limit, setting = self._limit_of(request)
+            found = await read_bounded(request, limit)
+            if found is None:
+                self.refusals["too_large"] += 1
+                return problem.too_large(limit, setting)
+            payload, content_type = found, request.content_type
         raw = RawRecord(
             channel="web", source=self.name, source_ref=key or f"web-{uuid.uuid4().hex}",
             payload=payload, content_type=content_type, received_at=received_at,
@@ -137,28 +177,26 @@ class WebMailboxSource(Adapter):
         self, request: web.Request, blobs: dict[str, bytes]
     ) -> tuple[bytes, str, Rejected | None]:
         """Text parts become fields; file parts are checked and described in the envelope,
-        their bytes put in ``blobs`` (kept by the pipeline unless the form is rejected)."""
+        their bytes put in ``blobs`` (kept by the pipeline unless the form is rejected).
+        A body malformed or over the shape limits raises ``Refused`` (web_multipart)."""
+        limits = self.options.limits
         fields: dict[str, str] = {}
         files: list[Attachment] = []
         errors: list[FieldError] = []
         total = 0
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or not part.name:
-                continue
+        async for part in named_parts(open_reader(request, limits), limits):
             limit = int(self.options.max_attachment_mb * 1024 * 1024) if part.filename else 64_000
-            data = await _read_part(part, limit + 1)
+            try:
+                data = await _read_part(part, limit + 1)
+            except READER_ERRORS as exc:
+                raise malformed(exc, limits) from None
             total += len(data)
             if total > self.max_body:
-                errors.append(FieldError("body", "too_large", "请求体过大",
-                                         f"the body exceeds {self.max_body} bytes"))
-                break
+                raise Refused(413, FieldError(
+                    "body", "too_large", f"请求体超过 {self.max_body} 字节 (max_body_kb)",
+                    f"the body exceeds {self.max_body} bytes (max_body_kb)"))
             if part.filename is None:
-                try:
-                    fields[part.name] = data.decode(part.get_charset("utf-8"))
-                except (UnicodeDecodeError, LookupError):
-                    errors.append(FieldError(part.name, "unreadable", "字段编码无法识别",
-                                             f"{part.name} is not valid text in its charset"))
+                self._text_part(part, data, fields, errors)
                 continue
             error = self._check_file(part, data, limit, len(files))
             if error is not None:
@@ -172,6 +210,22 @@ class WebMailboxSource(Adapter):
         envelope = {"fields": fields, "attachments": [f.model_dump() for f in files]}
         payload = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
         return payload, ENVELOPE_TYPE, Rejected(errors) if errors else None
+
+    @staticmethod
+    def _text_part(part: BodyPartReader, data: bytes, fields: dict[str, str],
+                   errors: list[FieldError]) -> None:
+        """A text field, decoded in its declared charset; one that does not decode, or
+        decodes to a lone surrogate (``charset=unicode_escape``), is an error naming it."""
+        name = part.name or ""
+        try:
+            text = data.decode(part.get_charset("utf-8"))
+        except (UnicodeDecodeError, LookupError):
+            text = None
+        if text is None or has_lone_surrogate(text):
+            errors.append(FieldError(name, "unreadable", "字段编码无法识别",
+                                     f"{safe_name(name)} is not valid text in its charset"))
+        else:
+            fields[name] = text
 
     def _check_file(
         self, part: BodyPartReader, data: bytes, limit: int, kept: int

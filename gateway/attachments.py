@@ -22,13 +22,19 @@ from gateway.schema import Attachment
 _UNSAFE = re.compile(
     r"[\x00-\x1f\x7f-\x9f<>:\"/\\|?*\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+"
 )
+# Windows device names: "CON", "nul.png" or "COM1.tar.gz" open the device, not a file,
+# on any Windows machine an operator saves the attachment to (superscript digits too).
+_DEVICE = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9\u00b9\u00b2\u00b3])$",
+                     re.IGNORECASE)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_NAME_CHARS = 120
 MAX_EXT_CHARS = 16
 
 
 def sanitize_file_name(name: str | None, fallback: str = "attachment") -> str:
-    """A file name safe to show and store: no path, no control or reserved characters."""
+    """A file name safe to show and store: no path, no control or reserved characters,
+    no Windows device name (``CON``, ``NUL.png``: prefixed with ``_``), no leading ``-``
+    (an option to a command line tool)."""
     if not name:
         return fallback
     base = PureWindowsPath(PurePosixPath(name).name).name  # drop any directory part
@@ -36,6 +42,8 @@ def sanitize_file_name(name: str | None, fallback: str = "attachment") -> str:
     if not _UNSAFE.sub("", base).strip(" ."):  # nothing but controls, dots and blanks
         return fallback
     base = _UNSAFE.sub("_", base).strip(" .")
+    if _DEVICE.match(base.split(".", 1)[0].rstrip(" ")) or base.startswith("-"):
+        base = "_" + base
     if len(base) > MAX_NAME_CHARS:
         stem, dot, ext = base.rpartition(".")
         if dot and stem and len(ext) <= MAX_EXT_CHARS:  # keep a real extension

@@ -116,7 +116,8 @@ class CallFlow:
     # -- units of work (run on the store's writer thread) ---------------------------------
 
     def _reject(self, tx: Tx, raw: RawRecord, rejection: Rejected) -> CallResult:
-        raw_id = journal.insert_raw(tx, raw, journal.REJECTED, rejection.as_list())
+        kept = journal.kept_of_refused(raw, self.intake.refused_keep_bytes(raw.source))
+        raw_id = journal.insert_raw(tx, kept, journal.REJECTED, rejection.as_list())
         return CallResult("rejected", raw_id, errors=rejection.errors)
 
     def _quarantine(self, tx: Tx, raw: RawRecord, detail: dict[str, Any]) -> CallResult:

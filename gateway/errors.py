@@ -21,6 +21,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
+def encodable(text: str) -> str:
+    """``text`` with any lone surrogate escaped (``\\udc80``), so UTF-8 can encode it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class GatewayError(Exception):
     """Base of every deliberate gateway error."""
 
@@ -53,6 +58,12 @@ class FieldError:
     code: str
     zh: str
     en: str
+
+    def __post_init__(self) -> None:
+        # A field name may be the caller's own (a form part, a JSON key): a lone surrogate
+        # in it must not break the problem answer or the journal's UTF-8 encode.
+        for name in ("field", "zh", "en"):
+            object.__setattr__(self, name, encodable(getattr(self, name)))
 
     @property
     def reason(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from gateway import dedup
 from gateway.casecode import format_code
 from gateway.dedup import Decision, Deduplicator, Fingerprint
 from gateway.errors import FieldError, Rejected
+from gateway.input_limits import InputLimits, WithLimits
 from gateway.logging import get_logger
 from gateway.normalize import Normalizer, NormalizerContext
 from gateway.schema import Complaint, ComplaintDraft, RawRecord
@@ -249,11 +250,21 @@ class Intake:
     def _reject(
         self, tx: Tx, entry: _Journal, rejection: Rejected, to_quarantine: bool
     ) -> IntakeResult:
+        if not to_quarantine and entry.raw_id is None:  # a pusher was told 4xx: keep a cap
+            entry = replace(entry, raw=journal.kept_of_refused(
+                entry.raw, self.refused_keep_bytes(entry.raw.source)))
         raw_id = entry.write(tx, journal.REJECTED, rejection.as_list())
         qid = None
         if to_quarantine:
             qid = entry.quarantine(tx, raw_id, "rejected", rejection.as_list())
         return IntakeResult("rejected", raw_id, errors=rejection.errors, quarantine_id=qid)
+
+    def refused_keep_bytes(self, source: str) -> int:
+        """How much of a refused body of ``source`` the journal keeps (its
+        ``limits.refused_keep_kb``)."""
+        binding = self.bindings.get(source)
+        limits = binding.context.settings(WithLimits).limits if binding else InputLimits()
+        return limits.refused_keep_bytes
 
     def _quarantine(self, tx: Tx, entry: _Journal, detail: dict[str, Any]) -> IntakeResult:
         raw_id = entry.write(tx, journal.QUARANTINED, detail)

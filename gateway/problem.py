@@ -48,8 +48,9 @@ def unauthorized(detail_en: str = "missing or wrong credentials") -> web.Respons
     return problem(401, "unauthorized", "未授权 (unauthorized)", detail_en)
 
 
-def too_large(limit_bytes: int) -> web.Response:
-    return problem(
-        413, "too-large", "请求体过大 (request body too large)",
-        f"the body exceeds {limit_bytes} bytes",
-    )
+def too_large(limit_bytes: int, key: str = "max_body_kb") -> web.Response:
+    """413 naming the limit and the config key that sets it."""
+    error = FieldError("body", "too_large", f"请求体超过 {limit_bytes} 字节 ({key})",
+                       f"the body exceeds {limit_bytes} bytes ({key})")
+    return problem(413, "too-large", "请求体过大 (request body too large)",
+                   f"{error.zh} / {error.en}", [error])

@@ -15,6 +15,7 @@ from gateway import ops, problem
 from gateway.http_edge import watch_requests
 from gateway.http_errors import make_edge_errors
 from gateway.logging import get_logger, mask_text
+from gateway.query import whole_number
 from gateway.store import StoreUnavailable, cases
 from gateway.tokens import bearer_ok
 
@@ -97,18 +98,17 @@ def _authorized(request: web.Request) -> web.Response | None:
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query.get(name, str(default))
-    if not text.isdigit() or not low <= int(text) <= high:
+    try:
+        return whole_number(request.query.get(name, str(default)), low, high)
+    except ValueError as exc:
         raise web.HTTPUnprocessableEntity(
             text=json.dumps({
                 "type": "https://minsheng.invalid/problems/bad-parameter", "status": 422,
                 "title": "参数无效 (invalid parameter)",
-                "errors": [{"field": name, "reason": f"须为 {low}..{high} 的整数 "
-                            f"(must be a whole number from {low} to {high})"}],
+                "errors": [{"field": name, "reason": str(exc)}],
             }, ensure_ascii=False),
             content_type=problem.PROBLEM_TYPE,
-        )
-    return int(text)
+        ) from None
 
 
 async def list_cases(request: web.Request) -> web.Response:

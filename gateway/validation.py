@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from pydantic_core import PydanticSerializationError
+
 from gateway.errors import FieldError, Rejected
 from gateway.schema import ComplaintDraft
+from gateway.strict_json import lone_surrogate_at
 
 MAX_BODY_CHARS = 50_000
 MAX_SUBJECT_CHARS = 500
@@ -20,6 +23,7 @@ CLOCK_SKEW = timedelta(minutes=10)  # clocks of phone systems and web servers dr
 
 def validate_draft(draft: ComplaintDraft) -> None:
     errors: list[FieldError] = []
+    _refuse_lone_surrogates(draft)
     if not draft.body.strip():
         errors.append(FieldError("body", "required", "投诉内容不能为空", "body must not be empty"))
     if len(draft.body) > MAX_BODY_CHARS:
@@ -43,4 +47,19 @@ def validate_draft(draft: ComplaintDraft) -> None:
         ))
     if errors:
         raise Rejected(errors)
+
+
+def _refuse_lone_surrogates(draft: ComplaintDraft) -> None:
+    """The gateway's one policy for a lone surrogate in any text field of any source:
+    refused, naming the field (docs/input-limits.md). The case document is serialized to
+    UTF-8 JSON anyway, so that is the cheap test (5 µs); the field is looked for only
+    when it fails."""
+    try:
+        draft.model_dump_json()
+    except PydanticSerializationError:
+        where = lone_surrogate_at(draft.model_dump())
+        if where is None:  # not a surrogate: whatever it is, the pipeline quarantines it
+            raise
+        raise Rejected.one(where, "lone_surrogate", "含有无效的 Unicode 代理字符",
+                           f"{where} holds a lone UTF-16 surrogate (U+D800..U+DFFF)") from None
 

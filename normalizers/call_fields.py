@@ -9,14 +9,16 @@ impossible call times.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
+from gateway import strict_json
 from gateway.errors import FieldError, Rejected
+from gateway.input_limits import InputLimits, WithLimits
+from gateway.normalize import NormalizerContext
 from gateway.schema import RawRecord
 from normalizers.text import clean_line, clean_text
 
@@ -29,8 +31,10 @@ def media_type(content_type: str) -> str:
     return content_type.split(";")[0].strip().lower()
 
 
-def read_body(raw: RawRecord) -> dict[str, Any]:
-    """A JSON object or a url-encoded form (``key[]`` repeated: a list) as a dict."""
+def read_body(raw: RawRecord, ctx: NormalizerContext) -> dict[str, Any]:
+    """A JSON object or a url-encoded form (``key[]`` repeated: a list) as a dict, within
+    the source's ``limits`` (strict JSON, at most ``max_form_fields`` form fields)."""
+    limits = ctx.settings(WithLimits).limits
     try:
         text = raw.payload.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -38,33 +42,52 @@ def read_body(raw: RawRecord) -> dict[str, Any]:
                            "the body is not UTF-8") from None
     kind = media_type(raw.content_type)
     if kind == "application/json" or kind.endswith("+json") or text.lstrip().startswith("{"):
-        return _json_object(text)
+        return json_object(text, limits)
     if kind in ("application/x-www-form-urlencoded", "text/plain", "") or "=" in text:
-        return form_fields(text)
+        return form_fields(text, limits)
     raise Rejected.one("body", "unsupported_media_type", "请求体须为 JSON 或表单",
                        "the body must be JSON or application/x-www-form-urlencoded")
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str, limits: InputLimits, name: str = "body") -> dict[str, Any]:
+    """``text`` as a JSON object (``gateway.strict_json``); ``Rejected`` naming ``name``."""
     try:
-        data = json.loads(text)
+        data = strict_json.loads(text, limits, name)
     except ValueError as exc:
-        raise Rejected.one("body", "not_json", "请求体不是有效的 JSON",
-                           f"the body is not valid JSON ({exc})") from None
+        raise Rejected.one(name, "not_json", "不是有效的 JSON",
+                           f"{name} is not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(data, dict):
-        raise Rejected.one("body", "not_object", "请求体须为 JSON 对象",
-                           "the JSON body must be an object")
+        raise Rejected.one(name, "not_object", "须为 JSON 对象", f"{name} must be a JSON object")
     return data
 
 
-def form_fields(text: str) -> dict[str, Any]:
+def form_fields(text: str, limits: InputLimits) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for key, value in parse_qsl(text, keep_blank_values=True):
+    for key, value in form_pairs(text, limits):
         if key.endswith("[]"):
             fields.setdefault(key[:-2], []).append(value)
         else:
             fields[key] = value
     return fields
+
+
+def form_pairs(text: str, limits: InputLimits, charset: str = "utf-8",
+               errors: str = "replace") -> list[tuple[str, str]]:
+    """The pairs of a url-encoded form; more than ``max_form_fields`` is refused before
+    any is decoded (``parse_qsl`` counts the separators first). ``errors``: what a
+    percent-escape that is not valid in ``charset`` becomes (phone forms: U+FFFD, as
+    before; the web form: ``strict``, refused as unreadable)."""
+    try:
+        return parse_qsl(text, keep_blank_values=True, max_num_fields=limits.max_form_fields,
+                         encoding=charset, errors=errors)
+    except ValueError as exc:
+        if "Max number of fields" not in str(exc):
+            raise Rejected.one("body", "unreadable", "表单编码无法识别",
+                               f"the form is not valid {charset}") from None
+        raise Rejected.one("body", "too_many_fields",
+                           f"表单字段超过 {limits.max_form_fields} 个 (limits.max_form_fields)",
+                           f"the form has more than {limits.max_form_fields} fields "
+                           "(limits.max_form_fields)") from None
 
 
 class Fields:

@@ -62,7 +62,7 @@ NOTES_KEYS = {"subject": "subject", "content": "content", "address": "address",
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:
     """Notes posted by the agent desktop; the call id is in the path (else ``call_id``,
     else, in a dry run, the file's name)."""
-    fields = Fields(read_body(raw))
+    fields = Fields(read_body(raw, ctx))
     call_id = (str(raw.metadata.get("call_id") or "") or fields.text("call_id", 200)
                or raw.source_ref)
     keys = dict(NOTES_KEYS)

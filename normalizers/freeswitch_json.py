@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -24,9 +23,10 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import Rejected
+from gateway.input_limits import InputLimits, WithLimits
 from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import Fields, check_order, form_fields, media_type
+from normalizers.call_fields import Fields, check_order, form_fields, json_object, media_type
 from normalizers.call_notes import notes_from
 from normalizers.call_state import CDR, CallEvent, single_record_draft
 from normalizers.phone import caller_to_e164
@@ -75,22 +75,24 @@ class FreeswitchSettings(BaseModel):
     freeswitch: FreeswitchOptions = Field(default_factory=FreeswitchOptions)
 
 
-def cdr_document(raw: RawRecord) -> dict[str, Any]:
-    """The CDR's JSON object, whichever encoding it came in."""
+def cdr_document(raw: RawRecord, limits: InputLimits) -> dict[str, Any]:
+    """The CDR's JSON object, whichever encoding it came in (strict JSON within
+    ``limits``, as every phone format)."""
     try:
         text = raw.payload.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
         raise Rejected.one("body", "not_utf8", "请求体须为 UTF-8 编码",
                            "the body is not UTF-8") from None
     if text.startswith("{"):
-        return _object(text, "body")
+        return json_object(text, limits, "body")
     if not text.startswith("cdr="):
         raise Rejected.one("cdr", "required", "缺少 cdr 字段",
                            "the body is neither JSON nor a form with a cdr field")
     if media_type(raw.content_type) == BASE64_TYPE:
-        return _object(_unbase64(text[4:]), "cdr")
-    value = str(form_fields(text).get("cdr", ""))
-    return _object(value if value.lstrip().startswith("{") else _unbase64(text[4:]), "cdr")
+        return json_object(_unbase64(text[4:]), limits, "cdr")
+    value = str(form_fields(text, limits).get("cdr", ""))
+    return json_object(value if value.lstrip().startswith("{") else _unbase64(text[4:]),
+                       limits, "cdr")
 
 
 def _unbase64(value: str) -> str:
@@ -100,17 +102,6 @@ def _unbase64(value: str) -> str:
     except (binascii.Error, ValueError):
         raise Rejected.one("cdr", "not_base64", "cdr 字段既不是 JSON 也不是 base64",
                            "the cdr field is neither JSON nor base64") from None
-
-
-def _object(text: str, name: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise Rejected.one(name, "not_json", "不是有效的 JSON",
-                           f"{name} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise Rejected.one(name, "not_object", "须为 JSON 对象", f"{name} must be a JSON object")
-    return data
 
 
 def _variables(cdr: dict[str, Any], decode: bool) -> dict[str, str]:
@@ -162,7 +153,7 @@ def _times(fields: Fields, v: dict[str, str], ctx: NormalizerContext,
 
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:
     options = ctx.settings(FreeswitchSettings).freeswitch
-    cdr = cdr_document(raw)
+    cdr = cdr_document(raw, ctx.settings(WithLimits).limits)
     v = _variables(cdr, options.decode_values)
     profiles = _profiles(cdr)
     original = profiles[0] if profiles else {}

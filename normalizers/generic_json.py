@@ -28,7 +28,7 @@ from normalizers.phone import caller_to_e164
 
 
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:
-    fields = Fields(read_body(raw))
+    fields = Fields(read_body(raw, ctx))
     call_id = fields.call_id("call_id")
     direction = fields.text("direction", 20) or "inbound"
     if direction not in ("inbound", "outbound"):

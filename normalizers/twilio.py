@@ -47,7 +47,7 @@ def _timestamp(fields: Fields, ctx: NormalizerContext, default: datetime) -> dat
 
 
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:
-    fields = Fields(read_body(raw))
+    fields = Fields(read_body(raw, ctx))
     call_id = fields.call_id("CallSid")
     status = fields.text("CallStatus", 20, required=True)
     if status is not None and status not in STATUSES:

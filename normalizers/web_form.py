@@ -7,17 +7,18 @@ may add its own (a CSRF token, say) without breaking intake.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import strict_json
 from gateway.errors import FieldError, Rejected
+from gateway.input_limits import InputLimits, WithLimits
 from gateway.normalize import NormalizerContext
 from gateway.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
+from normalizers.call_fields import form_pairs
 from normalizers.phone import InvalidPhone, to_e164
 from normalizers.text import clean_line, clean_text, clip
 
@@ -38,26 +39,27 @@ class WebFormLimits(BaseModel):
     max_address_chars: int = Field(default=200, ge=1)
 
 
-def decode_fields(raw: RawRecord) -> tuple[dict[str, Any], list[Attachment]]:
-    """The form's fields (and attachments already kept by the adapter) from the body."""
+def decode_fields(raw: RawRecord, limits: InputLimits) -> tuple[dict[str, Any], list[Attachment]]:
+    """The form's fields (and attachments already kept by the adapter) from the body, read
+    within the source's ``limits`` (strict JSON, at most ``max_form_fields`` fields)."""
     media_type, charset = _media_type(raw.content_type)
     try:
         if media_type == ENVELOPE_TYPE:
-            envelope = json.loads(raw.payload)
+            envelope = strict_json.loads(raw.payload.decode("utf-8"), limits)
             files = [Attachment.model_validate(a) for a in envelope.get("attachments") or []]
             return dict(envelope["fields"]), files
         if media_type == "application/json" or media_type.endswith("+json"):
             utf8 = charset in (None, "utf-8", "utf8")
-            data = json.loads(raw.payload.decode("utf-8-sig" if utf8 else str(charset)))
+            data = strict_json.loads(raw.payload.decode("utf-8-sig" if utf8 else str(charset)),
+                                     limits)
             if not isinstance(data, dict):
                 raise Rejected.one("body", "not_object", "请求体须为 JSON 对象",
                                    "the JSON body must be an object")
             return data, []
         if media_type == "application/x-www-form-urlencoded":
             charset = charset or "utf-8"  # of raw octets and of percent-escapes alike
-            pairs = parse_qs(raw.payload.decode(charset), keep_blank_values=True,
-                             encoding=charset, errors="strict")
-            return {k: v[-1] for k, v in pairs.items()}, []
+            pairs = form_pairs(raw.payload.decode(charset), limits, charset, "strict")
+            return dict(pairs), []
     except (ValueError, KeyError, TypeError, AttributeError, LookupError):
         raise Rejected.one(
             "body", "unreadable", "请求体无法解析", f"the body is not valid {media_type}"
@@ -171,7 +173,7 @@ def _contact(form: _Form, anonymous: bool) -> tuple[str | None, str | None]:
 
 def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     limits = ctx.settings(WebFormLimits)
-    fields, attachments = decode_fields(raw)
+    fields, attachments = decode_fields(raw, ctx.settings(WithLimits).limits)
     form = _Form(fields)
     anonymous = form.flag("anonymous", False)
     name = form.text("name", limits.max_name_chars, label="姓名")

@@ -35,7 +35,7 @@ def _user(fields: Fields) -> str | None:
 
 
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:
-    fields = Fields(read_body(raw))
+    fields = Fields(read_body(raw, ctx))
     event = fields.text("event", 20, required=True)
     if event is not None and event not in EVENTS:
         fields.fail("event", "unknown_event", "未知的事件名称",

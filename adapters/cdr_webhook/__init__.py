@@ -30,10 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from adapters.cdr_webhook.auth import Authenticator, AuthOptions, Refusal
 from gateway import problem
+from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
 from gateway.config import SourceConfig
-from gateway.errors import ConfigError, FieldError
+from gateway.errors import ConfigError
+from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
+from gateway.query import whole_number
 from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from gateway.store import calls as store_calls
@@ -51,6 +54,7 @@ PARSERS = {
     "twilio": "normalizers.twilio:parse",
 }
 NOTES_PARSER = "normalizers.call_notes:parse"
+MAX_THRESHOLD_S = 3600  # ?threshold= of /calls/stats: seconds a caller waits, at most 1 h
 STATUS_BY_OUTCOME = {"new": 202, "updated": 200, "replay": 200, "recorded": 202,
                      "ignored": 200, "quarantined": 202}
 
@@ -66,6 +70,7 @@ class CdrWebhookOptions(BaseModel):
     ops_token: SecretStr | None = None
     overdue_check_s: float = Field(default=60.0, gt=0)
     freeswitch: FreeswitchOptions = Field(default_factory=FreeswitchOptions)
+    limits: InputLimits = Field(default_factory=InputLimits)
 
     @model_validator(mode="after")
     def _notes_can_sign(self) -> CdrWebhookOptions:
@@ -102,8 +107,11 @@ class CdrWebhookSource(Adapter):
             raise ConfigError([f"source {self.name}: format {self.format!r} is not a phone "
                                f"format (one of {', '.join(PARSERS)})"])
         self.max_body = self.options.max_body_kb * 1024
-        self.auth = Authenticator(self.options.auth)
-        self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth)
+        self.budget = BodyBudget(self.options.limits)
+        max_fields = self.options.limits.max_form_fields
+        self.auth = Authenticator(self.options.auth, max_fields=max_fields)
+        self.notes_auth = Authenticator(self.options.notes_auth or self.options.auth,
+                                        max_fields=max_fields)
         token = self.options.ops_token
         self.ops_auth = Authenticator(AuthOptions(scheme="bearer", token=token)) if token else None
         self.policy = CallPolicy(self.options.missed_calls, self.options.notes_timeout_min * 60)
@@ -164,12 +172,22 @@ class CdrWebhookSource(Adapter):
 
     async def receive(self, request: web.Request, flow: CallFlow, auth: Authenticator,
                       parse: Parser, metadata: dict[str, Any]) -> web.StreamResponse:
-        """Authenticate → bound the body → journal and join (CallFlow) → answer."""
+        """Authenticate → bound the body (size, then the budget) → journal and join
+        (CallFlow) → answer."""
         if not auth.needs_body and (refusal := auth.check(request)) is not None:
             return self._refuse(request, refusal)
         if (request.content_length or 0) > self.max_body:
             return self._too_large()
-        body = await _read_bounded(request, self.max_body)
+        try:
+            async with self.budget.hold(request.content_length or self.max_body):
+                return await self._take(request, flow, auth, parse, metadata)
+        except BudgetExhausted:
+            self.refusals["busy"] += 1
+            return self.budget.busy()
+
+    async def _take(self, request: web.Request, flow: CallFlow, auth: Authenticator,
+                    parse: Parser, metadata: dict[str, Any]) -> web.StreamResponse:
+        body = await read_bounded(request, self.max_body)
         if body is None:
             return self._too_large()
         if auth.needs_body and (refusal := auth.check(request, body)) is not None:
@@ -190,16 +208,16 @@ class CdrWebhookSource(Adapter):
                     remote=request.remote, refused=sum(self.refusals.values()))
         if refusal.status == 403:
             return problem.problem(403, "forbidden", "拒绝访问 (forbidden)", refusal.detail)
+        if refusal.status == 400:
+            return problem.problem(400, "bad-request", "请求无效 (invalid request)",
+                                   refusal.detail)
         response = problem.unauthorized(refusal.detail)
         if self.options.auth.scheme == "basic":
             response.headers["WWW-Authenticate"] = f'Basic realm="{self.name}"'
         return response
 
     def _too_large(self) -> web.Response:
-        error = FieldError("body", "too_large", f"请求体超过 {self.max_body} 字节",
-                           f"the body exceeds {self.max_body} bytes (max_body_kb)")
-        return problem.problem(413, "too-large", "请求体过大 (request body too large)",
-                               error.en, [error])
+        return problem.too_large(self.max_body, "max_body_kb")
 
     # -- operations ------------------------------------------------------------------
 
@@ -218,9 +236,10 @@ class CdrWebhookSource(Adapter):
         now = datetime.now(UTC)
         try:
             since = parse_since(request.query.get("since", "24h"), self.env.timezone, now)
-            threshold = int(request.query.get("threshold", "15"))
-        except ValueError as exc:
-            return problem.problem(422, "bad-parameter", "参数无效 (invalid parameter)", str(exc))
+            threshold = whole_number(request.query.get("threshold", "15"), 0, MAX_THRESHOLD_S)
+        except ValueError as exc:  # names the parameter: since or threshold
+            return problem.problem(422, "bad-parameter", "参数无效 (invalid parameter)",
+                                   f"since/threshold: {exc}")
         rows = await self.flow_.intake.store.read(lambda tx: store_calls.kpi_rows(
             tx, since.timestamp(), now.timestamp(), self.name))
         body = {"source": self.name, "since": since.isoformat(), "until": now.isoformat(),
@@ -265,13 +284,3 @@ class CdrWebhookSource(Adapter):
                             calls=[c.call_id for c in found])
                 last = count
 
-
-async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None when it is longer than ``limit`` (chunked bodies too)."""
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

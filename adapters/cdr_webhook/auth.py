@@ -17,13 +17,16 @@ twilio        ``X-Twilio-Signature``: base64 HMAC-SHA1, with the account's auth 
 ============  ==========================================================================
 
 Missing or wrong credentials get 401; a correctly signed request outside the replay
-window gets 403. Refusals are counted and logged, never journaled.
+window gets 403; a ``Host`` header from which no URL can be built (Twilio without
+``public_url``), or a Twilio form of more than ``limits.max_form_fields`` fields, gets
+400. Every header read here is hostile: whatever it holds (non-ASCII,
+lone surrogates, bad base64, a port out of range) is a refusal, never an exception.
+Refusals are counted and logged, never journaled.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import time
@@ -35,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from gateway.input_limits import InputLimits
 from gateway.tokens import same_secret
 
 Scheme = Literal["none", "bearer", "basic", "hmac", "path_token", "twilio"]
@@ -75,21 +79,26 @@ def _text(value: str | SecretStr | None) -> str:
 
 @dataclass(frozen=True)
 class Refusal:
-    status: int  # 401 or 403
-    reason: str  # counted per reason: missing, wrong, stale
+    status: int  # 400, 401 or 403
+    reason: str  # counted per reason: missing, wrong, stale, bad_host, too_many_fields
     detail: str
 
 
 MISSING = Refusal(401, "missing", "credentials are missing")
 WRONG = Refusal(401, "wrong", "credentials are wrong")
+BAD_HOST = Refusal(400, "bad_host", "the Host header is not a valid host[:port], so the "
+                   "signed URL cannot be rebuilt (set auth.public_url behind a proxy)")
+_MAX_STAMP_DIGITS = 12
 
 
 class Authenticator:
     """Checks one request against one source's scheme."""
 
-    def __init__(self, options: AuthOptions, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, options: AuthOptions, clock: Callable[[], float] = time.time,
+                 max_fields: int = InputLimits().max_form_fields) -> None:
         self.options = options
         self.clock = clock
+        self.max_fields = max_fields  # of a Twilio form, counted before it is parsed
 
     @property
     def needs_body(self) -> bool:
@@ -115,7 +124,7 @@ class Authenticator:
             return MISSING
         try:
             user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
             return WRONG
         ok_user = hmac.compare_digest(user.encode(), _text(self.options.username).encode())
         ok_password = hmac.compare_digest(password.encode(),
@@ -127,7 +136,8 @@ class Authenticator:
             return MISSING
         parts = dict(p.strip().partition("=")[::2] for p in header.split(","))
         stamp, given = parts.get("t", ""), parts.get("v1", "")
-        if not stamp.isdigit() or not given:
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > _MAX_STAMP_DIGITS \
+                or not given:
             return WRONG
         mac = hmac.new(_text(self.options.secret).encode(), f"{stamp}.".encode() + body,
                        hashlib.sha256)
@@ -142,15 +152,23 @@ class Authenticator:
         given = request.headers.get("X-Twilio-Signature")
         if not given:
             return MISSING
-        url = self._public_url(request)
+        try:
+            candidates = _url_variants(self._public_url(request))
+        except ValueError:  # yarl or urlsplit: a port out of range, a malformed host
+            return BAD_HOST
         form = request.content_type == "application/x-www-form-urlencoded"
-        params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if form else []
+        try:
+            params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
+                               max_num_fields=self.max_fields) if form else []
+        except ValueError:  # more fields than limits.max_form_fields
+            return Refusal(400, "too_many_fields", f"the form has more than {self.max_fields} "
+                           "fields (limits.max_form_fields)")
         if not form and "bodySHA256" in request.query:
             digest = hashlib.sha256(body).hexdigest()
             if not same_secret(request.query["bodySHA256"], digest):
                 return WRONG
         token = _text(self.options.auth_token)
-        for candidate in _url_variants(url):
+        for candidate in candidates:
             if same_secret(given, twilio_signature(token, candidate, params)):
                 return None
         return WRONG
@@ -170,11 +188,12 @@ def _compare(given: str | None, expected: str) -> Refusal | None:
 def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
     """Twilio's request signature: the URL, then each parameter name and value in order
     of name (values of a repeated name sorted too), HMAC-SHA1, base64."""
-    data = url
-    for name in sorted({n for n, _ in params}):
-        for value in sorted({v for n, v in params if n == name}):
-            data += name + value
-    mac = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1)
+    by_name: dict[str, set[str]] = {}
+    for name, value in params:  # one pass: a form of many fields costs linear time
+        by_name.setdefault(name, set()).add(value)
+    data = url + "".join(name + value for name in sorted(by_name)
+                         for value in sorted(by_name[name]))
+    mac = hmac.new(auth_token.encode(), data.encode("utf-8", "surrogatepass"), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode()
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.errors import encodable
 from gateway.schema import RawRecord
 from gateway.store.engine import Tx
 
@@ -32,23 +34,42 @@ _COLUMNS = (
 )
 
 
+def kept_of_refused(raw: RawRecord, keep_bytes: int) -> RawRecord:
+    """What the journal keeps of a record refused with a 4xx: all of a small one; of a
+    bigger one its first ``keep_bytes`` bytes, with its size and sha256 in the metadata
+    (``refused_body``), so a refusal costs the store at most ``keep_bytes``."""
+    size = len(raw.payload)
+    if size <= keep_bytes:
+        return raw
+    summary = {"size": size, "sha256": hashlib.sha256(raw.payload).hexdigest(),
+               "kept_bytes": keep_bytes}
+    return replace(raw, payload=raw.payload[:keep_bytes],
+                   metadata={**raw.metadata, "refused_body": summary})
+
+
 def insert_raw(
     tx: Tx, raw: RawRecord, status: str, detail: Any = None, case_id: int | None = None
 ) -> int:
     """Journal ``raw``. ``case_id`` is set for replays; an accepted record is linked from
-    its case (``cases.raw_id``) instead, saving an update per request."""
+    its case (``cases.raw_id``) instead, saving an update per request. Text a caller
+    chose (a header, a key) may hold lone surrogates, which no UTF-8 encoder takes: they
+    are kept escaped (``\\udcff``), so the record is journaled whatever it holds."""
     row = tx.fetchone(
         "INSERT INTO raw_records (source, channel, source_ref, received_at, content_type, "
         "metadata, payload, idempotency_key, status, detail, case_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
-            raw.source, raw.channel, raw.source_ref, raw.received_at.timestamp(),
-            raw.content_type, json.dumps(raw.metadata, ensure_ascii=False), raw.payload,
-            raw.idempotency_key, status,
-            None if detail is None else json.dumps(detail, ensure_ascii=False), case_id,
+            raw.source, raw.channel, encodable(raw.source_ref), raw.received_at.timestamp(),
+            encodable(raw.content_type), _json(raw.metadata), raw.payload,
+            None if raw.idempotency_key is None else encodable(raw.idempotency_key), status,
+            _json(detail), case_id,
         ),
     )
     return int(row[0])
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else encodable(json.dumps(value, ensure_ascii=False))
 
 
 def set_outcome(
@@ -56,8 +77,7 @@ def set_outcome(
 ) -> None:
     tx.execute(
         "UPDATE raw_records SET status = ?, case_id = ?, detail = ? WHERE id = ?",
-        (status, case_id, None if detail is None else json.dumps(detail, ensure_ascii=False),
-         raw_id),
+        (status, case_id, _json(detail), raw_id),
     )
 
 
