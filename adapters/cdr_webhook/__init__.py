@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from adapters.cdr_webhook import openapi
 from adapters.cdr_webhook.auth import Authenticator, AuthOptions, Refusal
 from gateway import problem
 from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
 from gateway.config import SourceConfig
 from gateway.errors import ConfigError, FieldError
 from gateway.logging import get_logger
+from gateway.openapi import ApiPart
 from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from gateway.store import calls as store_calls
@@ -252,6 +254,9 @@ class CdrWebhookSource(Adapter):
                 log.warning("calls_notes_overdue", source=self.name, count=count,
                             calls=[c.call_id for c in found])
                 last = count
+
+    def openapi(self) -> ApiPart:
+        return openapi.part(self)
 
 
 async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
