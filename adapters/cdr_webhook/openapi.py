@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 BASE64_FORM = "application/x-www-form-base64-encoded"
-STAMP = string(description="ISO 8601; without a zone, the configured timezone")
+STAMP = string(format="date-time", description="ISO 8601; without a zone, the configured "
+                                                "timezone")
 ANSWER = obj({
     "outcome": {"enum": ["new", "updated", "replay", "recorded", "ignored", "quarantined"]},
     "call_id": string(), "case_code": string(),
