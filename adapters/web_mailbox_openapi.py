@@ -81,7 +81,7 @@ def part(name: str, options: WebMailboxOptions) -> ApiPart:
         "Submit a complaint from the web mailbox (网上信箱), docs/web-mailbox.md", ["intake"],
         {"202": json_answer("a new case (or one kept in the quarantine)", ANSWER),
          "200": json_answer("a replay: the first submission's case", ANSWER),
-         **problem_answers(401, 413, 415, 422, 503), "429": limited},
+         **problem_answers(400, 401, 413, 415, 422, 503), "429": limited},
         scheme=scheme, requestBody=request_body(options),
         parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
                      "schema": string(200), "description": "the same key again is a replay"}]))

@@ -38,7 +38,8 @@ PROBLEM_MEANING = {
     413: "the body is over the source's size limit",
     415: "the request's Content-Encoding or media type is not accepted",
     422: "a field or parameter breaks the rules; `errors` names each, in Chinese and English",
-    429: "this client sends faster than the source's rate limit; retry after Retry-After",
+    429: "too many requests (the rate limit, or request bodies in flight); retry after "
+         "Retry-After",
     503: "the store is unavailable: nothing was taken, retry",
 }
 

@@ -114,7 +114,7 @@ def _post(summary: str, scheme: str | None, content: dict[str, JsonObject],
         summary, ["phone"],
         {"202": json_answer("journaled and joined to its call", ANSWER),
          "200": json_answer("an update, a replay, or an ignored leg", ANSWER),
-         **problem_answers(401, 403, 413, 415, 422, 503)},
+         **problem_answers(400, 401, 403, 413, 415, 422, 429, 503)},
         scheme=scheme, parameters=parameters,
         requestBody={"required": True,
                      "content": {media: {"schema": s} for media, s in content.items()}})
