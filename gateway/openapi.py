@@ -181,7 +181,7 @@ def _pull_feed(part: ApiPart, config: GatewayConfig) -> None:
 
 
 def _ops(part: ApiPart, config: GatewayConfig) -> None:
-    """/metrics, /v1/status and the status page (gateway/ops.py)."""
+    """/metrics and /v1/status (gateway/ops.py), behind the operator token when set."""
     scheme = None
     if config.ops.token is not None:
         scheme = "opsToken"
@@ -195,6 +195,11 @@ def _ops(part: ApiPart, config: GatewayConfig) -> None:
         "The status document behind the status page", ["operations"],
         {"200": json_answer("sources, sinks, backlog, quarantine, volumes", {"type": "object"}),
          **guarded}, scheme=scheme))
+
+
+def _ops_page(part: ApiPart) -> None:
+    """The status page, its login and its files: open routes that check the token (or
+    cookie) themselves and answer a person with HTML."""
     login_page = text_answer("the login page (wrong or missing token)", HTML)
     redirect = {"description": "to /ops, with the page's cookie set when the token is right",
                 "headers": {"Location": {"schema": string()}}}
@@ -223,6 +228,7 @@ def core_part(config: GatewayConfig) -> ApiPart:
     _health(part)
     _pull_feed(part, config)
     _ops(part, config)
+    _ops_page(part)
     return part
 
 
