@@ -41,6 +41,7 @@ SECRETS = {
     "FUZZ_FS_PASSWORD": "fuzz-fs-password", "FUZZ_CTI_TOKEN": "fuzz-cti-path-token",
     "FUZZ_TWILIO_TOKEN": "fuzz-twilio-auth-token", "FUZZ_DESK_TOKEN": "fuzz-desk-token",
 }
+CTI_TOKEN = SECRETS["FUZZ_CTI_TOKEN"]
 HOTLINE_FORMATS = {"hotline-json": "generic_json", "hotline-fs": "freeswitch_json",
                    "hotline-cti": "zammad_cti", "hotline-twilio": "twilio"}
 AUTH = {
@@ -106,28 +107,34 @@ def credentials(method: str, url: str, headers: Mapping[str, str], body: bytes) 
     """The headers that let this request past its route's authentication: what the
     source's phone system, desk or operator would add (nothing for an unknown path)."""
     path = urlsplit(url).path
-    secrets = SECRETS
-    if path.startswith(("/v1/cases", "/v1/status", "/metrics")):
-        token = secrets["FUZZ_OPS_TOKEN"] if not path.startswith("/v1/cases") \
-            else secrets["FUZZ_API_TOKEN"]
-        return {"Authorization": f"Bearer {token}"}
-    if path.startswith("/intake/web"):
-        return {"Authorization": f"Bearer {secrets['FUZZ_WEB_TOKEN']}"}
-    if path.endswith(("/calls/stats", "/calls/overdue")):
-        return {"Authorization": f"Bearer {secrets['FUZZ_OPS_TOKEN']}"}
+    bearer = _bearer_secret(path)
+    if bearer is not None:
+        return {"Authorization": f"Bearer {SECRETS[bearer]}"}
     if path.startswith("/intake/hotline-json"):
         stamp = str(int(time.time()))
-        mac = hmac.new(secrets["FUZZ_HMAC_SECRET"].encode(), f"{stamp}.".encode() + body,
+        mac = hmac.new(SECRETS["FUZZ_HMAC_SECRET"].encode(), f"{stamp}.".encode() + body,
                        hashlib.sha256)
         return {"X-Minsheng-Signature": f"t={stamp},v1={mac.hexdigest()}"}
     if path.startswith("/intake/hotline-fs"):
-        basic = base64.b64encode(f"freeswitch:{secrets['FUZZ_FS_PASSWORD']}".encode()).decode()
+        basic = base64.b64encode(f"freeswitch:{SECRETS['FUZZ_FS_PASSWORD']}".encode()).decode()
         return {"Authorization": f"Basic {basic}"}
     if path.startswith("/intake/hotline-twilio"):
-        if "/notes" in path:
-            return {"Authorization": f"Bearer {secrets['FUZZ_DESK_TOKEN']}"}
         return {"X-Twilio-Signature": _twilio(url, headers, body)}
     return {}
+
+
+def _bearer_secret(path: str) -> str | None:
+    """The secret of a route that takes a bearer token, or None."""
+    if path.startswith("/v1/cases"):
+        return "FUZZ_API_TOKEN"
+    if path.startswith(("/v1/status", "/metrics")) or path.endswith(
+            ("/calls/stats", "/calls/overdue")):
+        return "FUZZ_OPS_TOKEN"
+    if path.startswith("/intake/web"):
+        return "FUZZ_WEB_TOKEN"
+    if path.startswith("/intake/hotline-twilio") and path.endswith("/notes"):
+        return "FUZZ_DESK_TOKEN"
+    return None
 
 
 def _twilio(url: str, headers: Mapping[str, str], body: bytes) -> str:
@@ -136,5 +143,3 @@ def _twilio(url: str, headers: Mapping[str, str], body: bytes) -> str:
     params = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if form else []
     return twilio_signature(SECRETS["FUZZ_TWILIO_TOKEN"], url, params)
 
-
-CTI_TOKEN = SECRETS["FUZZ_CTI_TOKEN"]
