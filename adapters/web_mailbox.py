@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 from pydantic import ConfigDict, Field, SecretStr
 
+from adapters import web_mailbox_openapi
 from adapters.web_multipart import READER_ERRORS, Refused, malformed, named_parts, open_reader
 from gateway import problem
 from gateway.attachments import describe
@@ -26,6 +27,7 @@ from gateway.config import SourceConfig
 from gateway.errors import FieldError, Rejected, encodable
 from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
+from gateway.openapi import ApiPart
 from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
 from gateway.schema import Attachment, RawRecord
 from gateway.sources import Adapter, AdapterEnv
@@ -249,6 +251,9 @@ class WebMailboxSource(Adapter):
             return FieldError(name, "media_type_mismatch", "附件内容与声明的类型不符",
                               f"the file's content is not {media_type}")
         return None
+
+    def openapi(self) -> ApiPart:
+        return web_mailbox_openapi.part(self.name, self.options)
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from gateway import ops, problem
+from gateway import openapi, ops, problem
 from gateway.http_edge import watch_requests
 from gateway.http_errors import make_edge_errors
 from gateway.logging import get_logger, mask_text
@@ -150,6 +150,7 @@ def build_app(gateway: Gateway) -> web.Application:
         web.get("/v1/cases/{case_code}", get_case),
     ])
     ops.setup(app, gateway)  # /metrics, /v1/status, /ops
+    openapi.setup(app, gateway)  # /openapi.json
     for adapter in gateway.adapters.values():
         app.add_routes(adapter.routes(gateway.intake))
     return app

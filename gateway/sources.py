@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.attachments import AttachmentStore
 from gateway.config import SourceConfig
+from gateway.openapi import ApiPart
 from gateway.schema import Channel
 
 if TYPE_CHECKING:
@@ -89,6 +90,11 @@ class Adapter:
 
     async def stop(self) -> None:
         """Stop background work."""
+
+    def openapi(self) -> ApiPart:
+        """The adapter's operations in the gateway's OpenAPI document (gateway/openapi.py):
+        one per route that ``routes`` returns; a pulled adapter has none."""
+        return ApiPart()
 
 
 AdapterClass = type[Adapter]

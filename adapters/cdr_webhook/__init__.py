@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from adapters.cdr_webhook import openapi
 from adapters.cdr_webhook.auth import Authenticator, AuthOptions, Refusal
 from gateway import problem
 from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
@@ -36,6 +37,7 @@ from gateway.config import SourceConfig
 from gateway.errors import ConfigError
 from gateway.input_limits import InputLimits
 from gateway.logging import get_logger
+from gateway.openapi import ApiPart
 from gateway.query import whole_number
 from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
@@ -284,3 +286,5 @@ class CdrWebhookSource(Adapter):
                             calls=[c.call_id for c in found])
                 last = count
 
+    def openapi(self) -> ApiPart:
+        return openapi.part(self)
