@@ -274,7 +274,13 @@ class OpsHandlers:
     async def login(self, request: web.Request) -> web.StreamResponse:
         if refusal(request, self.ops) == "loopback":
             return _refused("loopback")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError as exc:  # a body that is no form (multipart without a boundary…)
+            return problem.problem(
+                400, "malformed-form", "登录表单无法解析 (the login form cannot be read)",
+                f"send token as application/x-www-form-urlencoded ({type(exc).__name__})",
+            )
         return self._login(str(form.get("token", "")))
 
     def _login(self, offered: str) -> web.StreamResponse:

@@ -29,7 +29,6 @@ pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("MINSHENG_FUZZ_EXAMPLES", "60"))  # per target and generator
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
                 suppress_health_check=list(HealthCheck))
-NEEDS_EDGE_BRANCHES = pytest.mark.xfail(strict=False, reason="needs edge-input/edge-server")
 TARGETS = {
     "web": "/intake/web",
     "generic_json": "/intake/hotline-json",
@@ -194,13 +193,9 @@ def hostile_multipart(draw: st.DrawFn) -> tuple[bytes, str]:
 FORMATS = list(TARGETS)
 
 
-def _targets(*failing: str) -> list[Any]:
-    """Every target; those in ``failing`` marked as needing the other edge branches."""
-    return [pytest.param(t, marks=NEEDS_EDGE_BRANCHES) if t in failing else t
-            for t in FORMATS]
 
 
-@pytest.mark.parametrize("target", _targets("web"))
+@pytest.mark.parametrize("target", FORMATS)
 def test_raw_bytes(client: httpx.Client, target: str) -> None:
     @FUZZ
     @given(body=st.binary(max_size=2048), content_type=st.sampled_from(MEDIA_TYPES))
@@ -210,7 +205,7 @@ def test_raw_bytes(client: httpx.Client, target: str) -> None:
     run()
 
 
-@pytest.mark.parametrize("target", _targets("web"))
+@pytest.mark.parametrize("target", FORMATS)
 def test_multipart(client: httpx.Client, target: str) -> None:
     @FUZZ
     @given(multipart=hostile_multipart())
@@ -221,7 +216,7 @@ def test_multipart(client: httpx.Client, target: str) -> None:
     run()
 
 
-@pytest.mark.parametrize("target", _targets(*FORMATS))  # lone surrogates, depth
+@pytest.mark.parametrize("target", FORMATS)  # lone surrogates, depth
 def test_json(client: httpx.Client, target: str) -> None:
     @FUZZ
     @given(body=hostile_json(target), content_type=st.sampled_from(
@@ -232,7 +227,6 @@ def test_json(client: httpx.Client, target: str) -> None:
     run()
 
 
-@pytest.mark.xfail(strict=False, reason="multipart without a boundary: 500 in ops.login")
 def test_ops_login_raw_bytes(client: httpx.Client) -> None:
     """The status page's login form: below 500; a 4xx is problem+json or, for a wrong
     token, the documented login page (text/html 401)."""
@@ -249,7 +243,6 @@ def test_ops_login_raw_bytes(client: httpx.Client) -> None:
     run()
 
 
-@NEEDS_EDGE_BRANCHES  # JSON nested ~1,000 deep is quarantined as a RecursionError
 def test_nothing_was_quarantined(live: FuzzGateway) -> None:
     """Runs after the properties above (same module, same gateway)."""
     left = live.open_quarantine()

@@ -36,7 +36,6 @@ pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("MINSHENG_FUZZ_EXAMPLES", "12"))  # per operation and mode
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-NEEDS_EDGE_BRANCHES = pytest.mark.xfail(strict=False, reason="needs edge-input/edge-server")
 # mod_json_cdr's base64 encoding posts an ordinary form whose `cdr` is base64.
 schemathesis.serializer.alias("application/x-www-form-base64-encoded",
                               "application/x-www-form-urlencoded")
@@ -113,7 +112,7 @@ def _fuzz_operation(live: FuzzGateway, session: requests.Session, op: Any,
 @pytest.mark.parametrize("path", [
     "/healthz", "/readyz", "/openapi.json", "/v1/cases", "/metrics", "/v1/status",
     "/ops/login",
-    pytest.param("/ops", marks=NEEDS_EDGE_BRANCHES),  # /ops/static/<unknown>: a text 404
+    "/ops",
 ])
 def test_core_operations(live: FuzzGateway, schema: Any, path: str) -> None:
     """The core's routes (``/v1/cases`` covers ``/v1/cases/{case_code}``, ``/ops`` the
@@ -124,7 +123,6 @@ def test_core_operations(live: FuzzGateway, schema: Any, path: str) -> None:
     fuzz(live, ops)
 
 
-@NEEDS_EDGE_BRANCHES
 def test_web_mailbox(live: FuzzGateway, schema: Any) -> None:
     fuzz(live, operations(schema, "/intake/web"))
 
