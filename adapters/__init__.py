@@ -1,1 +1,1 @@
-"""One module per transport; registered by name in gateway/registry.py."""
+"""One module per transport; registered by name in gateway/support/registry.py."""

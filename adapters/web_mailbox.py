@@ -5,7 +5,7 @@
 new, repeat or related), 200 replay (same ``Idempotency-Key`` header or ``submission_id``
 field, or the same content from the same reporter again), 422 problem+json naming
 each bad field, 413 over the size limit, 401 with a wrong token, 429 when one client
-submits faster than ``rate_limit`` allows (gateway/ratelimit.py).
+submits faster than ``rate_limit`` allows (gateway/intake/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 from pydantic import ConfigDict, Field, SecretStr
 
-from gateway import problem
-from gateway.attachments import describe
-from gateway.config import SourceConfig
-from gateway.errors import FieldError, Rejected
-from gateway.logging import get_logger
-from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
-from gateway.schema import Attachment, RawRecord
-from gateway.sources import Adapter, AdapterEnv
-from gateway.tokens import bearer_ok
+from gateway.intake.ratelimit import RateLimiter, RateLimitOptions, too_many
+from gateway.intake.sources import Adapter, AdapterEnv
+from gateway.model.attachments import describe
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.schema import Attachment, RawRecord
+from gateway.support import problem
+from gateway.support.config import SourceConfig
+from gateway.support.logging import get_logger
+from gateway.support.tokens import bearer_ok
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Intake, IntakeResult
+    from gateway.intake.pipeline import Intake, IntakeResult
 
 log = get_logger("adapters.web_mailbox")
 

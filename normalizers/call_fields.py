@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from gateway.errors import FieldError, Rejected
-from gateway.schema import RawRecord
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.schema import RawRecord
 from normalizers.text import clean_line, clean_text
 
 TIMES = ("started_at", "answered_at", "ended_at")

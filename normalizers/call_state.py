@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.normalize import NormalizerContext
-from gateway.schema import CallInfo, ComplaintDraft, Location, RawRecord, Reporter
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import CallInfo, ComplaintDraft, Location, RawRecord, Reporter
 from normalizers.call_fields import TIMES
 from normalizers.phone import InvalidPhone, to_e164
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import feedparser  # type: ignore[import-untyped]
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
 from normalizers.charset import decode
 from normalizers.html_text import html_to_text
 from normalizers.opinion_post import OpinionSettings, post_draft

@@ -23,9 +23,9 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
 from normalizers.call_fields import Fields, check_order, form_fields, media_type
 from normalizers.call_notes import notes_from
 from normalizers.call_state import CDR, CallEvent, single_record_draft

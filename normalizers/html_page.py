@@ -23,10 +23,17 @@ import trafilatura
 from bs4 import BeautifulSoup, Tag
 from trafilatura.settings import use_config
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord
-from gateway.sites import DetailSpec, FieldSpec, SiteDefinition, field_value, load_site, read_html
+from adapters.opinion.sites import (
+    DetailSpec,
+    FieldSpec,
+    SiteDefinition,
+    field_value,
+    load_site,
+    read_html,
+)
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
 from normalizers.html_text import element_text
 from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time

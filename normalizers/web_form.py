@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import FieldError, Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
 from normalizers.phone import InvalidPhone, to_e164
 from normalizers.text import clean_line, clean_text, clip
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import pytest
 import structlog
 
-import gateway.logging
-from gateway.logging import configure_logging, get_logger, mask_text, register_secret
+import gateway.support.logging
+from gateway.support.logging import configure_logging, get_logger, mask_text, register_secret
 
 
 @pytest.fixture(autouse=True)
 def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets registered by other tests (any value read from the environment) stay out."""
-    monkeypatch.setattr(gateway.logging, "_SECRETS", set())
+    monkeypatch.setattr(gateway.support.logging, "_SECRETS", set())
 
 
 @pytest.fixture

@@ -11,10 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from gateway.errors import ConfigError, Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
-from gateway.sites import (
+from adapters.opinion.sites import (
     ListPage,
     extract_list,
     load_site,
@@ -23,7 +20,10 @@ from gateway.sites import (
     read_html,
     site_path,
 )
-from gateway.validation import validate_draft
+from gateway.model.errors import ConfigError, Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
+from gateway.model.validation import validate_draft
 from normalizers.html_page import normalize
 
 ROOT = Path(__file__).parent.parent

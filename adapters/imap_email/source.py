@@ -45,18 +45,18 @@ from adapters.imap_email.client import Fetched as ImapFetched
 from adapters.imap_email.client import FolderInfo, ImapSession
 from adapters.imap_email.cursor import Cursor
 from adapters.imap_email.options import ImapEmailOptions
-from gateway.config import SourceConfig
-from gateway.errors import SourceError, SourceMisconfigured
-from gateway.logging import get_logger
-from gateway.poller import Fetched, PolledAdapter
-from gateway.schema import RawRecord
-from gateway.sources import AdapterEnv
+from gateway.intake.poller import Fetched, PolledAdapter
+from gateway.intake.sources import AdapterEnv
+from gateway.model.errors import SourceError, SourceMisconfigured
+from gateway.model.schema import RawRecord
 from gateway.store import Tx, checkpoints, journal, quarantine
+from gateway.support.config import SourceConfig
+from gateway.support.logging import get_logger
 from normalizers import mail_filters
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
 
 if TYPE_CHECKING:
-    from gateway.pipeline import IntakeResult
+    from gateway.intake.pipeline import IntakeResult
 
 log = get_logger("adapters.imap_email")
 

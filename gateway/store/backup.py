@@ -20,7 +20,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.errors import GatewayError
+from gateway.model.errors import GatewayError
 
 
 class BackupError(GatewayError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.schema import RawRecord
+from gateway.model.schema import RawRecord
 from gateway.store.engine import Tx
 
 # What became of a raw record. SUPERSEDED: a quarantined record taken again by its

@@ -32,9 +32,9 @@ from email.utils import parsedate_to_datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord, Reporter
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord, Reporter
 from normalizers.email.headers import (
     address_of,
     addresses,

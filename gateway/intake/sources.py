@@ -1,0 +1,84 @@
+"""What an adapter is. An adapter owns a transport and hands over ``RawRecord``s; it knows
+nothing of the canonical schema (that is the normalizer's job).
+
+A push adapter returns aiohttp routes mounted under ``/intake/<source>``; its handler
+authenticates, reads, builds the raw record and calls ``Intake.submit``, which journals
+before the handler answers. Pulled adapters (IMAP, feeds, pages) are driven by the
+gateway's poller, which owns schedule, backoff and checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from gateway.model.attachments import AttachmentStore
+from gateway.model.schema import Channel
+from gateway.support.config import SourceConfig
+
+if TYPE_CHECKING:
+    from gateway.intake.pipeline import Flow, Intake
+
+
+class AdapterOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class AdapterEnv:
+    """What the gateway lends an adapter."""
+
+    attachments: AttachmentStore
+    data_dir: Path
+    timezone: ZoneInfo
+
+
+class Adapter:
+    """Base of every adapter: subclasses set the class attributes below."""
+
+    Options: ClassVar[type[BaseModel]] = AdapterOptions
+    channel: ClassVar[Channel]
+    default_format: ClassVar[str]
+
+    def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
+        self.config = config
+        self.name = config.name
+        self.env = env
+        self._intake: Intake | None = None
+        # Requests a push adapter refused before intake, by reason (rate_limited, a failed
+        # authentication…): never journaled, so counted here for /metrics.
+        self.refusals: Counter[str] = Counter()
+
+    @property
+    def intake(self) -> Intake:
+        """The intake this adapter was started with."""
+        if self._intake is None:
+            raise RuntimeError(f"source {self.name} is not started")
+        return self._intake
+
+    def routes(self, intake: Intake) -> list[web.RouteDef]:
+        """Routes of a push adapter; a pulled adapter has none."""
+        return []
+
+    def flow(self, intake: Intake) -> Flow | None:
+        """A flow of the adapter's own for records that do not map one-to-one onto cases
+        (phone calls joined from several events); ``Intake.reprocess`` hands quarantined
+        records back to it. Most adapters have none: their records go through
+        ``Intake.submit``."""
+        return None
+
+    async def start(self, intake: Intake) -> None:
+        """Remember the intake; subclasses that start background work call this first."""
+        self._intake = intake
+
+    async def stop(self) -> None:
+        """Stop background work."""
+
+
+AdapterClass = type[Adapter]
