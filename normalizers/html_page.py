@@ -23,20 +23,20 @@ import trafilatura
 from bs4 import BeautifulSoup, Tag
 from trafilatura.settings import use_config
 
-from adapters.opinion.sites import (
-    DetailSpec,
-    FieldSpec,
-    SiteDefinition,
-    field_value,
-    load_site,
-    read_html,
-)
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
 from normalizers.html_text import element_text
 from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time
+from normalizers.site_pages import (
+    SITE_RESOURCE,
+    DetailSpec,
+    FieldSpec,
+    SiteDefinition,
+    field_value,
+    read_html,
+)
 from normalizers.text import clean_line, clean_text
 
 _EXTRACTION = use_config()
@@ -46,9 +46,8 @@ _EXTRACTION.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
 
 
 class HtmlPageSettings(OpinionSettings):
-    """Source options the normalizer reads (the rest belong to the adapter)."""
-
-    definition: str | None = None
+    """Source options the normalizer reads (the rest belong to the adapter; the site
+    definition arrives parsed, in ``ctx.resources``)."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,9 @@ def _when(text: str | None, spec: FieldSpec | None, ctx: NormalizerContext,
     return parse_post_time(text, formats, tz=ctx.timezone, now=now)
 
 
-def _definition(settings: HtmlPageSettings) -> SiteDefinition | None:
-    return load_site(settings.definition) if settings.definition else None
+def _definition(ctx: NormalizerContext) -> SiteDefinition | None:
+    found = ctx.resources.get(SITE_RESOURCE)
+    return found if isinstance(found, SiteDefinition) else None
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _read_detail(raw: RawRecord, definition: SiteDefinition | None, ctx: Normali
 
 def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     settings = ctx.settings(HtmlPageSettings)
-    definition = _definition(settings)
+    definition = _definition(ctx)
     meta = raw.metadata
     fields: dict[str, Any] = meta.get("fields") or {}
     url = str(meta.get("url") or raw.source_ref)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from adapters.opinion.sites import (
+    SITE_RESOURCE,
     ListPage,
     extract_list,
     load_site,
@@ -171,9 +172,9 @@ def _record(fixture: str, fields: dict[str, Any], *, page: str = "detail",
 
 
 def _draft(raw: RawRecord, definition: str | None, **options: Any) -> ComplaintDraft:
-    if definition:
-        options["definition"] = definition
-    draft = normalize(raw, NormalizerContext("board", TZ, options))
+    # The adapter hands the parsed definition to the normalizer (HtmlPagesSource.resources).
+    resources = {SITE_RESOURCE: load_site(definition)} if definition else {}
+    draft = normalize(raw, NormalizerContext("board", TZ, options, resources))
     validate_draft(draft)
     return draft
 

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
@@ -32,6 +32,9 @@ from gateway.model.errors import ConfigError, Rejected, SourceError
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import RawRecord
 from gateway.support.config import describe_validation_error, load_config
+
+if TYPE_CHECKING:
+    from adapters.opinion.sites import SiteDefinition
 
 _file = click.option("--file", "file", type=click.Path(exists=True, dir_okay=False,
                                                         path_type=Path), help="a saved copy")
@@ -202,14 +205,17 @@ def sites_test(definition_ref: str, file: Path | None, url: str | None, detail: 
         raw = _raw(setup.name, item.url, page, page_type or "text/html", {
             "url": item.url, "site": options.site or definition.site, "page": "detail",
             "fields": item.fields})
-        _print_draft(raw, setup, definition_ref)
+        _print_draft(raw, setup, definition_ref, definition)
 
 
-def _print_draft(raw: RawRecord, setup: _Setup, definition_ref: str) -> None:
+def _print_draft(raw: RawRecord, setup: _Setup, definition_ref: str,
+                 definition: SiteDefinition) -> None:
+    from adapters.opinion.sites import SITE_RESOURCE
     from normalizers.html_page import normalize
 
     context = NormalizerContext(setup.name, setup.timezone,
-                                {**setup.options, "definition": definition_ref})
+                                {**setup.options, "definition": definition_ref},
+                                {SITE_RESOURCE: definition})
     try:
         click.echo(normalize(raw, context).model_dump_json())
     except Rejected as exc:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from adapters.opinion.sites import (
+    SITE_RESOURCE,
     ListItem,
     ListPage,
     SiteDefinition,
@@ -92,6 +93,11 @@ class HtmlPagesSource(PolledAdapter):
         self.poll_interval_s = self.options.poll_interval_s
         self.fetcher = Fetcher(self.options)
 
+    @classmethod
+    def resources(cls, options: Any) -> dict[str, Any]:
+        """The site definition, parsed, for the ``html_page`` normalizer."""
+        return {SITE_RESOURCE: load_site(HtmlPagesOptions.model_validate(options).definition)}
+
     async def stop(self) -> None:
         await self.fetcher.close()
 
@@ -100,12 +106,20 @@ class HtmlPagesSource(PolledAdapter):
             definition = load_site(self.options.definition)  # re-read when the file changes
         except ConfigError as exc:
             raise SourceMisconfigured("; ".join(exc.errors)) from None
+        self._share(definition)
         for start_url in self.options.start_urls or definition.start_urls:
             items = await self.new_items(definition, start_url)
             for item in reversed(items):  # oldest first: a crash never hides older items
                 fetched = await self.record(definition, item)
                 if fetched is not None:
                     yield fetched
+
+    def _share(self, definition: SiteDefinition) -> None:
+        """The normalizer reads pages by the definition this poll read (it may have
+        changed on disk since the last one)."""
+        binding = self.intake.bindings.get(self.name)
+        if binding is not None:
+            binding.context.resources[SITE_RESOURCE] = definition
 
     async def new_items(self, definition: SiteDefinition, start_url: str) -> list[ListItem]:
         """Items not journaled yet, newest first, reading list pages until a seen one."""

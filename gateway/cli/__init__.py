@@ -194,7 +194,9 @@ def _normalizer_context(source_name: str,
         raise click.UsageError(
             f"{config_path} has no source {source_name!r} (sources: {known})"
         ) from None
-    return NormalizerContext(source_name, config.tz, source.options), source
+    from gateway.server.app import binding_for
+
+    return binding_for(config, source).context, source  # with the adapter's resources
 
 
 def _mail_filtered(payload: bytes, source: SourceConfig | None) -> dict[str, str] | None:

@@ -62,6 +62,13 @@ class Adapter:
             raise RuntimeError(f"source {self.name} is not started")
         return self._intake
 
+    @classmethod
+    def resources(cls, options: Any) -> dict[str, Any]:
+        """What the source's normalizer needs resolved from the validated ``options``
+        (files read, definitions parsed), handed to it as ``NormalizerContext.resources``
+        so the normalizer does no I/O. Most adapters need none."""
+        return {}
+
     def routes(self, intake: Intake) -> list[web.RouteDef]:
         """Routes of a push adapter; a pulled adapter has none."""
         return []

@@ -2,8 +2,9 @@
 
 A normalizer is a pure function ``(RawRecord, NormalizerContext) -> ComplaintDraft`` for
 one format; it raises ``Rejected`` naming the field and reason when the input breaks the
-standard. The context carries the source's configured options and the time zone, so the
-function stays free of global state and is usable from ``minsheng normalize``.
+standard. The context carries the source's configured options, the time zone and the
+``resources`` its adapter resolved from them (a parsed site definition), so the function
+stays free of global state and I/O and is usable from ``minsheng normalize``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class NormalizerContext:
     source: str
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Data the source's adapter resolved from its options for the normalizer (e.g. a
+    # parsed site definition), so the normalizer reads no file (``Adapter.resources``).
+    resources: dict[str, Any] = field(default_factory=dict)
     _settings: dict[type[BaseModel], BaseModel] = field(default_factory=dict, repr=False)
 
     def settings(self, model: type[M]) -> M:

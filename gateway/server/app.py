@@ -37,7 +37,8 @@ def open_store(config: GatewayConfig) -> Store:
 def binding_for(config: GatewayConfig, source: SourceConfig) -> SourceBinding:
     cls = registry.adapter_class(source.adapter)
     fmt = source.format or cls.default_format
-    context = NormalizerContext(source.name, config.tz, source.options)
+    resources = cls.resources(cls.Options.model_validate(source.options))
+    context = NormalizerContext(source.name, config.tz, source.options, resources)
     return SourceBinding(registry.normalizer(fmt), context)
 
 
