@@ -208,7 +208,8 @@ def _mail_filtered(payload: bytes, source: SourceConfig | None) -> dict[str, str
 
     own: list[str] = []
     if source is not None:
-        options = registry.adapter_class(source.adapter).Options.model_validate(source.options)
+        options = registry.options_model("adapter", source.adapter).model_validate(
+            source.options)
         own = list(getattr(options, "own_addresses", None) or [])
     verdict = mail_filters.check(parse_message(payload, headers_only=True), own)
     return None if verdict is None else verdict.as_detail()

@@ -12,11 +12,11 @@ from aiohttp import web
 
 from gateway.dedup.deduplicator import Deduplicator
 from gateway.delivery.forwarder import Forwarder
-from gateway.delivery.sinks.base import Sink
+from gateway.delivery.sinks.base import Sink, SinkClass
 from gateway.intake.health import UP, SourceStatus
 from gateway.intake.pipeline import Intake, SourceBinding
 from gateway.intake.poller import PolledAdapter, Poller
-from gateway.intake.sources import Adapter, AdapterEnv
+from gateway.intake.sources import Adapter, AdapterClass, AdapterEnv
 from gateway.model.attachments import AttachmentStore
 from gateway.model.normalize import NormalizerContext
 from gateway.ops.metrics import GatewayMetrics
@@ -35,7 +35,7 @@ def open_store(config: GatewayConfig) -> Store:
 
 
 def binding_for(config: GatewayConfig, source: SourceConfig) -> SourceBinding:
-    cls = registry.adapter_class(source.adapter)
+    cls: AdapterClass = registry.adapter_class(source.adapter)
     fmt = source.format or cls.default_format
     resources = cls.resources(cls.Options.model_validate(source.options))
     context = NormalizerContext(source.name, config.tz, source.options, resources)
@@ -66,7 +66,7 @@ def build_adapters(config: GatewayConfig) -> dict[str, Adapter]:
     adapters: dict[str, Adapter] = {}
     for source in config.sources:
         if source.enabled:
-            cls = registry.adapter_class(source.adapter)
+            cls: AdapterClass = registry.adapter_class(source.adapter)
             adapters[source.name] = cls(source, cls.Options.model_validate(source.options), env)
     return adapters
 
@@ -142,7 +142,7 @@ class Gateway:
         sinks = []
         for sink_config in self.config.sinks:
             if sink_config.enabled:
-                cls = registry.sink_class(sink_config.kind)
+                cls: SinkClass = registry.sink_class(sink_config.kind)
                 sinks.append((sink_config, cls(sink_config, sink_config.options)))
         return sinks
 

@@ -342,11 +342,11 @@ def _plugin_options(item: SourceConfig | SinkConfig) -> type[BaseModel]:
     from gateway.support import registry
 
     if isinstance(item, SourceConfig):
-        options_model: type[BaseModel] = registry.adapter_class(item.adapter).Options
+        options_model = registry.options_model("adapter", item.adapter)
         if item.format is not None:
             registry.normalizer(item.format)
         return options_model
-    return registry.sink_class(item.kind).Options
+    return registry.options_model("sink", item.kind)
 
 
 def _check_plugins(raw: dict[str, Any], errors: list[str], skip: set[Loc]) -> None:

@@ -4,6 +4,10 @@ The built-in table below has the shape of an entry point (``"module:attribute"``
 third parties add theirs under the entry-point groups ``minsheng.adapters``,
 ``minsheng.normalizers`` and ``minsheng.sinks``. Config says ``adapter: web_mailbox``
 and nothing imports a concrete adapter by hand.
+
+The registry sits low (config validation asks it for each plugin's ``Options``), so it
+names no type of the layers above it: ``adapter_class`` and ``sink_class`` return a class
+the caller annotates (``AdapterClass``, ``SinkClass``) where it knows the layer.
 """
 
 from __future__ import annotations
@@ -11,12 +15,11 @@ from __future__ import annotations
 import importlib
 from functools import cache
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gateway.delivery.sinks.base import SinkClass
-    from gateway.intake.sources import AdapterClass
-    from gateway.model.normalize import Normalizer
+from pydantic import BaseModel
+
+from gateway.model.normalize import Normalizer
 
 ADAPTERS: dict[str, str] = {
     "web_mailbox": "adapters.web_mailbox:WebMailboxSource",
@@ -71,8 +74,9 @@ def names(kind: str) -> list[str]:
     return sorted(_table(group, tuple(sorted(builtin.items()))))
 
 
-def adapter_class(name: str) -> AdapterClass:
-    cls: AdapterClass = _load("adapter", "minsheng.adapters", ADAPTERS, name)
+def adapter_class(name: str) -> type[Any]:
+    """The adapter class registered as ``name`` (a ``gateway.intake.sources.Adapter``)."""
+    cls: type[Any] = _load("adapter", "minsheng.adapters", ADAPTERS, name)
     return cls
 
 
@@ -81,6 +85,14 @@ def normalizer(name: str) -> Normalizer:
     return fn
 
 
-def sink_class(name: str) -> SinkClass:
-    cls: SinkClass = _load("sink", "minsheng.sinks", SINKS, name)
+def sink_class(name: str) -> type[Any]:
+    """The sink class registered as ``name`` (a ``gateway.delivery.sinks.base.Sink``)."""
+    cls: type[Any] = _load("sink", "minsheng.sinks", SINKS, name)
     return cls
+
+
+def options_model(kind: str, name: str) -> type[BaseModel]:
+    """The ``Options`` model of the adapter or sink registered as ``name``."""
+    cls = adapter_class(name) if kind == "adapter" else sink_class(name)
+    model: type[BaseModel] = cls.Options
+    return model
