@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,12 +35,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.intake.health import DEGRADED, DISABLED, DOWN, STANDBY, STARTING, UP
+from gateway.ops.running import RunningGateway
 from gateway.store import Tx, outbox, quarantine
 from gateway.store import ops_queries as q
 from gateway.support.logging import get_logger
-
-if TYPE_CHECKING:
-    from gateway.server.app import Gateway
 
 log = get_logger("gateway.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -135,7 +133,7 @@ class StoreSnapshot:
 class GatewayMetrics:
     """The registry of one gateway and what fills it; ``await render()`` per scrape."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: RunningGateway) -> None:
         self.gateway = gateway
         self.registry = CollectorRegistry(auto_describe=False)
         self.intake_latency = Histogram(
@@ -184,7 +182,7 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
-def channel_of(gateway: Gateway, source: str) -> str:
+def channel_of(gateway: RunningGateway, source: str) -> str:
     adapter = gateway.adapters.get(source)
     return str(getattr(adapter, "channel", "unknown")) if adapter else "unknown"
 
@@ -196,7 +194,7 @@ def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
 class _ProcessFigures:
     """What this process keeps in memory: intake outcomes, sources, deliveries."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: RunningGateway) -> None:
         self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:

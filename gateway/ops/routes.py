@@ -21,21 +21,19 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from gateway.intake.health import DEGRADED, DISABLED, DOWN
 from gateway.ops.metrics import CONTENT_TYPE, call_optional, channel_of
+from gateway.ops.running import RunningGateway
 from gateway.store import Tx, journal, outbox, quarantine
 from gateway.store.ops_queries import VolumeCache
 from gateway.support import problem
 from gateway.support.config import GatewayConfig, OpsConfig
 from gateway.support.logging import mask_text
 from gateway.support.tokens import bearer_ok, same_secret
-
-if TYPE_CHECKING:
-    from gateway.server.app import Gateway
 
 STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "minsheng_ops"
@@ -129,7 +127,7 @@ def store_view(tx: Tx, config: GatewayConfig, volumes: VolumeCache, now: float) 
     }
 
 
-def sources_view(gateway: Gateway) -> list[dict[str, Any]]:
+def sources_view(gateway: RunningGateway) -> list[dict[str, Any]]:
     counts = gateway.intake.counts
     rows = []
     for name, state in sorted(gateway.status.sources.items()):
@@ -178,7 +176,7 @@ ZH_STATE = {"up": "正常", "degraded": "降级", "down": "中断", "standby": "
 class OpsView:
     """The status document of one gateway, with its store part cached for a moment."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: RunningGateway) -> None:
         self.gateway = gateway
         self.volumes = VolumeCache(gateway.config.ops.volume_days, gateway.config.tz)
         self._cached: tuple[float, dict[str, Any]] | None = None
@@ -238,7 +236,7 @@ def _login_page(status: int, message: str = "") -> web.Response:
 
 
 class OpsHandlers:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: RunningGateway) -> None:
         self.gateway = gateway
         self.view = OpsView(gateway)
         self.static_names = {p.name for p in STATIC_DIR.iterdir() if p.suffix in _MEDIA}
@@ -295,7 +293,7 @@ class OpsHandlers:
         return _static(name)
 
 
-def setup(app: web.Application, gateway: Gateway) -> None:
+def setup(app: web.Application, gateway: RunningGateway) -> None:
     """Mount the ops routes on the gateway's application."""
     handlers = OpsHandlers(gateway)
     app.add_routes([

@@ -6,19 +6,16 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
 from gateway.ops import routes as ops
+from gateway.ops.running import RunningGateway
 from gateway.store import StoreUnavailable, cases
 from gateway.support import problem
 from gateway.support.logging import get_logger, mask_text
 from gateway.support.tokens import bearer_ok
-
-if TYPE_CHECKING:
-    from gateway.server.app import Gateway
 
 log = get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,7 +49,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-def _gateway(request: web.Request) -> Gateway:
+def _gateway(request: web.Request) -> RunningGateway:
     return request.app[GATEWAY_KEY]  # type: ignore[return-value]
 
 
@@ -135,7 +132,7 @@ async def get_case(request: web.Request) -> web.Response:
     return web.Response(text=row.document, content_type="application/json")
 
 
-def build_app(gateway: Gateway) -> web.Application:
+def build_app(gateway: RunningGateway) -> web.Application:
     limits = [getattr(a, "max_body", 0) for a in gateway.adapters.values()]
     app = web.Application(
         middlewares=[request_context], client_max_size=max([1024**2, *limits]) + 65536
