@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -105,6 +105,14 @@ class ImapEmailSource(PolledAdapter):
         self._watch_retry_at: dict[str, float] = {}
         self._last_fetch = 0.0
         self.idling: set[str] = set()  # folders with a live IDLE connection (for status)
+
+    @classmethod
+    def set_aside(cls, payload: bytes, options: Mapping[str, Any]) -> dict[str, str] | None:
+        """What this source would journal as ``filtered`` for the mail ``payload`` (an
+        auto-reply, a bounce, our own mail), or ``None``: ``minsheng normalize`` asks."""
+        own = ImapEmailOptions.model_validate(options).own_addresses if options else []
+        verdict = mail_filters.check(parse_message(payload, headers_only=True), own)
+        return None if verdict is None else verdict.as_detail()
 
     async def stop(self) -> None:
         for task in self._watchers.values():

@@ -128,6 +128,7 @@ def code_check(case_code: str, region: str | None, config_path: Path) -> None:
 EXIT_REJECTED = 1
 EXIT_FILTERED = 3
 EMAIL_FORMAT = "email"  # the registry's name of the e-mail normalizer
+EMAIL_ADAPTER = "imap_email"  # and of the e-mail adapter, whose filters it applies
 
 
 @main.command()
@@ -201,18 +202,12 @@ def _normalizer_context(source_name: str,
 
 def _mail_filtered(payload: bytes, source: SourceConfig | None) -> dict[str, str] | None:
     """What the IMAP source journals for a mail its filters set aside (``None``: a
-    possible complaint): the same ``mail_filters.check`` on the header, with the
-    source's ``own_addresses`` read by its adapter's options model (none without one)."""
-    from normalizers import mail_filters
-    from normalizers.email import parse_message
-
-    own: list[str] = []
-    if source is not None:
-        options = registry.options_model("adapter", source.adapter).model_validate(
-            source.options)
-        own = list(getattr(options, "own_addresses", None) or [])
-    verdict = mail_filters.check(parse_message(payload, headers_only=True), own)
-    return None if verdict is None else verdict.as_detail()
+    possible complaint), asked of the e-mail adapter through the registry, with the
+    source's ``own_addresses`` when it is an e-mail source (none without one)."""
+    options = source.options if source is not None and source.adapter == EMAIL_ADAPTER else {}
+    verdict: dict[str, str] | None = registry.adapter_class(EMAIL_ADAPTER).set_aside(
+        payload, options)
+    return verdict
 
 
 @main.group("quarantine")
