@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.store.engine import Tx
+from gateway.intake.ports import Tx
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from typing import Any, Literal
 from adapters.cdr_webhook import call_store as store_calls
 from adapters.cdr_webhook.call_store import CallSummary, KpiRow
 from gateway.intake.pipeline import Intake, failure_detail, run_parser
+from gateway.intake.ports import CaseRecord, JournalStatus, Tx
 from gateway.model.errors import FieldError, Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import Complaint, RawRecord
 from gateway.model.validation import validate_draft
-from gateway.store import Tx, cases, journal, quarantine
 from gateway.support.logging import get_logger
 from normalizers.call_state import (
     CallEvent,
@@ -116,17 +116,17 @@ class CallFlow:
     # -- units of work (run on the store's writer thread) ---------------------------------
 
     def _reject(self, tx: Tx, raw: RawRecord, rejection: Rejected) -> CallResult:
-        raw_id = journal.insert_raw(tx, raw, journal.REJECTED, rejection.as_list())
+        raw_id = self.intake.services.journal(tx, raw, "rejected", rejection.as_list())
         return CallResult("rejected", raw_id, errors=rejection.errors)
 
     def _quarantine(self, tx: Tx, raw: RawRecord, detail: dict[str, Any]) -> CallResult:
-        raw_id = journal.insert_raw(tx, raw, journal.QUARANTINED, detail)
-        qid = quarantine.add(tx, raw.source, raw_id, "normalizer_error", detail)
+        raw_id = self.intake.services.journal(tx, raw, "quarantined", detail)
+        qid = self.intake.services.quarantine(tx, raw.source, raw_id, "normalizer_error", detail)
         return CallResult("quarantined", raw_id, quarantine_id=qid)
 
     def _ignore(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:
         detail = {"call_id": event.call_id, "ignored": event.ignore}
-        raw_id = journal.insert_raw(tx, raw, journal.FILTERED, detail)
+        raw_id = self.intake.services.journal(tx, raw, "filtered", detail)
         return CallResult("ignored", raw_id, call_id=event.call_id)
 
     def _apply(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:
@@ -136,9 +136,9 @@ class CallFlow:
                   else CallState.start(event.call_id, raw.received_at))
         state = before.merge(event, raw.received_at)
         changed = row is None or state != before
-        case = cases.get_by_id(tx, row.case_id) if row and row.case_id else None
-        status = journal.ACCEPTED if changed else journal.REPLAY
-        raw_id = journal.insert_raw(tx, raw, status)
+        case = self.intake.services.case(tx, row.case_id) if row and row.case_id else None
+        status: JournalStatus = "accepted" if changed else "replay"
+        raw_id = self.intake.services.journal(tx, raw, status)
         outcome, case_id, code, kind = self._decide(tx, raw_id, state, case, changed)
         if row is not None and row.case_kind and case_id == row.case_id and kind is None:
             kind = row.case_kind
@@ -150,10 +150,10 @@ class CallFlow:
         elif changed or case_id != row.case_id:
             store_calls.update(tx, row.id, summary, state.to_json(), case_id, kind)
         detail = {"call_id": event.call_id, "outcome": outcome, "case_code": code}
-        journal.set_outcome(tx, raw_id, status, case_id, detail)
+        self.intake.services.set_outcome(tx, raw_id, status, case_id, detail)
         return CallResult(outcome, raw_id, event.call_id, code, state.status, waiting_for)
 
-    def _decide(self, tx: Tx, raw_id: int, state: CallState, case: cases.CaseRow | None,
+    def _decide(self, tx: Tx, raw_id: int, state: CallState, case: CaseRecord | None,
                 changed: bool) -> tuple[str, int | None, str | None, str | None]:
         """(outcome, case id, case code, case kind if filed or re-filed now)."""
         if case is not None:
@@ -178,7 +178,7 @@ class CallFlow:
             return number is not None
         return False
 
-    def _update(self, tx: Tx, case: cases.CaseRow, state: CallState) -> bool:
+    def _update(self, tx: Tx, case: CaseRecord, state: CallState) -> bool:
         """Refresh the case from the call's state; False when nothing in it changed."""
         complaint = Complaint.model_validate_json(case.document)
         draft = complaint_draft(state, self.source, complaint.received_at)

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from adapters.imap_email.client import Fetched as ImapFetched
@@ -49,7 +47,6 @@ from gateway.intake.poller import Fetched, PolledAdapter
 from gateway.intake.sources import AdapterEnv
 from gateway.model.errors import SourceError, SourceMisconfigured
 from gateway.model.schema import RawRecord
-from gateway.store import Tx, checkpoints, journal, quarantine
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from normalizers import mail_filters
@@ -81,12 +78,6 @@ def _received_at(head: ImapFetched) -> datetime:
     now = datetime.now(UTC)
     when = head.internaldate
     return when if when is not None and when <= now + _CLOCK_SKEW else now
-
-
-def _oversized_refs(tx: Tx, source: str) -> set[str]:
-    rows = tx.fetchall("SELECT detail FROM quarantine WHERE source = ? AND reason = ?",
-                       (source, OVERSIZED))
-    return {str(json.loads(r[0]).get("message_ref")) for r in rows if r[0]}
 
 
 class ImapEmailSource(PolledAdapter):
@@ -233,8 +224,7 @@ class ImapEmailSource(PolledAdapter):
             header = parse_message(head.sections.get("BODY[HEADER]", b""), headers_only=True)
             mails[head.uid] = _Mail(head, header, message_ref(header), "download")
         refs = [m.ref for m in mails.values()]
-        known = await self.intake.store.read(
-            lambda tx: journal.refs_journaled(tx, self.name, refs))
+        known = await self.intake.services.journaled_refs(self.name, refs)
         seen: set[str] = set()
         for mail in sorted(mails.values(), key=lambda m: m.head.uid):  # a copy: the later
             if (mail.head.size or 0) > self.options.max_message_bytes:
@@ -275,8 +265,7 @@ class ImapEmailSource(PolledAdapter):
     async def _save(self, cursor: Cursor) -> None:
         """Commit progress the poller has not committed (mails that were not yielded)."""
         if cursor.dirty:
-            await self.intake.store.write(
-                partial(checkpoints.put, source=self.name, value=cursor.snapshot()))
+            await self.intake.services.save_checkpoint(self.name, cursor.snapshot())
             cursor.dirty = False
 
     # -- what happens to a mail ----------------------------------------------------------
@@ -302,8 +291,8 @@ class ImapEmailSource(PolledAdapter):
 
     async def _quarantine_oversized(self, folder: str, uidvalidity: int, mail: _Mail) -> None:
         """A quarantine entry (no journal record: the mail was not downloaded), once."""
-        store = self.intake.store
-        if mail.ref in await store.read(partial(_oversized_refs, source=self.name)):
+        services = self.intake.services
+        if mail.ref in await services.quarantined_refs(self.name, OVERSIZED, "message_ref"):
             return
         detail = {
             "reason": "邮件超过大小上限，未下载 (mail over the size limit, not downloaded)",
@@ -312,8 +301,7 @@ class ImapEmailSource(PolledAdapter):
             "from": address_of(mail.header, "from"),
             "subject": header_text(mail.header, "subject")[:200], "message_ref": mail.ref,
         }
-        entry = await store.write(
-            lambda tx: quarantine.add(tx, self.name, None, OVERSIZED, detail))
+        entry = await services.quarantine_item(self.name, OVERSIZED, detail)
         self._count("quarantined")
         log.warning("imap_mail_too_large", source=self.name, folder=folder,
                     uid=mail.head.uid, size=mail.head.size, quarantine_id=entry)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -26,7 +25,6 @@ from pydantic import ConfigDict, Field
 from gateway.intake.poller import Fetched
 from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from gateway.model.schema import RawRecord
-from gateway.store import journal
 from gateway.support.http_client import USER_AGENT, make_client
 from gateway.support.logging import get_logger
 from normalizers.opinion_post import OpinionSettings
@@ -225,10 +223,7 @@ class Fetcher:
 
 async def journaled_refs(intake: Intake, source: str, refs: list[str]) -> set[str]:
     """Which of ``refs`` this source has journaled already (whatever became of them)."""
-    if not refs:
-        return set()
-    return await intake.store.read(partial(journal.refs_journaled, source=source,
-                                           refs=list(refs)))
+    return await intake.services.journaled_refs(source, refs)
 
 
 async def judge(intake: Intake, raw: RawRecord, rules: Relevance) -> Fetched | Verdict:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.dedup import deduplicator as dedup
 from gateway.dedup.deduplicator import Decision, Deduplicator, Fingerprint
+from gateway.intake.ports import AdapterServices
 from gateway.model.casecode import format_code
 from gateway.model.errors import FieldError, Rejected
 from gateway.model.normalize import Normalizer, NormalizerContext
@@ -25,6 +26,7 @@ from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
 from gateway.store import Store, Tx, cases, journal, outbox, quarantine
 from gateway.store.cases import CaseRow
+from gateway.store.services import StoreServices
 from gateway.support.logging import get_logger
 
 log = get_logger("gateway.intake")
@@ -124,6 +126,8 @@ class Intake:
         dedup: Deduplicator | None = None,
     ) -> None:
         self.store = store
+        # What adapters may ask of the store (they never import it): gateway.intake.ports.
+        self.services: AdapterServices = StoreServices(store)
         self.dedup = dedup or Deduplicator()
         self.region = region
         self.timezone = timezone
