@@ -27,6 +27,7 @@ from gateway.support import problem
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from gateway.support.tokens import bearer_ok
+from normalizers.charset import media_type
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
 if TYPE_CHECKING:
@@ -72,14 +73,12 @@ def answer(result: IntakeResult) -> web.Response:
     )
 
 
-class WebMailboxSource(Adapter):
-    Options = WebMailboxOptions
+class WebMailboxSource(Adapter[WebMailboxOptions]):
     channel = "web"
     default_format = "web_form"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = WebMailboxOptions.model_validate(options)
         self.max_body = self.options.max_body_kb * 1024
         limits = self.options.rate_limit
         self.limiter = RateLimiter(limits) if limits is not None else None
@@ -161,9 +160,7 @@ class WebMailboxSource(Adapter):
             if error is not None:
                 errors.append(error)
                 continue
-            media_type = part.headers.get("Content-Type", "application/octet-stream")
-            media_type = media_type.split(";")[0].strip().lower()
-            attachment = describe(data, part.filename, media_type)
+            attachment = describe(data, part.filename, _part_type(part))
             blobs[attachment.sha256] = data
             files.append(attachment)
         envelope = {"fields": fields, "attachments": [f.model_dump() for f in files]}
@@ -174,8 +171,7 @@ class WebMailboxSource(Adapter):
         self, part: BodyPartReader, data: bytes, limit: int, kept: int
     ) -> FieldError | None:
         name = part.name or "attachments"
-        media_type = part.headers.get("Content-Type", "application/octet-stream")
-        media_type = media_type.split(";")[0].strip().lower()
+        declared = _part_type(part)
         if kept >= self.options.max_attachments:
             return FieldError(name, "too_many_files",
                               f"附件不能超过 {self.options.max_attachments} 个",
@@ -184,13 +180,13 @@ class WebMailboxSource(Adapter):
             return FieldError(name, "file_too_large",
                               f"附件不能超过 {self.options.max_attachment_mb:g} MB",
                               f"an attachment is larger than {self.options.max_attachment_mb:g} MB")
-        if media_type not in self.options.allowed_media_types:
-            return FieldError(name, "media_type_not_allowed", f"不接受 {media_type} 类型的附件",
-                              f"attachments of type {media_type} are not accepted")
-        magic = _MAGIC.get(media_type)
+        if declared not in self.options.allowed_media_types:
+            return FieldError(name, "media_type_not_allowed", f"不接受 {declared} 类型的附件",
+                              f"attachments of type {declared} are not accepted")
+        magic = _MAGIC.get(declared)
         if magic and not data.startswith(magic):
             return FieldError(name, "media_type_mismatch", "附件内容与声明的类型不符",
-                              f"the file's content is not {media_type}")
+                              f"the file's content is not {declared}")
         return None
 
 
@@ -205,3 +201,8 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _part_type(part: BodyPartReader) -> str:
+    """The media type a multipart part declares (``application/octet-stream`` if none)."""
+    return media_type(part.headers.get("Content-Type", "application/octet-stream"))

@@ -89,14 +89,12 @@ def answer(result: CallResult) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-class CdrWebhookSource(Adapter):
-    Options = CdrWebhookOptions
+class CdrWebhookSource(Adapter[CdrWebhookOptions]):
     channel = "phone"
     default_format = "generic_json"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = CdrWebhookOptions.model_validate(options)
         self.format = config.format or self.default_format
         if self.format not in PARSERS:
             raise ConfigError([f"source {self.name}: format {self.format!r} is not a phone "
@@ -120,10 +118,9 @@ class CdrWebhookSource(Adapter):
         flow = self.flow_
         parse, parse_notes = load_parser(PARSERS[self.format]), load_parser(NOTES_PARSER)
 
-        async def again(raw: RawRecord) -> tuple[str, int, str | None]:
+        async def again(raw: RawRecord) -> CallResult:
             kind = raw.metadata.get("kind")
-            result = await flow.submit(raw, parse_notes if kind == "notes" else parse)
-            return result.outcome, result.raw_id, result.case_code
+            return await flow.submit(raw, parse_notes if kind == "notes" else parse)
 
         return again
 

@@ -17,15 +17,15 @@ The answer is given only after the commit. ``hotline_stats`` computes the KPIs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from adapters.cdr_webhook import call_store as store_calls
 from adapters.cdr_webhook.call_store import CallSummary, KpiRow
-from gateway.intake.pipeline import Intake, failure_detail, run_parser
+from gateway.intake.pipeline import Intake, IntakeResult, failure_detail, run_parser
 from gateway.intake.ports import CaseRecord, JournalStatus, Tx
-from gateway.model.errors import FieldError, Rejected
+from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import Complaint, RawRecord
 from gateway.model.validation import validate_draft
@@ -52,18 +52,19 @@ class CallPolicy:
     notes_timeout_s: float = 1800.0
 
 
-@dataclass(frozen=True)
-class CallResult:
-    """What became of one phone record; ``as_json`` is the answer the sender gets."""
+# What became of one phone record (a subset of the intake's outcomes).
+CallOutcome = Literal["new", "updated", "replay", "recorded", "ignored", "rejected",
+                      "quarantined"]
 
-    outcome: str  # new | updated | replay | recorded | ignored | rejected | quarantined
-    raw_id: int
+
+@dataclass(frozen=True)
+class CallResult(IntakeResult):
+    """What became of one phone record: an ``IntakeResult`` (so the flow answers like the
+    intake) with the call's own fields; ``as_json`` is the answer the sender gets."""
+
     call_id: str | None = None
-    case_code: str | None = None
     status: str | None = None
     waiting_for: str | None = None
-    errors: list[FieldError] = field(default_factory=list)
-    quarantine_id: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         body = {"outcome": self.outcome, "call_id": self.call_id, "case_code": self.case_code,
@@ -151,10 +152,11 @@ class CallFlow:
             store_calls.update(tx, row.id, summary, state.to_json(), case_id, kind)
         detail = {"call_id": event.call_id, "outcome": outcome, "case_code": code}
         self.intake.services.set_outcome(tx, raw_id, status, case_id, detail)
-        return CallResult(outcome, raw_id, event.call_id, code, state.status, waiting_for)
+        return CallResult(outcome, raw_id, case_code=code, call_id=event.call_id,
+                          status=state.status, waiting_for=waiting_for)
 
     def _decide(self, tx: Tx, raw_id: int, state: CallState, case: CaseRecord | None,
-                changed: bool) -> tuple[str, int | None, str | None, str | None]:
+                changed: bool) -> tuple[CallOutcome, int | None, str | None, str | None]:
         """(outcome, case id, case code, case kind if filed or re-filed now)."""
         if case is not None:
             if changed and self._update(tx, case, state):

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from adapters.imap_email.client import Fetched as ImapFetched
 from adapters.imap_email.client import FolderInfo, ImapSession
@@ -53,13 +53,16 @@ from normalizers import mail_filters
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
 
 if TYPE_CHECKING:
-    from gateway.intake.pipeline import IntakeResult
+    from gateway.intake.pipeline import IntakeResult, Outcome
 
 log = get_logger("adapters.imap_email")
 
 HEAD_ITEMS = "UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]"
 BODY_ITEMS = "UID BODY.PEEK[]"
-OVERSIZED = "oversized_mail"
+OVERSIZED: Final = "oversized_mail"  # the action, and the quarantine reason
+# What a batch does with a mail, decided from its header: quarantine it unread (over the
+# size limit), only redo the post-action (journaled already), or download it.
+MailAction = Literal["oversized_mail", "known", "download"]
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -70,7 +73,7 @@ class _Mail:
     head: ImapFetched
     header: Message
     ref: str
-    action: str  # oversized | known | download
+    action: MailAction
 
 
 def _received_at(head: ImapFetched) -> datetime:
@@ -80,14 +83,12 @@ def _received_at(head: ImapFetched) -> datetime:
     return when if when is not None and when <= now + _CLOCK_SKEW else now
 
 
-class ImapEmailSource(PolledAdapter):
-    Options = ImapEmailOptions
+class ImapEmailSource(PolledAdapter[ImapEmailOptions]):
     channel = "email"
     default_format = "email"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = ImapEmailOptions.model_validate(options)
         self.poll_interval_s = self.options.poll_interval_s
         self.max_backoff_s = self.options.max_backoff_s
         self.lease_s = self.options.lease_s
@@ -306,7 +307,7 @@ class ImapEmailSource(PolledAdapter):
         log.warning("imap_mail_too_large", source=self.name, folder=folder,
                     uid=mail.head.uid, size=mail.head.size, quarantine_id=entry)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: Outcome) -> None:
         self.intake.count(self.name, outcome)
 
     async def _close_session(self) -> None:

@@ -70,15 +70,13 @@ def entry_records(source: str, feed: ParsedFeed, limit: int) -> list[RawRecord]:
     return list(records.values())
 
 
-class FeedSource(PolledAdapter):
-    Options = FeedOptions
+class FeedSource(PolledAdapter[FeedOptions]):
     lease_s = 60.0  # renewed between items; the first one follows one GET and a parse
     channel = "opinion"
     default_format = "feed_entry"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = FeedOptions.model_validate(options)
         self.poll_interval_s = self.options.poll_interval_s
         self.fetcher = Fetcher(self.options)
 

@@ -81,15 +81,13 @@ def _list_page(content: bytes, content_type: str, definition: SiteDefinition, ur
     return extract_list(definition, soup, url, page, start_url)
 
 
-class HtmlPagesSource(PolledAdapter):
-    Options = HtmlPagesOptions
+class HtmlPagesSource(PolledAdapter[HtmlPagesOptions]):
     lease_s = 180.0  # renewed between items; the first follows a paced crawl of the lists
     channel = "opinion"
     default_format = "html_page"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = HtmlPagesOptions.model_validate(options)
         self.poll_interval_s = self.options.poll_interval_s
         self.fetcher = Fetcher(self.options)
 

@@ -13,7 +13,7 @@ import asyncio
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from gateway.dedup import deduplicator as dedup
@@ -50,11 +50,18 @@ def failure_detail(exc: BaseException) -> dict[str, Any]:
     return {"error": repr(exc), "traceback": traceback.format_exc(limit=8)}
 
 
+# What became of one raw record. The pipeline answers new, repeat, related, replay,
+# rejected or quarantined; a flow of an adapter's own (phone calls joined per call) also
+# updated, recorded or ignored; an item an adapter's filter set aside is filtered.
+Outcome = Literal["new", "repeat", "related", "replay", "rejected", "quarantined",
+                  "updated", "recorded", "ignored", "filtered"]
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     """What became of one raw record; ``as_json`` is the answer a pushing source gets."""
 
-    outcome: str  # new | repeat | related | replay | rejected | quarantined
+    outcome: Outcome
     raw_id: int
     case_code: str | None = None
     errors: list[FieldError] = field(default_factory=list)
@@ -83,8 +90,8 @@ class SourceBinding:
     context: NormalizerContext
 
 
-# A source's own intake flow: takes a raw record, answers (outcome, raw id, case code).
-Flow = Callable[[RawRecord], Awaitable[tuple[str, int, str | None]]]
+# A source's own intake flow: takes a raw record, answers like the intake does.
+Flow = Callable[[RawRecord], Awaitable[IntakeResult]]
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ class Intake:
         raw_id = await self.store.write(
             lambda tx: journal.insert_raw(tx, raw, journal.FILTERED, detail)
         )
-        self.count(raw.source, journal.FILTERED)
+        self.count(raw.source, "filtered")
         log.info("intake", source=raw.source, outcome=journal.FILTERED, raw_id=raw_id,
                  reason=detail.get("reason"))
         return raw_id
@@ -198,15 +205,16 @@ class Intake:
         """A source with a flow of its own (phone calls) takes the record again as if it
         had just arrived; the old journal row is marked superseded and its quarantine entry
         resolved, so nothing stays open twice."""
-        outcome, new_raw_id, case_code = await flow(record)
-        resolution = f"retried as raw:{new_raw_id}: {outcome} {case_code or ''}".strip()
+        result = await flow(record)
+        new_raw_id, case_code = result.raw_id, result.case_code
+        resolution = f"retried as raw:{new_raw_id}: {result.outcome} {case_code or ''}".strip()
 
         def close(tx: Tx) -> None:
             journal.set_outcome(tx, raw_id, journal.SUPERSEDED, None, {"by": new_raw_id})
             quarantine.resolve(tx, quarantine_id, resolution)
 
         await self.store.write(close)
-        return IntakeResult(outcome, new_raw_id, case_code=case_code)
+        return IntakeResult(result.outcome, new_raw_id, case_code=case_code)
 
     async def _process(
         self, raw: RawRecord, quarantine_rejects: bool, entry: _Journal,
@@ -341,7 +349,7 @@ class Intake:
         if draft is not None:
             self.dedup.refile(tx, case_id, self.dedup.fingerprint(draft))
 
-    def count(self, source: str, outcome: str) -> None:
+    def count(self, source: str, outcome: Outcome) -> None:
         """Count one record of ``source`` by what became of it (metrics and status read
         these); adapters that journal records themselves (filtered items) count here too."""
         key = (source, outcome)

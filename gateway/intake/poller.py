@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.intake.health import DISABLED, STANDBY, SourceStatus
-from gateway.intake.sources import Adapter
+from gateway.intake.sources import Adapter, OptionsT
 from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.store import Store, checkpoints
@@ -48,7 +48,7 @@ class Fetched:
     draft: ComplaintDraft | None = None
 
 
-class PolledAdapter(Adapter):
+class PolledAdapter(Adapter[OptionsT]):
     """Base of pulled adapters: implement ``fetch``; optionally ``after_journaled``."""
 
     poll_interval_s: float = 60.0
@@ -83,7 +83,7 @@ class Poller:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
 
-    def start(self, adapter: PolledAdapter) -> None:
+    def start(self, adapter: PolledAdapter[Any]) -> None:
         adapter._wake_event = asyncio.Event()  # type: ignore[attr-defined]
         self._tasks[adapter.name] = asyncio.create_task(self._run(adapter), name=adapter.name)
 
@@ -97,11 +97,11 @@ class Poller:
                 partial(checkpoints.release_lease, name=f"source:{name}", owner=self.owner)
             )
 
-    async def _lease(self, adapter: PolledAdapter) -> bool:
+    async def _lease(self, adapter: PolledAdapter[Any]) -> bool:
         name, owner, ttl = f"source:{adapter.name}", self.owner, adapter.lease_s
         return await self.store.write(lambda tx: checkpoints.acquire_lease(tx, name, owner, ttl))
 
-    async def _run(self, adapter: PolledAdapter) -> None:
+    async def _run(self, adapter: PolledAdapter[Any]) -> None:
         failures = 0
         while not self._stopping.is_set():
             if not await self._lease(adapter):
@@ -131,7 +131,7 @@ class Poller:
             self.status.success(adapter.name, time.monotonic() - started)
             await self._sleep(adapter, adapter.poll_interval_s)
 
-    async def _poll_holding_lease(self, adapter: PolledAdapter) -> int:
+    async def _poll_holding_lease(self, adapter: PolledAdapter[Any]) -> int:
         """Run one pass while renewing the lease every third of its time; a replica that
         loses its lease (e.g. stalled past it) stops the pass: another one polls now."""
         poll = asyncio.create_task(self._traced_poll(adapter))
@@ -149,14 +149,14 @@ class Poller:
                 with contextlib.suppress(asyncio.CancelledError):
                     await poll
 
-    async def _traced_poll(self, adapter: PolledAdapter) -> int:
+    async def _traced_poll(self, adapter: PolledAdapter[Any]) -> int:
         """A pass with a ``poll_id`` in every log line it causes (the pulled counterpart of
         an HTTP request id)."""
         with structlog.contextvars.bound_contextvars(poll_id=uuid.uuid4().hex,
                                                      source=adapter.name):
             return await self.poll_once(adapter)
 
-    async def poll_once(self, adapter: PolledAdapter) -> int:
+    async def poll_once(self, adapter: PolledAdapter[Any]) -> int:
         """One pass: journal every new item, then commit its checkpoint. Returns the count
         of records submitted."""
         name = adapter.name
@@ -174,7 +174,7 @@ class Poller:
                 )
         return count
 
-    async def _sleep(self, adapter: PolledAdapter, seconds: float) -> None:
+    async def _sleep(self, adapter: PolledAdapter[Any], seconds: float) -> None:
         event: asyncio.Event = adapter._wake_event  # type: ignore[attr-defined]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=seconds)

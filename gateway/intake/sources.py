@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, get_args
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -30,6 +30,9 @@ class AdapterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
 @dataclass(frozen=True)
 class AdapterEnv:
     """What the gateway lends an adapter."""
@@ -39,14 +42,28 @@ class AdapterEnv:
     timezone: ZoneInfo
 
 
-class Adapter:
-    """Base of every adapter: subclasses set the class attributes below."""
+class Adapter(Generic[OptionsT]):
+    """Base of every adapter: subclasses set the class attributes below.
+
+    ``class FeedSource(PolledAdapter[FeedOptions])`` names the options model once: it
+    becomes ``Options`` (what config validation and ``check-config`` use) and
+    ``self.options`` is the source's options validated by it.
+    """
 
     Options: ClassVar[type[BaseModel]] = AdapterOptions
     channel: ClassVar[Channel]
     default_format: ClassVar[str]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            found = [a for a in get_args(base) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if found and "Options" not in cls.__dict__:
+                cls.Options = found[0]
+
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
+        # The wiring validated the options already; a model instance passes through.
+        self.options = cast(OptionsT, self.Options.model_validate(options))
         self.config = config
         self.name = config.name
         self.env = env
@@ -88,4 +105,4 @@ class Adapter:
         """Stop background work."""
 
 
-AdapterClass = type[Adapter]
+AdapterClass = type[Adapter[Any]]

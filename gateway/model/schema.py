@@ -18,6 +18,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, f
 SCHEMA_VERSION: Literal[1] = 1
 
 Channel = Literal["phone", "web", "email", "opinion"]
+# How a call ended: answered, or one of the ways a call is missed.
+Disposition = Literal["answered", "abandoned", "no_answer", "busy", "failed"]
 CHANNELS: tuple[Channel, ...] = ("phone", "web", "email", "opinion")
 
 
@@ -85,7 +87,7 @@ class CallInfo(_Model):
     agent: str | None = None
     queue: str | None = None
     recording_ref: str | None = None
-    disposition: str | None = None
+    disposition: Disposition | None = None
 
     _to_utc = field_validator("started_at", "answered_at", "ended_at")(_utc)
 

@@ -8,7 +8,7 @@ the server (a typing-only import is still an arrow: it made a cycle here).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.intake.health import SourceStatus
 from gateway.intake.pipeline import Intake
@@ -38,7 +38,7 @@ class RunningGateway(Protocol):
     def intake(self) -> Intake: ...
 
     @property
-    def adapters(self) -> Mapping[str, Adapter]: ...
+    def adapters(self) -> Mapping[str, Adapter[Any]]: ...
 
     @property
     def status(self) -> SourceStatus: ...

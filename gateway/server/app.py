@@ -60,10 +60,10 @@ def build_intake(config: GatewayConfig, store: Store) -> Intake:
     )
 
 
-def build_adapters(config: GatewayConfig) -> dict[str, Adapter]:
+def build_adapters(config: GatewayConfig) -> dict[str, Adapter[Any]]:
     """An instance of every enabled source's adapter, by source name."""
     env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz)
-    adapters: dict[str, Adapter] = {}
+    adapters: dict[str, Adapter[Any]] = {}
     for source in config.sources:
         if source.enabled:
             cls: AdapterClass = registry.adapter_class(source.adapter)
@@ -71,7 +71,7 @@ def build_adapters(config: GatewayConfig) -> dict[str, Adapter]:
     return adapters
 
 
-def wire_intake(config: GatewayConfig, store: Store) -> tuple[Intake, dict[str, Adapter]]:
+def wire_intake(config: GatewayConfig, store: Store) -> tuple[Intake, dict[str, Adapter[Any]]]:
     """The intake and every enabled source's adapter, with the adapters' own flows bound
     to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
     phone record goes back through its call flow there too."""
@@ -81,7 +81,7 @@ def wire_intake(config: GatewayConfig, store: Store) -> tuple[Intake, dict[str, 
     return intake, adapters
 
 
-def bind_flows(intake: Intake, adapters: Mapping[str, Adapter]) -> None:
+def bind_flows(intake: Intake, adapters: Mapping[str, Adapter[Any]]) -> None:
     """Let the intake hand records back to adapters that have a flow of their own."""
     for name, adapter in adapters.items():
         flow = adapter.flow(intake)
@@ -97,7 +97,7 @@ class Gateway:
     store: Store = field(init=False)
     intake: Intake = field(init=False)
     forwarder: Forwarder = field(init=False)
-    adapters: dict[str, Adapter] = field(init=False, default_factory=dict)
+    adapters: dict[str, Adapter[Any]] = field(init=False, default_factory=dict)
     status: SourceStatus = field(init=False, default_factory=SourceStatus)
     poller: Poller = field(init=False)
     metrics: GatewayMetrics = field(init=False)
