@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.model.errors import PermanentSinkError
@@ -57,7 +58,7 @@ def settle(tx: Tx, policy: RetryPolicy, batch: Sequence[Delivery], outcomes: lis
 
 class Forwarder:
     def __init__(
-        self, store: Store, sinks: list[tuple[SinkConfig, Sink]],
+        self, store: Store, sinks: list[tuple[SinkConfig, Sink[Any]]],
         retention_s: float | None = None,
     ) -> None:
         """``retention_s``: delete entries delivered longer ago than this (None: keep)."""
@@ -95,7 +96,7 @@ class Forwarder:
             await sink.close()
         await self.store.write(lambda tx: outbox.release_leases(tx, self.owner))
 
-    async def _run(self, config: SinkConfig, sink: Sink) -> None:
+    async def _run(self, config: SinkConfig, sink: Sink[Any]) -> None:
         wake = self._wake[config.name]
         while not self._stopping:
             wake.clear()
@@ -143,7 +144,7 @@ class Forwarder:
                      retention_days=round(self.retention_s / 86400.0, 3))
         return dict(deleted)
 
-    async def forward_once(self, config: SinkConfig, sink: Sink) -> int:
+    async def forward_once(self, config: SinkConfig, sink: Sink[Any]) -> int:
         """Claim, deliver and settle one batch; returns how many entries it handled."""
         batch = await self.store.write(
             lambda tx: outbox.claim(tx, config.name, config.batch_size, config.lease_s, self.owner)

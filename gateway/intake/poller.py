@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from gateway.intake.health import DISABLED, STANDBY, SourceStatus
-from gateway.intake.sources import Adapter, OptionsT
+from gateway.intake.sources import Adapter
 from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.store import Store, checkpoints
 from gateway.support.logging import get_logger
+from gateway.support.plugin import OptionsT
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Intake, IntakeResult

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, get_args
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway.model.attachments import AttachmentStore
 from gateway.model.schema import Channel
 from gateway.support.config import SourceConfig
+from gateway.support.plugin import Configurable, OptionsT
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Flow, Intake
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
 
 class AdapterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -42,28 +40,17 @@ class AdapterEnv:
     timezone: ZoneInfo
 
 
-class Adapter(Generic[OptionsT]):
-    """Base of every adapter: subclasses set the class attributes below.
-
-    ``class FeedSource(PolledAdapter[FeedOptions])`` names the options model once: it
-    becomes ``Options`` (what config validation and ``check-config`` use) and
-    ``self.options`` is the source's options validated by it.
-    """
+class Adapter(Configurable[OptionsT]):
+    """Base of every adapter: subclasses set the class attributes below and name their
+    options model as the type parameter (``gateway.support.plugin``)."""
 
     Options: ClassVar[type[BaseModel]] = AdapterOptions
     channel: ClassVar[Channel]
     default_format: ClassVar[str]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for base in cls.__dict__.get("__orig_bases__", ()):
-            found = [a for a in get_args(base) if isinstance(a, type) and issubclass(a, BaseModel)]
-            if found and "Options" not in cls.__dict__:
-                cls.Options = found[0]
-
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         # The wiring validated the options already; a model instance passes through.
-        self.options = cast(OptionsT, self.Options.model_validate(options))
+        self.options = self.validated_options(options)
         self.config = config
         self.name = config.name
         self.env = env

@@ -138,7 +138,7 @@ class Gateway:
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
 
-    def _sinks(self) -> list[tuple[Any, Sink]]:
+    def _sinks(self) -> list[tuple[Any, Sink[Any]]]:
         sinks = []
         for sink_config in self.config.sinks:
             if sink_config.enabled:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway.model.errors import SinkError
 from gateway.store.outbox import Delivery
 from gateway.support.config import SinkConfig
+from gateway.support.plugin import Configurable, OptionsT
 
 Outcome = SinkError | None
 
@@ -24,12 +25,14 @@ class SinkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Sink:
-    """Base of every sink kind; subclasses set ``Options`` and implement ``deliver``."""
+class Sink(Configurable[OptionsT]):
+    """Base of every sink kind; subclasses name their options model as the type parameter
+    (``gateway.support.plugin``) and implement ``deliver``."""
 
     Options: ClassVar[type[BaseModel]] = SinkOptions
 
     def __init__(self, config: SinkConfig, options: Any) -> None:
+        self.options = self.validated_options(options)
         self.config = config
         self.name = config.name
 
@@ -43,4 +46,4 @@ class Sink:
         raise NotImplementedError
 
 
-SinkClass = type[Sink]
+SinkClass = type[Sink[Any]]

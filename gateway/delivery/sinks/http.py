@@ -69,12 +69,9 @@ def idempotency_key(delivery: Delivery) -> str:
     return f"{delivery.case_code or 'event'}.{delivery.kind}.{delivery.outbox_id}"
 
 
-class HttpSink(Sink):
-    Options = HttpOptions
-
+class HttpSink(Sink[HttpOptions]):
     def __init__(self, config: SinkConfig, options: Any) -> None:
         super().__init__(config, options)
-        self.options = HttpOptions.model_validate(options)
         self.immediate_attempts = config.retry.immediate_attempts
         self._client: httpx.AsyncClient | None = None
         self._slots = asyncio.Semaphore(self.options.max_in_flight)

@@ -28,12 +28,11 @@ class JsonlOptions(BaseModel):
     path: Path
 
 
-class JsonlSink(Sink):
-    Options = JsonlOptions
+class JsonlSink(Sink[JsonlOptions]):
 
     def __init__(self, config: SinkConfig, options: Any) -> None:
         super().__init__(config, options)
-        self.path = JsonlOptions.model_validate(options).path
+        self.path = self.options.path
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[Outcome]:
         try:
