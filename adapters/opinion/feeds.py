@@ -23,12 +23,16 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from adapters.opinion.sites import http_url
-from adapters.opinion.web_common import Fetcher, WebOptions, journal_filtered, journaled_refs, judge
-from gateway.intake.poller import Fetched, PolledAdapter
-from gateway.intake.sources import AdapterEnv
+from adapters.opinion.web_common import (
+    WebOptions,
+    WebSource,
+    journal_filtered,
+    journaled_refs,
+    judge,
+)
+from gateway.intake.poller import Fetched
 from gateway.model.errors import SourceUnavailable
 from gateway.model.schema import RawRecord
-from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from normalizers.feed_entry import ENTRY_TYPE, FeedUnreadable, ParsedFeed, entry_ref, parse_feed
 
@@ -70,18 +74,9 @@ def entry_records(source: str, feed: ParsedFeed, limit: int) -> list[RawRecord]:
     return list(records.values())
 
 
-class FeedSource(PolledAdapter[FeedOptions]):
+class FeedSource(WebSource[FeedOptions]):
     lease_s = 60.0  # renewed between items; the first one follows one GET and a parse
-    channel = "opinion"
     default_format = "feed_entry"
-
-    def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
-        super().__init__(config, options, env)
-        self.poll_interval_s = self.options.poll_interval_s
-        self.fetcher = Fetcher(self.options)
-
-    async def stop(self) -> None:
-        await self.fetcher.close()
 
     async def read_feed(self, checkpoint: Any) -> tuple[ParsedFeed | None, dict[str, Any]]:
         """The parsed feed (``None`` on 304) and the checkpoint that covers it."""

@@ -33,18 +33,16 @@ from adapters.opinion.sites import (
     read_html,
 )
 from adapters.opinion.web_common import (
-    Fetcher,
     PageGone,
     WebOptions,
+    WebSource,
     journal_filtered,
     journaled_refs,
     judge,
 )
-from gateway.intake.poller import Fetched, PolledAdapter
-from gateway.intake.sources import AdapterEnv
+from gateway.intake.poller import Fetched
 from gateway.model.errors import ConfigError, SourceMisconfigured
 from gateway.model.schema import RawRecord
-from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from normalizers.relevance import Relevance, check
 
@@ -81,23 +79,14 @@ def _list_page(content: bytes, content_type: str, definition: SiteDefinition, ur
     return extract_list(definition, soup, url, page, start_url)
 
 
-class HtmlPagesSource(PolledAdapter[HtmlPagesOptions]):
+class HtmlPagesSource(WebSource[HtmlPagesOptions]):
     lease_s = 180.0  # renewed between items; the first follows a paced crawl of the lists
-    channel = "opinion"
     default_format = "html_page"
-
-    def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
-        super().__init__(config, options, env)
-        self.poll_interval_s = self.options.poll_interval_s
-        self.fetcher = Fetcher(self.options)
 
     @classmethod
     def resources(cls, options: Any) -> dict[str, Any]:
         """The site definition, parsed, for the ``html_page`` normalizer."""
         return {SITE_RESOURCE: load_site(HtmlPagesOptions.model_validate(options).definition)}
-
-    async def stop(self) -> None:
-        await self.fetcher.close()
 
     async def fetch(self, checkpoint: Any) -> AsyncIterator[Fetched]:
         try:

@@ -15,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
 from pydantic import ConfigDict, Field
 
-from gateway.intake.poller import Fetched
+from gateway.intake.poller import Fetched, PolledAdapter
+from gateway.intake.sources import AdapterEnv
 from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from gateway.model.schema import RawRecord
+from gateway.support.config import SourceConfig
 from gateway.support.http_client import USER_AGENT, make_client
 from gateway.support.logging import get_logger
 from normalizers.opinion_post import OpinionSettings
@@ -56,6 +58,24 @@ class WebOptions(OpinionSettings):
     max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_redirects: int = Field(default=5, ge=0, le=20)
     relevance: Relevance = Field(default_factory=Relevance)
+
+
+WebOptionsT = TypeVar("WebOptionsT", bound=WebOptions)
+
+
+class WebSource(PolledAdapter[WebOptionsT]):
+    """A pulled source on the public web (a feed, a site's pages): polled every
+    ``poll_interval_s`` through its own polite ``Fetcher``."""
+
+    channel = "opinion"
+
+    def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
+        super().__init__(config, options, env)
+        self.poll_interval_s = self.options.poll_interval_s
+        self.fetcher = Fetcher(self.options)
+
+    async def stop(self) -> None:
+        await self.fetcher.close()
 
 
 class PageGone(Exception):
