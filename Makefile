@@ -59,13 +59,15 @@ run: venv ## run the gateway with config/gateway.yaml (SQLite and cases.jsonl un
 	@mkdir -p var
 	$(BIN)/minsheng run --config $(CONFIG)
 
-lint: venv ## ruff and mypy (strict)
+lint: venv ## ruff, mypy (strict) and the import contracts (lint-imports, see pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: venv system-deps ## lint, then the whole test suite (PYTEST_ARGS=... passes options to pytest)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 system-deps: ## install the Debian packages the tests need, when missing
@@ -84,5 +86,5 @@ bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to 
 	$(BIN)/python bench/extract.py --data $(DATA)
 
 clean: ## remove var/ and caches (keeps .venv)
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build dist
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

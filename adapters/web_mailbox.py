@@ -5,7 +5,7 @@
 new, repeat or related), 200 replay (same ``Idempotency-Key`` header or ``submission_id``
 field, or the same content from the same reporter again), 422 problem+json naming
 each bad field, 413 over the size limit, 401 with a wrong token, 429 when one client
-submits faster than ``rate_limit`` allows (gateway/ratelimit.py).
+submits faster than ``rate_limit`` allows (gateway/intake/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -33,10 +33,20 @@ from gateway.schema import Attachment, RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from gateway.strict_json import has_lone_surrogate, safe_name
 from gateway.tokens import bearer_ok
+from gateway.intake.ratelimit import RateLimiter, RateLimitOptions, too_many
+from gateway.intake.sources import Adapter, AdapterEnv
+from gateway.model.attachments import describe
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.schema import Attachment, RawRecord
+from gateway.support import problem
+from gateway.support.config import SourceConfig
+from gateway.support.logging import get_logger
+from gateway.support.tokens import bearer_ok
+from normalizers.charset import media_type
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Intake, IntakeResult
+    from gateway.intake.pipeline import Intake, IntakeResult
 
 log = get_logger("adapters.web_mailbox")
 
@@ -79,8 +89,7 @@ def answer(result: IntakeResult) -> web.Response:
     )
 
 
-class WebMailboxSource(Adapter):
-    Options = WebMailboxOptions
+class WebMailboxSource(Adapter[WebMailboxOptions]):
     channel = "web"
     default_format = "web_form"
     # Citizens' browsers post the centre's public form here: its protection is the rate
@@ -89,7 +98,6 @@ class WebMailboxSource(Adapter):
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = WebMailboxOptions.model_validate(options)
         self.max_body = self.options.max_body_kb * 1024
         rate = self.options.rate_limit
         self.limiter = RateLimiter(rate) if rate is not None else None
@@ -204,9 +212,7 @@ class WebMailboxSource(Adapter):
             if error is not None:
                 errors.append(error)
                 continue
-            media_type = part.headers.get("Content-Type", "application/octet-stream")
-            media_type = media_type.split(";")[0].strip().lower()
-            attachment = describe(data, part.filename, media_type)
+            attachment = describe(data, part.filename, _part_type(part))
             blobs[attachment.sha256] = data
             files.append(attachment)
         envelope = {"fields": fields, "attachments": [f.model_dump() for f in files]}
@@ -233,8 +239,7 @@ class WebMailboxSource(Adapter):
         self, part: BodyPartReader, data: bytes, limit: int, kept: int
     ) -> FieldError | None:
         name = part.name or "attachments"
-        media_type = part.headers.get("Content-Type", "application/octet-stream")
-        media_type = media_type.split(";")[0].strip().lower()
+        declared = _part_type(part)
         if kept >= self.options.max_attachments:
             return FieldError(name, "too_many_files",
                               f"附件不能超过 {self.options.max_attachments} 个",
@@ -243,13 +248,13 @@ class WebMailboxSource(Adapter):
             return FieldError(name, "file_too_large",
                               f"附件不能超过 {self.options.max_attachment_mb:g} MB",
                               f"an attachment is larger than {self.options.max_attachment_mb:g} MB")
-        if media_type not in self.options.allowed_media_types:
-            return FieldError(name, "media_type_not_allowed", f"不接受 {media_type} 类型的附件",
-                              f"attachments of type {media_type} are not accepted")
-        magic = _MAGIC.get(media_type)
+        if declared not in self.options.allowed_media_types:
+            return FieldError(name, "media_type_not_allowed", f"不接受 {declared} 类型的附件",
+                              f"attachments of type {declared} are not accepted")
+        magic = _MAGIC.get(declared)
         if magic and not data.startswith(magic):
             return FieldError(name, "media_type_mismatch", "附件内容与声明的类型不符",
-                              f"the file's content is not {media_type}")
+                              f"the file's content is not {declared}")
         return None
 
     def openapi(self) -> ApiPart:
@@ -267,3 +272,8 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _part_type(part: BodyPartReader) -> str:
+    """The media type a multipart part declares (``application/octet-stream`` if none)."""
+    return media_type(part.headers.get("Content-Type", "application/octet-stream"))

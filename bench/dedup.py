@@ -71,15 +71,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
-from gateway import dedup as dedup_module
-from gateway.config import DEFAULT_BOILERPLATE, DedupConfig
-from gateway.dedup import Deduplicator, Fingerprint
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, IntakeResult, SourceBinding
-from gateway.schema import ComplaintDraft, RawRecord, Reporter
-from gateway.similarity import TextProfile, band_keys, compact, jaccard, key_hash, minhash
+from gateway.dedup import deduplicator as dedup_module
+from gateway.dedup.deduplicator import Deduplicator, Fingerprint
+from gateway.dedup.similarity import TextProfile, band_keys, compact, jaccard, key_hash, minhash
+from gateway.intake.pipeline import Intake, IntakeResult, SourceBinding
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord, Reporter
 from gateway.store import Store
 from gateway.store.dedup_index import pack_bands
+from gateway.support.config import DEFAULT_BOILERPLATE, DedupConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "citizen_messages"
@@ -845,7 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _quiet() -> None:
     import logging
 
-    from gateway.logging import configure_logging
+    from gateway.support.logging import configure_logging
 
     configure_logging("json", "warning")
     logging.getLogger().setLevel(logging.WARNING)

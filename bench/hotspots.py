@@ -31,7 +31,7 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]*?)(?::\d+)?\)$")
 _THREAD_NAME = re.compile(r"_\d+$")  # asyncio_0, store-read_1: one row per pool
 # Frames every stack of a thread goes through: left out of the inclusive list.
 _PLUMBING = ("<frozen runpy>", "click/core.py", "asyncio/runners.py", "threading.py",
-             "gateway/__main__.py", "gateway/cli.py", "concurrent/futures/thread.py")
+             "gateway/__main__.py", "gateway/cli/__init__.py", "concurrent/futures/thread.py")
 _PLUMBING_SUFFIXES = (
     *(f"({p})" for p in _PLUMBING),
     "BaseEventLoop.run_forever (asyncio/base_events.py)",

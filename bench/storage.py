@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/storage.py [--requests 10000] [--concurrency 64] [--json]
 
-Runs the real intake pipeline in-process (``gateway.app.build_intake`` on the shipped
+Runs the real intake pipeline in-process (``gateway.server.app.build_intake`` on the shipped
 ``config/gateway.yaml``, a temporary SQLite store, web-mailbox submissions composed as in
 ``bench/ingest.py``), once with dedup on and once with it off. Every statement the
 store's writer thread executes is recorded per group-committed batch, then replayed
@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
 from bench.servers import REPO
 from bench.workload import compose, load_corpus
-from gateway.app import build_intake
-from gateway.config import load_config
-from gateway.logging import configure_logging
-from gateway.schema import RawRecord
+from gateway.model.schema import RawRecord
+from gateway.server.app import build_intake
 from gateway.store import Store, engine
+from gateway.support.config import load_config
+from gateway.support.logging import configure_logging
 
 CORPUS_DIR = REPO.parent / "shared" / "data" / "citizen_messages"
 Statement = tuple[str, tuple[Any, ...]]

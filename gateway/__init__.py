@@ -1,4 +1,5 @@
-"""Minsheng Gateway (民声网关): the core — schema, case codes, config, pipeline, store,
-outbox, sinks, server and CLI."""
+"""Minsheng Gateway (民声网关): the core, in subpackages by concern — model, support,
+store, dedup, intake, delivery, ops, server, cli (docs/architecture.md). It knows the
+channels (``adapters``) and formats (``normalizers``) only by name, through the registry."""
 
 __version__ = "0.1.0"

@@ -20,15 +20,14 @@ from gateway.errors import FieldError, Rejected
 from gateway.input_limits import InputLimits, WithLimits
 from gateway.normalize import NormalizerContext
 from gateway.schema import RawRecord
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.schema import RawRecord
+from normalizers.charset import media_type
 from normalizers.text import clean_line, clean_text
 
 TIMES = ("started_at", "answered_at", "ended_at")
 _TRUE = {"1", "true", "yes", "on", "是"}
 _FALSE = {"0", "false", "no", "off", "否", ""}
-
-
-def media_type(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
 
 
 def read_body(raw: RawRecord, ctx: NormalizerContext) -> dict[str, Any]:

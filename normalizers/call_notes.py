@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
 from normalizers.call_fields import Fields, read_body
 from normalizers.call_state import NOTES, CallEvent, Notes, single_record_draft
 from normalizers.phone import InvalidPhone, to_e164

@@ -19,15 +19,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.normalize import NormalizerContext
-from gateway.schema import CallInfo, ComplaintDraft, Location, RawRecord, Reporter
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import (
+    CallInfo,
+    ComplaintDraft,
+    Disposition,
+    Location,
+    RawRecord,
+    Reporter,
+)
 from normalizers.call_fields import TIMES
 from normalizers.phone import InvalidPhone, to_e164
 
-MISSED = ("abandoned", "no_answer", "busy", "failed")
-DISPOSITIONS = ("answered", *MISSED)
-DISPOSITION_ZH = {"abandoned": "呼入放弃", "no_answer": "无人接听", "busy": "忙线",
-                  "failed": "呼叫失败", "answered": "已接听"}
+MISSED: tuple[Disposition, ...] = ("abandoned", "no_answer", "busy", "failed")
+DISPOSITIONS: tuple[Disposition, ...] = ("answered", *MISSED)
+DISPOSITION_ZH: dict[Disposition, str] = {
+    "abandoned": "呼入放弃", "no_answer": "无人接听", "busy": "忙线", "failed": "呼叫失败",
+    "answered": "已接听",
+}
 CDR, EVENT, NOTES = 2, 1, 0  # authority of a complete call record, a live event, notes
 
 
@@ -135,12 +144,13 @@ class CallState:
         return bool(self.fields.get("direction", "inbound") == "inbound")
 
     @property
-    def disposition(self) -> str | None:
+    def disposition(self) -> Disposition | None:
         if self.answered:
             return "answered"
         stated = self.fields.get("disposition")
-        if stated in MISSED:
-            return str(stated)
+        for missed in MISSED:
+            if stated == missed:
+                return missed
         if self.final:
             return "abandoned" if self.inbound else "no_answer"
         return None

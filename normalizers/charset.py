@@ -85,6 +85,12 @@ def codec_name(label: str | None) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
+def media_type(content_type: str | None) -> str:
+    """``text/html`` from ``Text/HTML; charset=GBK``: the one place a content type is cut
+    to its media type (adapters and normalizers alike)."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def charset_param(content_type: str | None) -> str | None:
     """``gbk`` from ``text/html; charset="GBK"``."""
     if not content_type:

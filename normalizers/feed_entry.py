@@ -24,10 +24,10 @@ from typing import Any
 
 import feedparser  # type: ignore[import-untyped]
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord
-from normalizers.charset import decode
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
+from normalizers.charset import decode, media_type
 from normalizers.html_text import html_to_text
 from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time
@@ -160,8 +160,7 @@ def parse_feed(data: bytes, content_type: str | None = None, url: str | None = N
 
 
 def _item_of(raw: RawRecord) -> dict[str, Any]:
-    media_type = raw.content_type.split(";")[0].strip().lower()
-    if media_type == ENTRY_TYPE:
+    if media_type(raw.content_type) == ENTRY_TYPE:
         try:
             item = json.loads(raw.payload)
             assert isinstance(item, dict) and isinstance(item["entry"], dict)

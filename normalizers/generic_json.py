@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
 from normalizers.call_fields import TIMES, Fields, check_order, read_body
 from normalizers.call_notes import NOTES_KEYS, notes_from
 from normalizers.call_state import CDR, DISPOSITIONS, MISSED, CallEvent, single_record_draft

@@ -27,16 +27,26 @@ from gateway.normalize import NormalizerContext
 from gateway.schema import ComplaintDraft, PostInfo, RawRecord
 from gateway.sites import DetailSpec, FieldSpec, SiteDefinition, field_value, load_site, read_html
 from normalizers.article import extract_article
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
 from normalizers.html_text import element_text
 from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time
+from normalizers.site_pages import (
+    SITE_RESOURCE,
+    DetailSpec,
+    FieldSpec,
+    SiteDefinition,
+    field_value,
+    read_html,
+)
 from normalizers.text import clean_line, clean_text
 
 
 class HtmlPageSettings(OpinionSettings):
-    """Source options the normalizer reads (the rest belong to the adapter)."""
-
-    definition: str | None = None
+    """Source options the normalizer reads (the rest belong to the adapter; the site
+    definition arrives parsed, in ``ctx.resources``)."""
 
 
 def _body(soup: BeautifulSoup, detail: DetailSpec) -> str:
@@ -58,8 +68,9 @@ def _when(text: str | None, spec: FieldSpec | None, ctx: NormalizerContext,
     return parse_post_time(text, formats, tz=ctx.timezone, now=now)
 
 
-def _definition(settings: HtmlPageSettings) -> SiteDefinition | None:
-    return load_site(settings.definition) if settings.definition else None
+def _definition(ctx: NormalizerContext) -> SiteDefinition | None:
+    found = ctx.resources.get(SITE_RESOURCE)
+    return found if isinstance(found, SiteDefinition) else None
 
 
 @dataclass
@@ -98,7 +109,7 @@ def _read_detail(raw: RawRecord, definition: SiteDefinition | None, ctx: Normali
 
 def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     settings = ctx.settings(HtmlPageSettings)
-    definition = _definition(settings)
+    definition = _definition(ctx)
     meta = raw.metadata
     fields: dict[str, Any] = meta.get("fields") or {}
     url = str(meta.get("url") or raw.source_ref)

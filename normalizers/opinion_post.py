@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord, Reporter
+from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord, Reporter
 from normalizers.text import clean_line, clip
 
 SUBJECT_CHARS = 200

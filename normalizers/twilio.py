@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
 from normalizers.call_fields import Fields, parse_time, read_body
 from normalizers.call_state import EVENT, CallEvent, single_record_draft
 from normalizers.phone import caller_to_e164

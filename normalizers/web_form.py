@@ -19,6 +19,10 @@ from gateway.input_limits import InputLimits, WithLimits
 from gateway.normalize import NormalizerContext
 from gateway.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
 from normalizers.call_fields import form_pairs
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
+from normalizers.charset import charset_param, media_type
 from normalizers.phone import InvalidPhone, to_e164
 from normalizers.text import clean_line, clean_text, clip
 
@@ -42,13 +46,14 @@ class WebFormLimits(BaseModel):
 def decode_fields(raw: RawRecord, limits: InputLimits) -> tuple[dict[str, Any], list[Attachment]]:
     """The form's fields (and attachments already kept by the adapter) from the body, read
     within the source's ``limits`` (strict JSON, at most ``max_form_fields`` fields)."""
-    media_type, charset = _media_type(raw.content_type)
+    media = media_type(raw.content_type)
+    charset = (charset_param(raw.content_type) or "").lower() or None
     try:
-        if media_type == ENVELOPE_TYPE:
+        if media == ENVELOPE_TYPE:
             envelope = strict_json.loads(raw.payload.decode("utf-8"), limits)
             files = [Attachment.model_validate(a) for a in envelope.get("attachments") or []]
             return dict(envelope["fields"]), files
-        if media_type == "application/json" or media_type.endswith("+json"):
+        if media == "application/json" or media.endswith("+json"):
             utf8 = charset in (None, "utf-8", "utf8")
             data = strict_json.loads(raw.payload.decode("utf-8-sig" if utf8 else str(charset)),
                                      limits)
@@ -56,30 +61,19 @@ def decode_fields(raw: RawRecord, limits: InputLimits) -> tuple[dict[str, Any], 
                 raise Rejected.one("body", "not_object", "请求体须为 JSON 对象",
                                    "the JSON body must be an object")
             return data, []
-        if media_type == "application/x-www-form-urlencoded":
+        if media == "application/x-www-form-urlencoded":
             charset = charset or "utf-8"  # of raw octets and of percent-escapes alike
             pairs = form_pairs(raw.payload.decode(charset), limits, charset, "strict")
             return dict(pairs), []
     except (ValueError, KeyError, TypeError, AttributeError, LookupError):
         raise Rejected.one(
-            "body", "unreadable", "请求体无法解析", f"the body is not valid {media_type}"
+            "body", "unreadable", "请求体无法解析", f"the body is not valid {media}"
         ) from None
     raise Rejected.one(
         "body", "unsupported_media_type",
         "请求体须为 JSON、表单或 multipart/form-data",
         "the body must be JSON, application/x-www-form-urlencoded or multipart/form-data",
     )
-
-
-def _media_type(content_type: str) -> tuple[str, str | None]:
-    """``("application/json", "gbk")`` from ``application/json; charset=GBK``."""
-    media_type, *params = (p.strip() for p in content_type.split(";"))
-    charset = None
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset" and value.strip().strip('"'):
-            charset = value.strip().strip('"').lower()
-    return media_type.lower(), charset
 
 
 class _Form:

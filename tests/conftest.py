@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.config import GatewayConfig, parse_config
+from gateway.server.app import Gateway
 from gateway.store import Store
+from gateway.support.config import GatewayConfig, parse_config
 from tests.dovecot import Dovecot
 from tests.opinion_server import FixtureServer
 from tests.pg import PostgresServer, create_database, free_port

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.attachments import MAX_NAME_CHARS, AttachmentStore, sanitize_file_name
+from gateway.model.attachments import MAX_NAME_CHARS, AttachmentStore, sanitize_file_name
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 

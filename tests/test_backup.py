@@ -13,8 +13,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gateway.app import Gateway
 from gateway.cli import main
+from gateway.server.app import Gateway
 from gateway.store.backup import BackupError, BackupInfo, backup_sqlite
 from tests.conftest import base_url, gateway_config
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from gateway.casecode import (
+from gateway.model.casecode import (
     CHANNEL_LETTERS,
     InvalidCaseCode,
     ParsedCode,
@@ -16,7 +16,7 @@ from gateway.casecode import (
     mod11_2,
     parse_code,
 )
-from gateway.schema import CHANNELS, Channel
+from gateway.model.schema import CHANNELS, Channel
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from gateway import registry
-from gateway.casecode import format_code
 from gateway.cli import main
-from gateway.schema import Attachment, CallInfo, Complaint, Location, Reporter
+from gateway.model.casecode import format_code
+from gateway.model.schema import Attachment, CallInfo, Complaint, Location, Reporter
+from gateway.support import registry
 
 KNOWN_ADAPTERS = ", ".join(registry.names("adapter"))
 KNOWN_FORMATS = ", ".join(registry.names("normalizer"))

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-import gateway.logging
-from gateway import registry
-from gateway.config import GatewayConfig, load_config, parse_config
-from gateway.errors import ConfigError
-from gateway.logging import mask_text
+import gateway.support.logging
+from gateway.model.errors import ConfigError
+from gateway.support import registry
+from gateway.support.config import GatewayConfig, load_config, parse_config
+from gateway.support.logging import mask_text
 
 KNOWN_ADAPTERS = ", ".join(registry.names("adapter"))
 KNOWN_FORMATS = ", ".join(registry.names("normalizer"))
@@ -27,7 +27,7 @@ FILE_SINK = {"name": "file", "kind": "jsonl", "path": "var/cases.jsonl"}
 def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every value read from the environment is registered as a secret, process-wide (an
     address like 127.0.0.1 too): keep this module's registrations to itself."""
-    monkeypatch.setattr(gateway.logging, "_SECRETS", set())
+    monkeypatch.setattr(gateway.support.logging, "_SECRETS", set())
 
 
 def errors_of(raw: Any) -> list[str]:

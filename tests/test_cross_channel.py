@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests import dovecot
 from tests.conftest import base_url, gateway_config
 from tests.dovecot import Dovecot, Mailbox

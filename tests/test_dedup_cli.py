@@ -12,8 +12,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from gateway.cli_dedup import clusters, dedup_group, parse_since
-from gateway.pipeline import IntakeResult
+from gateway.cli.dedup import clusters, dedup_group, parse_since
+from gateway.intake.pipeline import IntakeResult
 from gateway.store import Store
 from tests.test_dedup_store import LAMP, NOISE, NOISE_AGAIN, make_intake, raw
 

@@ -21,12 +21,12 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from gateway.app import Gateway
-from gateway.cli_dedup import clusters, dedup_group
-from gateway.config import parse_config
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import IntakeResult, SourceBinding
-from gateway.schema import RawRecord
+from gateway.cli.dedup import clusters, dedup_group
+from gateway.intake.pipeline import IntakeResult, SourceBinding
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import RawRecord
+from gateway.server.app import Gateway
+from gateway.support.config import parse_config
 from tests.conftest import base_url, sink_lines
 from tests.pg import free_port
 from tests.test_dedup_store import CHANNELS, NOISE, NOISE_AGAIN, json_draft

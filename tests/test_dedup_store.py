@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.config import DedupConfig
-from gateway.dedup import Deduplicator
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, IntakeResult, SourceBinding
-from gateway.schema import Complaint, ComplaintDraft, Location, RawRecord, Reporter
+from gateway.dedup.deduplicator import Deduplicator
+from gateway.intake.pipeline import Intake, IntakeResult, SourceBinding
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import Complaint, ComplaintDraft, Location, RawRecord, Reporter
 from gateway.store import Store, Tx, cases, journal
 from gateway.store import dedup_index as idx
+from gateway.support.config import DedupConfig
 from tests.conftest import started_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

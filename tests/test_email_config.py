@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.imap_email import ImapEmailOptions, ImapEmailSource
-from gateway import registry
+from gateway.support import registry
 from normalizers.email import normalize
 from tests.procs import ROOT, run_cli
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
-from gateway.validation import validate_draft
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
+from gateway.model.validation import validate_draft
 from normalizers import mail_filters
 from normalizers.email import decode_bytes, decode_words, message_ref, normalize, parse_message
 from tests.procs import run_cli
@@ -309,7 +309,7 @@ def _photo_only(sender: str) -> bytes:
 
 
 def test_the_placeholder_of_an_attachment_only_mail_is_not_compared_by_dedup() -> None:
-    from gateway.dedup import Deduplicator
+    from gateway.dedup.deduplicator import Deduplicator
 
     drafts = [normalize(raw_of(_photo_only(s)), NormalizerContext("mail"))
               for s in ("a@example.com", "b@example.com")]

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.feeds import FeedOptions, conditional_headers, entry_records
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
-from gateway.validation import validate_draft
+from adapters.opinion.feeds import FeedOptions, conditional_headers, entry_records
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
+from gateway.model.validation import validate_draft
 from normalizers.feed_entry import (
     ENTRY_TYPE,
     FeedUnreadable,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from adapters.opinion.cli import feeds
 from gateway.cli import main
-from gateway.cli_opinion import feeds
-from gateway.config import load_config
-from gateway.schema import ComplaintDraft
+from gateway.model.schema import ComplaintDraft
+from gateway.support.config import load_config
 from tests.opinion_server import FIXTURES, FixtureServer
 
 ROOT = Path(__file__).parent.parent

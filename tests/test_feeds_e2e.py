@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import Gateway
-from gateway.status import DISABLED, UP
+from gateway.intake.health import DISABLED, UP
+from gateway.server.app import Gateway
 from tests.conftest import base_url, gateway_config
 from tests.opinion_server import FixtureServer
 

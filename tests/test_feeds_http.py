@@ -13,17 +13,17 @@ import httpx
 import pytest
 import respx
 
-from adapters.feeds import FeedSource
-from gateway.attachments import AttachmentStore
-from gateway.config import SourceConfig
-from gateway.errors import SourceMisconfigured, SourceUnavailable
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, SourceBinding
-from gateway.poller import Poller
-from gateway.registry import normalizer
-from gateway.sources import AdapterEnv
-from gateway.status import DOWN, UP, SourceStatus
+from adapters.opinion.feeds import FeedSource
+from gateway.intake.health import DOWN, UP, SourceStatus
+from gateway.intake.pipeline import Intake, SourceBinding
+from gateway.intake.poller import Poller
+from gateway.intake.sources import AdapterEnv
+from gateway.model.attachments import AttachmentStore
+from gateway.model.errors import SourceMisconfigured, SourceUnavailable
+from gateway.model.normalize import NormalizerContext
 from gateway.store import Store, checkpoints
+from gateway.support.config import SourceConfig
+from gateway.support.registry import normalizer
 from tests.opinion_server import FIXTURES, FixtureServer
 from tests.pg import free_port
 

@@ -18,13 +18,13 @@ import httpx
 import pytest
 import respx
 
-from gateway.app import Gateway
-from gateway.config import GatewayConfig, SinkConfig
-from gateway.errors import PermanentSinkError, RetriableSinkError
-from gateway.schema import Complaint
-from gateway.sinks.http import HttpSink, classify_status, sign
+from gateway.delivery.sinks.http import HttpSink, classify_status, sign
+from gateway.model.errors import PermanentSinkError, RetriableSinkError
+from gateway.model.schema import Complaint
+from gateway.server.app import Gateway
 from gateway.store import Store, Tx, outbox
 from gateway.store.outbox import DeadLetter, Delivery
+from gateway.support.config import GatewayConfig, SinkConfig
 from tests.conftest import base_url, gateway_config
 from tests.procs import run_cli, write_config
 from tests.receiver import Receiver, verify_signature

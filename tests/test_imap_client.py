@@ -17,7 +17,7 @@ from adapters.imap_email.client import (
     uid_set,
 )
 from adapters.imap_email.options import ImapEmailOptions
-from gateway.errors import SourceMisconfigured, SourceUnavailable
+from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from tests import dovecot
 from tests.dovecot import Dovecot, Mailbox
 from tests.pg import free_port

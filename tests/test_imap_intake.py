@@ -22,16 +22,16 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.imap_email.options import ImapEmailOptions
-from gateway import registry
-from gateway.app import Gateway, build_intake, open_store
-from gateway.attachments import AttachmentStore
-from gateway.errors import SourceMisconfigured, SourceUnavailable
-from gateway.pipeline import IntakeResult
-from gateway.poller import Poller
-from gateway.schema import RawRecord
-from gateway.sources import AdapterEnv
-from gateway.status import SourceStatus
+from gateway.intake.health import SourceStatus
+from gateway.intake.pipeline import IntakeResult
+from gateway.intake.poller import Poller
+from gateway.intake.sources import AdapterEnv
+from gateway.model.attachments import AttachmentStore
+from gateway.model.errors import SourceMisconfigured, SourceUnavailable
+from gateway.model.schema import RawRecord
+from gateway.server.app import Gateway, build_intake, open_store
 from gateway.store import checkpoints
+from gateway.support import registry
 from tests import dovecot
 from tests.conftest import base_url, gateway_config
 from tests.dovecot import Dovecot, Mailbox

@@ -27,7 +27,7 @@ from gateway.logging import (
 @pytest.fixture(autouse=True)
 def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets registered by other tests (any value read from the environment) stay out."""
-    monkeypatch.setattr(gateway.logging, "_SECRETS", set())
+    monkeypatch.setattr(gateway.support.logging, "_SECRETS", set())
 
 
 @pytest.fixture

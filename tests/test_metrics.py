@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.app import Gateway
-from gateway.errors import SourceUnavailable
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import SourceBinding
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.intake.pipeline import SourceBinding
+from gateway.model.errors import SourceUnavailable
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
+from gateway.server.app import Gateway
 from gateway.store import cases, dedup_index, outbox
 from tests.conftest import base_url, gateway_config
 from tests.receiver import Receiver
@@ -324,7 +324,7 @@ async def test_each_gateway_has_its_own_registry(tmp_path: Path) -> None:
 async def test_phone_kpis_and_hot_topics_come_from_their_modules(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    calls = types.ModuleType("gateway.calls")
+    calls = types.ModuleType("adapters.cdr_webhook.flow")
     seen: list[float] = []
 
     def kpis(tx: Any, now: float) -> dict[str, float]:
@@ -333,7 +333,7 @@ async def test_phone_kpis_and_hot_topics_come_from_their_modules(
         return {"answered_within_15s_ratio": 0.875, "abandoned_total": 4 + int(row[0])}
 
     calls.kpis = kpis  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gateway.calls", calls)
+    monkeypatch.setitem(sys.modules, "adapters.cdr_webhook.flow", calls)
     async with running(Gateway(gateway_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}"))) as gw:
         await gw.store.write(lambda tx: cases.next_value(tx, dedup_index.HOT_TOPIC_SCOPE))
         samples = await scrape(gw)
@@ -353,14 +353,14 @@ async def test_phone_kpis_and_hot_topics_come_from_their_modules(
 async def test_a_broken_optional_provider_does_not_break_the_scrape(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    calls = types.ModuleType("gateway.calls")
+    calls = types.ModuleType("adapters.cdr_webhook.flow")
 
     def kpis(tx: Any, now: float) -> dict[str, float]:
         tx.fetchone("SELECT * FROM no_such_table")
         return {}
 
     calls.kpis = kpis  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gateway.calls", calls)
+    monkeypatch.setitem(sys.modules, "adapters.cdr_webhook.flow", calls)
     async with running(Gateway(gateway_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}"))) as gw:
         samples = await scrape(gw)
         doc = await status(gw)

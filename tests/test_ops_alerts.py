@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests.conftest import base_url, gateway_config
 from tests.test_metrics import GOOD, OpinionSource, add_pulled_source, running
 
@@ -192,10 +192,10 @@ def _expressions() -> list[str]:
 
 async def _exposed_names(tmp_path: Path, monkeypatch: Any) -> set[str]:
     """Every metric name a gateway with all its parts exposes, from a real scrape."""
-    calls = types.ModuleType("gateway.calls")
+    calls = types.ModuleType("adapters.cdr_webhook.flow")
     calls.kpis = lambda tx, now: {  # type: ignore[attr-defined]
         "answered_within_15s_ratio": 0.9, "abandoned_total": 1}
-    monkeypatch.setitem(sys.modules, "gateway.calls", calls)
+    monkeypatch.setitem(sys.modules, "adapters.cdr_webhook.flow", calls)
     async with running(Gateway(gateway_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}"))) as gw:
         forum = OpinionSource("forum", ["井盖缺失"])
         add_pulled_source(gw, forum)

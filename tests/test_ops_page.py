@@ -16,11 +16,11 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, async_playwright
 
-from gateway.app import Gateway
-from gateway.errors import SourceUnavailable
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import SourceBinding
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.intake.pipeline import SourceBinding
+from gateway.model.errors import SourceUnavailable
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
+from gateway.server.app import Gateway
 from gateway.store import Tx
 from tests.conftest import base_url, gateway_config
 from tests.receiver import Receiver
@@ -103,10 +103,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def busy_gateway(tmp_path: Path, monkeypatch: Any) -> AsyncIterator[Gateway]:
-    calls = types.ModuleType("gateway.calls")
+    calls = types.ModuleType("adapters.cdr_webhook.flow")
     calls.kpis = lambda tx, now: {  # type: ignore[attr-defined]
         "answered_within_15s_ratio": 0.912, "abandoned_total": 37}
-    monkeypatch.setitem(sys.modules, "gateway.calls", calls)
+    monkeypatch.setitem(sys.modules, "adapters.cdr_webhook.flow", calls)
     receiver = Receiver()
     await receiver.start()
     receiver.refuse(["refused-0", "refused-1"], status=422)

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from gateway.schema import RawRecord
+from gateway.model.schema import RawRecord
 from gateway.store import Store, Tx, cases, journal
 from gateway.store import ops_queries as q
 from gateway.store.ops_queries import VolumeCache

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.app import Gateway
-from gateway.config import OpsConfig, parse_config
-from gateway.errors import ConfigError
-from gateway.ops import COOKIE, cookie_value, refusal
+from gateway.model.errors import ConfigError
+from gateway.ops.routes import COOKIE, cookie_value, refusal
+from gateway.server.app import Gateway
+from gateway.support.config import OpsConfig, parse_config
 from tests.conftest import base_url
 from tests.pg import free_port
 from tests.procs import ROOT, subprocess_env, write_config
@@ -150,7 +150,7 @@ async def test_loopback_default_needs_no_token(tmp_path: Path) -> None:
 def status_cli(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``minsheng status`` (the same click command, run as its module)."""
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli_status", "--config", str(config_path), *args],
+        [sys.executable, "-m", "gateway.cli.status", "--config", str(config_path), *args],
         cwd=ROOT, env=subprocess_env(ENV), capture_output=True, text=True, timeout=120,
     )
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway
-from gateway.config import load_config, parse_config
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
+from gateway.server.app import Gateway
+from gateway.support.config import load_config, parse_config
 from tests.conftest import gateway_config
 from tests.procs import ROOT, run_cli
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import yaml
 
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests.fixtures.cdr import OPS_TOKEN, generic, read, running
 from tests.fixtures.cdr import source as phone_source
 from tests.fixtures.cdr import url as base
@@ -44,7 +44,7 @@ def call(n: int, ring: int | None, talk: int = 60, *, notes: bool = True,
 async def minsheng_calls(config: Path, *args: str) -> tuple[int, str]:
     """``minsheng calls ARGS`` in its own process (its group, before cli.py wires it)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from gateway.cli_calls import calls; calls()", *args,
+        sys.executable, "-c", "from adapters.cdr_webhook.cli import calls; calls()", *args,
         "--config", str(config), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.cdr_webhook.auth import twilio_signature
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import RawRecord
+from gateway.model.errors import Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import RawRecord
 from normalizers import call_notes, freeswitch_json, generic_json, twilio, zammad_cti
 from normalizers.call_state import CallState
 from tests.fixtures.cdr import (

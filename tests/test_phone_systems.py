@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests.conftest import sink_lines
 from tests.fixtures.cdr import (
     case,

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.app import build_intake
-from gateway.casecode import parse_code
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, IntakeResult, SourceBinding
-from gateway.poller import Fetched
-from gateway.schema import Complaint, ComplaintDraft, RawRecord
+from gateway.intake.pipeline import Intake, IntakeResult, SourceBinding
+from gateway.intake.poller import Fetched
+from gateway.model.casecode import parse_code
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
+from gateway.server.app import build_intake
 from gateway.store import Store, Tx, cases, journal, outbox, quarantine
 from tests.conftest import gateway_config
 
@@ -311,7 +311,7 @@ async def test_failed_reprocess_keeps_one_open_entry(store: Store) -> None:
 async def test_an_item_judged_for_relevance_is_normalized_once(store: Store) -> None:
     """A pulled web item is read by its normalizer to judge relevance; the intake takes
     that draft instead of normalizing the record again, and still validates it."""
-    from adapters.web_common import judge
+    from adapters.opinion.web_common import judge
     from normalizers.relevance import Relevance
 
     calls: list[str] = []

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.attachments import AttachmentStore
-from gateway.config import SourceConfig
-from gateway.errors import SourceMisconfigured, SourceUnavailable
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, IntakeResult, SourceBinding
-from gateway.poller import Fetched, PolledAdapter, Poller
-from gateway.schema import ComplaintDraft, RawRecord
-from gateway.sources import AdapterEnv
-from gateway.status import DISABLED, DOWN, STANDBY, UP, SourceStatus
+from gateway.intake.health import DISABLED, DOWN, STANDBY, UP, SourceStatus
+from gateway.intake.pipeline import Intake, IntakeResult, SourceBinding
+from gateway.intake.poller import Fetched, PolledAdapter, Poller
+from gateway.intake.sources import AdapterEnv
+from gateway.model.attachments import AttachmentStore
+from gateway.model.errors import SourceMisconfigured, SourceUnavailable
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.store import Store, checkpoints
+from gateway.support.config import SourceConfig
 
 
 def _normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.app import Gateway
-from gateway.errors import ConfigError
-from gateway.ratelimit import RateLimiter, RateLimitOptions
+from gateway.intake.ratelimit import RateLimiter, RateLimitOptions
+from gateway.model.errors import ConfigError
+from gateway.server.app import Gateway
 from gateway.store import journal
 from tests.conftest import base_url, gateway_config
 from tests.test_metrics import scrape, value

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from gateway.app import Gateway
-from gateway.pipeline import IntakeResult
-from gateway.schema import RawRecord
+from gateway.intake.pipeline import IntakeResult
+from gateway.model.schema import RawRecord
+from gateway.server.app import Gateway
 from gateway.store import Store, cases
 from tests.conftest import base_url, gateway_config
 

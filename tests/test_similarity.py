@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.config import DEFAULT_BOILERPLATE, DedupConfig
-from gateway.dedup import Deduplicator, reporter_keys
-from gateway.schema import CallInfo, ComplaintDraft, Location, PostInfo, Reporter
-from gateway.similarity import (
+from gateway.dedup.deduplicator import Deduplicator, reporter_keys
+from gateway.dedup.similarity import (
     BANDS,
     MAX_CHARS,
     NUM_PERM,
@@ -24,6 +22,8 @@ from gateway.similarity import (
     similarity,
     strip_text,
 )
+from gateway.model.schema import CallInfo, ComplaintDraft, Location, PostInfo, Reporter
+from gateway.support.config import DEFAULT_BOILERPLATE, DedupConfig
 
 PROFILE = TextProfile(3, DEFAULT_BOILERPLATE)
 NOISE = "城阳区正阳路工地每天夜里施工到凌晨2点，噪音很大，老人孩子都睡不好觉，请相关部门尽快处理。"

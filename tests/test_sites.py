@@ -11,10 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from gateway.errors import ConfigError, Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
-from gateway.sites import (
+from adapters.opinion.sites import (
+    SITE_RESOURCE,
     ListPage,
     extract_list,
     load_site,
@@ -23,7 +21,10 @@ from gateway.sites import (
     read_html,
     site_path,
 )
-from gateway.validation import validate_draft
+from gateway.model.errors import ConfigError, Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
+from gateway.model.validation import validate_draft
 from normalizers.html_page import normalize
 
 ROOT = Path(__file__).parent.parent
@@ -171,9 +172,9 @@ def _record(fixture: str, fields: dict[str, Any], *, page: str = "detail",
 
 
 def _draft(raw: RawRecord, definition: str | None, **options: Any) -> ComplaintDraft:
-    if definition:
-        options["definition"] = definition
-    draft = normalize(raw, NormalizerContext("board", TZ, options))
+    # The adapter hands the parsed definition to the normalizer (HtmlPagesSource.resources).
+    resources = {SITE_RESOURCE: load_site(definition)} if definition else {}
+    draft = normalize(raw, NormalizerContext("board", TZ, options, resources))
     validate_draft(draft)
     return draft
 

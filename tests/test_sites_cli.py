@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from gateway.cli_opinion import sites
-from gateway.schema import ComplaintDraft
+from adapters.opinion.cli import sites
+from gateway.model.schema import ComplaintDraft
 from tests.opinion_server import FIXTURES, FixtureServer
 
 ROOT = Path(__file__).parent.parent

@@ -10,18 +10,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.html_pages import HtmlPagesSource
-from gateway.attachments import AttachmentStore
-from gateway.config import SourceConfig
-from gateway.errors import SourceMisconfigured, SourceUnavailable
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, SourceBinding
-from gateway.poller import Poller
-from gateway.registry import normalizer
-from gateway.schema import Complaint
-from gateway.sources import AdapterEnv
-from gateway.status import SourceStatus
+from adapters.opinion.html_pages import HtmlPagesSource
+from gateway.intake.health import SourceStatus
+from gateway.intake.pipeline import Intake, SourceBinding
+from gateway.intake.poller import Poller
+from gateway.intake.sources import AdapterEnv
+from gateway.model.attachments import AttachmentStore
+from gateway.model.errors import SourceMisconfigured, SourceUnavailable
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import Complaint
 from gateway.store import Store
+from gateway.support.config import SourceConfig
+from gateway.support.registry import normalizer
 from tests.opinion_server import FixtureServer
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -13,15 +13,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import structlog
 
-import gateway.forwarder
-from gateway.config import RetryPolicy
-from gateway.errors import PermanentSinkError, RetriableSinkError
-from gateway.forwarder import Forwarder, settle
-from gateway.schema import RawRecord
+import gateway.delivery.forwarder
+from adapters.cdr_webhook import call_store as store_calls
+from gateway.delivery.forwarder import Forwarder, settle
+from gateway.model.errors import PermanentSinkError, RetriableSinkError
+from gateway.model.schema import RawRecord
 from gateway.store import Store, Tx, cases, checkpoints, journal, outbox, quarantine
-from gateway.store import calls as store_calls
 from gateway.store.migrations import MIGRATIONS, migrate
 from gateway.store.outbox import Delivery
+from gateway.support.config import RetryPolicy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TABLES = {
@@ -46,7 +46,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     fake = FakeClock()
-    for module in (outbox, checkpoints, gateway.forwarder):
+    for module in (outbox, checkpoints, gateway.delivery.forwarder):
         monkeypatch.setattr(module, "time", fake)
     yield fake
 

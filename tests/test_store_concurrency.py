@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from gateway.casecode import parse_code
-from gateway.pipeline import IntakeResult
+from gateway.intake.pipeline import IntakeResult
+from gateway.model.casecode import parse_code
 from gateway.store import Store, StoreUnavailable, Tx, cases, checkpoints, outbox
 from tests.conftest import started_store
 from tests.test_pipeline import text_intake, text_raw

@@ -13,9 +13,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from gateway.errors import ConfigError, Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
+from gateway.model.errors import ConfigError, Rejected
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import ComplaintDraft, RawRecord
 from normalizers.web_form import ENVELOPE_TYPE, normalize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "web"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests.conftest import base_url, sink_lines
 
 SUBMISSION = {

@@ -43,10 +43,19 @@ from gateway.schema import RawRecord
 from gateway.sources import Adapter, AdapterEnv
 from gateway.store import calls as store_calls
 from gateway.timespan import parse_since
+from adapters.cdr_webhook import call_store as store_calls
+from adapters.cdr_webhook.flow import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
+from gateway.intake.sources import Adapter, AdapterEnv
+from gateway.model.errors import ConfigError, FieldError
+from gateway.model.schema import RawRecord
+from gateway.model.timespan import parse_since
+from gateway.support import problem
+from gateway.support.config import SourceConfig
+from gateway.support.logging import get_logger
 from normalizers.freeswitch_json import FreeswitchOptions
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Flow, Intake
+    from gateway.intake.pipeline import Flow, Intake
 
 log = get_logger("adapters.cdr_webhook")
 PARSERS = {
@@ -96,14 +105,12 @@ def answer(result: CallResult) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
-class CdrWebhookSource(Adapter):
-    Options = CdrWebhookOptions
+class CdrWebhookSource(Adapter[CdrWebhookOptions]):
     channel = "phone"
     default_format = "generic_json"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = CdrWebhookOptions.model_validate(options)
         self.format = config.format or self.default_format
         if self.format not in PARSERS:
             raise ConfigError([f"source {self.name}: format {self.format!r} is not a phone "
@@ -142,10 +149,9 @@ class CdrWebhookSource(Adapter):
         flow = self.flow_
         parse, parse_notes = load_parser(PARSERS[self.format]), load_parser(NOTES_PARSER)
 
-        async def again(raw: RawRecord) -> tuple[str, int, str | None]:
+        async def again(raw: RawRecord) -> CallResult:
             kind = raw.metadata.get("kind")
-            result = await flow.submit(raw, parse_notes if kind == "notes" else parse)
-            return result.outcome, result.raw_id, result.case_code
+            return await flow.submit(raw, parse_notes if kind == "notes" else parse)
 
         return again
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from gateway.input_limits import InputLimits
 from gateway.tokens import same_secret
+from gateway.support.tokens import same_secret
 
 Scheme = Literal["none", "bearer", "basic", "hmac", "path_token", "twilio"]
 _NEEDS = {"bearer": ("token",), "path_token": ("token",), "basic": ("username", "password"),

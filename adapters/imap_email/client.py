@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aioimaplib  # type: ignore[import-untyped]
 
 from adapters.imap_email.options import ImapEmailOptions
-from gateway.errors import SourceMisconfigured, SourceUnavailable
+from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 
 T = TypeVar("T")
 _FETCH_START = re.compile(rb"^(\d+) FETCH \(")

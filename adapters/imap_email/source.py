@@ -33,37 +33,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from adapters.imap_email.client import Fetched as ImapFetched
 from adapters.imap_email.client import FolderInfo, ImapSession
 from adapters.imap_email.cursor import Cursor
 from adapters.imap_email.options import ImapEmailOptions
-from gateway.config import SourceConfig
-from gateway.errors import SourceError, SourceMisconfigured
-from gateway.logging import get_logger
-from gateway.poller import Fetched, PolledAdapter
-from gateway.schema import RawRecord
-from gateway.sources import AdapterEnv
-from gateway.store import Tx, checkpoints, journal, quarantine
+from gateway.intake.poller import Fetched, PolledAdapter
+from gateway.intake.sources import AdapterEnv
+from gateway.model.errors import SourceError, SourceMisconfigured
+from gateway.model.schema import RawRecord
+from gateway.support.config import SourceConfig
+from gateway.support.logging import get_logger
 from normalizers import mail_filters
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
 
 if TYPE_CHECKING:
-    from gateway.pipeline import IntakeResult
+    from gateway.intake.pipeline import IntakeResult, Outcome
 
 log = get_logger("adapters.imap_email")
 
 HEAD_ITEMS = "UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER]"
 BODY_ITEMS = "UID BODY.PEEK[]"
-OVERSIZED = "oversized_mail"
+OVERSIZED: Final = "oversized_mail"  # the action, and the quarantine reason
+# What a batch does with a mail, decided from its header: quarantine it unread (over the
+# size limit), only redo the post-action (journaled already), or download it.
+MailAction = Literal["oversized_mail", "known", "download"]
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -74,7 +74,7 @@ class _Mail:
     head: ImapFetched
     header: Message
     ref: str
-    action: str  # oversized | known | download
+    action: MailAction
 
 
 def _received_at(head: ImapFetched) -> datetime:
@@ -84,20 +84,12 @@ def _received_at(head: ImapFetched) -> datetime:
     return when if when is not None and when <= now + _CLOCK_SKEW else now
 
 
-def _oversized_refs(tx: Tx, source: str) -> set[str]:
-    rows = tx.fetchall("SELECT detail FROM quarantine WHERE source = ? AND reason = ?",
-                       (source, OVERSIZED))
-    return {str(json.loads(r[0]).get("message_ref")) for r in rows if r[0]}
-
-
-class ImapEmailSource(PolledAdapter):
-    Options = ImapEmailOptions
+class ImapEmailSource(PolledAdapter[ImapEmailOptions]):
     channel = "email"
     default_format = "email"
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
         super().__init__(config, options, env)
-        self.options = ImapEmailOptions.model_validate(options)
         self.poll_interval_s = self.options.poll_interval_s
         self.max_backoff_s = self.options.max_backoff_s
         self.lease_s = self.options.lease_s
@@ -106,6 +98,15 @@ class ImapEmailSource(PolledAdapter):
         self._watch_retry_at: dict[str, float] = {}
         self._last_fetch = 0.0
         self.idling: set[str] = set()  # folders with a live IDLE connection (for status)
+
+    @classmethod
+    def set_aside(cls, payload: bytes, options: Mapping[str, Any]) -> dict[str, str] | None:
+        """What this source would journal as ``filtered`` for the mail ``payload`` (an
+        auto-reply, a bounce, our own mail), or ``None``: ``minsheng normalize`` asks."""
+        source_options = ImapEmailOptions.model_validate(options) if options else None
+        verdict = mail_filters.check_for_source(parse_message(payload, headers_only=True),
+                                                source_options)
+        return None if verdict is None else verdict.as_detail()
 
     async def stop(self) -> None:
         for task in self._watchers.values():
@@ -226,8 +227,7 @@ class ImapEmailSource(PolledAdapter):
             header = parse_message(head.sections.get("BODY[HEADER]", b""), headers_only=True)
             mails[head.uid] = _Mail(head, header, message_ref(header), "download")
         refs = [m.ref for m in mails.values()]
-        known = await self.intake.store.read(
-            lambda tx: journal.refs_journaled(tx, self.name, refs))
+        known = await self.intake.services.journaled_refs(self.name, refs)
         seen: set[str] = set()
         for mail in sorted(mails.values(), key=lambda m: m.head.uid):  # a copy: the later
             if (mail.head.size or 0) > self.options.max_message_bytes:
@@ -268,8 +268,7 @@ class ImapEmailSource(PolledAdapter):
     async def _save(self, cursor: Cursor) -> None:
         """Commit progress the poller has not committed (mails that were not yielded)."""
         if cursor.dirty:
-            await self.intake.store.write(
-                partial(checkpoints.put, source=self.name, value=cursor.snapshot()))
+            await self.intake.services.save_checkpoint(self.name, cursor.snapshot())
             cursor.dirty = False
 
     # -- what happens to a mail ----------------------------------------------------------
@@ -295,8 +294,8 @@ class ImapEmailSource(PolledAdapter):
 
     async def _quarantine_oversized(self, folder: str, uidvalidity: int, mail: _Mail) -> None:
         """A quarantine entry (no journal record: the mail was not downloaded), once."""
-        store = self.intake.store
-        if mail.ref in await store.read(partial(_oversized_refs, source=self.name)):
+        services = self.intake.services
+        if mail.ref in await services.quarantined_refs(self.name, OVERSIZED, "message_ref"):
             return
         detail = {
             "reason": "邮件超过大小上限，未下载 (mail over the size limit, not downloaded)",
@@ -305,13 +304,12 @@ class ImapEmailSource(PolledAdapter):
             "from": address_of(mail.header, "from"),
             "subject": header_text(mail.header, "subject")[:200], "message_ref": mail.ref,
         }
-        entry = await store.write(
-            lambda tx: quarantine.add(tx, self.name, None, OVERSIZED, detail))
+        entry = await services.quarantine_item(self.name, OVERSIZED, detail)
         self._count("quarantined")
         log.warning("imap_mail_too_large", source=self.name, folder=folder,
                     uid=mail.head.uid, size=mail.head.size, quarantine_id=entry)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: Outcome) -> None:
         self.intake.count(self.name, outcome)
 
     async def _close_session(self) -> None:

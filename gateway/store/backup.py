@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gateway.errors import GatewayError
 from gateway.private_files import private_dir, private_file
+from gateway.model.errors import GatewayError
 
 
 class BackupError(GatewayError):

@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gateway.errors import GatewayError
-from gateway.logging import get_logger
+from gateway.model.errors import GatewayError
 from gateway.store.dialect import Dialect
+from gateway.support.logging import get_logger
 
 T = TypeVar("T")
 log = get_logger("gateway.store")

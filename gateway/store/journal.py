@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.errors import encodable
 from gateway.schema import RawRecord
+from gateway.model.schema import RawRecord
 from gateway.store.engine import Tx
 
 # What became of a raw record. SUPERSEDED: a quarantined record taken again by its

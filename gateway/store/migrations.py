@@ -90,7 +90,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             expires_at {real} NOT NULL
         )""",
     ]),
-    # The phone channel: one row per call, joined from its events (gateway/calls.py).
+    # The phone channel: one row per call, joined from its events (adapters/cdr_webhook/flow.py).
     (2, "calls", [
         """CREATE TABLE calls (
             id {id},
@@ -120,7 +120,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX calls_offered ON calls (offered_at)",
         "CREATE INDEX calls_due ON calls (due_at) WHERE due_at IS NOT NULL",
     ]),
-    # Dedup beyond replays (gateway/dedup.py): recent cases, their LSH band keys and
+    # Dedup beyond replays (gateway/dedup/deduplicator.py): recent cases, their LSH band keys and
     # hashed reporter keys, and clusters of related cases.
     (3, "dedup index", [
         """CREATE TABLE dedup_entries (

@@ -15,7 +15,7 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.schema import CHANNELS
+from gateway.model.schema import CHANNELS
 from gateway.store.engine import Tx
 
 HOUR_S = 3600

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gateway.store.engine import Tx
 
@@ -24,13 +24,18 @@ PURGE_CHUNK = 1000  # most entries one retention statement deletes (one transact
 PURGED_SCOPE = "outbox:purged:"  # + sink: the ``sequences`` row tallying its deleted entries
 
 
+# What an entry carries to a sink: a new case, an update of a case (a late call record),
+# or an event (a hot topic); http sinks send it as X-Minsheng-Kind.
+DeliveryKind = Literal["case", "update", "event"]
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One thing to hand to one sink. ``body`` is the JSON text to deliver."""
 
     outbox_id: int
     sink: str
-    kind: str
+    kind: DeliveryKind
     case_code: str | None
     body: str
     attempts: int
@@ -41,7 +46,7 @@ class Delivery:
 class DeadLetter:
     outbox_id: int
     sink: str
-    kind: str
+    kind: DeliveryKind
     case_code: str | None
     attempts: int
     last_error: str | None
@@ -50,7 +55,8 @@ class DeadLetter:
 
 
 def enqueue(
-    tx: Tx, sinks: list[str], case_id: int | None, kind: str = "case", payload: str | None = None
+    tx: Tx, sinks: list[str], case_id: int | None, kind: DeliveryKind = "case",
+    payload: str | None = None,
 ) -> None:
     now = time.time()
     for sink in sinks:

@@ -29,6 +29,13 @@ def add(tx: Tx, source: str, raw_id: int | None, reason: str, detail: Any = None
     return int(row[0])
 
 
+def detail_values(tx: Tx, source: str, reason: str, key: str) -> set[str]:
+    """``detail[key]`` of every entry of ``source`` quarantined for ``reason``."""
+    rows = tx.fetchall("SELECT detail FROM quarantine WHERE source = ? AND reason = ?",
+                       (source, reason))
+    return {str(json.loads(r[0]).get(key)) for r in rows if r[0]}
+
+
 def list_open(tx: Tx, ids: list[int] | None = None, limit: int = 1000) -> list[QuarantineEntry]:
     """Open entries, oldest first: all of them (up to ``limit``) or the ``ids`` given."""
     where, params = "resolved_at IS NULL", []

@@ -20,7 +20,7 @@ from email import errors as email_errors
 from email import policy
 from email.message import Message
 
-from gateway.attachments import sanitize_file_name
+from gateway.model.attachments import sanitize_file_name
 from normalizers.email.headers import decode_bytes, mime_params, raw_header
 from normalizers.html_text import html_to_text
 from normalizers.text import clean_line, clean_text

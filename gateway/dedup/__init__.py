@@ -1,0 +1,1 @@
+"""Dedup at intake: replays, exact duplicates, repeats, related complaints, hot topics."""

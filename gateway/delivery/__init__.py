@@ -1,0 +1,1 @@
+"""Delivery: the forwarder drains the outbox into the sinks, at least once."""

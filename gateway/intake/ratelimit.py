@@ -1,0 +1,148 @@
+"""Per-client rate limits for push sources a public form posts to.
+
+A public web mailbox is one script away from a flood: ten thousand submissions from one
+address would become ten thousand cases for the departments. Each client address gets a
+token bucket (``burst`` submissions at once, refilled at ``per_minute``); a client
+with an empty bucket is answered 429 with ``Retry-After`` and nothing is journaled, since
+nothing was acknowledged and the sender may retry.
+
+Who the client is: the connection's address, or, when the connection comes from a
+trusted proxy (``trusted_proxies``, loopback by default: a reverse proxy on the same
+host), the right-most address of ``X-Forwarded-For`` that is not itself a trusted proxy.
+Clients in ``exempt`` (loopback by default: health checks, the operator's own curl, a
+same-host proxy that forwards no ``X-Forwarded-For``) are never limited.
+
+Buckets live in memory, at most ``max_clients`` of them (the least recently seen are
+forgotten first, which only ever lets a forgotten client start afresh); each replica
+limits on its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.support import problem
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+
+
+class RateLimitOptions(BaseModel):
+    """The ``rate_limit:`` block of a source; ``rate_limit: null`` turns limiting off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_minute: float = Field(default=30, gt=0, description="submissions per client per minute")
+    burst: int = Field(default=10, ge=1, description="submissions a client may send at once")
+    trusted_proxies: list[IPNetwork] = Field(default_factory=lambda: _networks(LOOPBACK))
+    exempt: list[IPNetwork] = Field(default_factory=lambda: _networks(LOOPBACK))
+    max_clients: int = Field(default=100_000, ge=1, description="buckets kept in memory")
+
+
+def _networks(texts: Iterable[str]) -> list[IPNetwork]:
+    return [ipaddress.ip_network(t) for t in texts]
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+    refusing: bool = False  # refused since its last accepted submission
+
+
+@dataclass(frozen=True)
+class Verdict:
+    retry_after_s: float = 0.0  # 0: go ahead (one token taken)
+    first_refusal: bool = False  # the client was accepted until now: worth one log line
+
+    @property
+    def allowed(self) -> bool:
+        return self.retry_after_s == 0.0
+
+
+class RateLimiter:
+    """Token buckets by client address."""
+
+    def __init__(self, options: RateLimitOptions,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.options = options
+        self.rate_per_s = options.per_minute / 60.0
+        self.clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.refused = 0
+
+    def client(self, request: web.Request) -> IPAddress | None:
+        """The client's address (see the module's docstring); None when unknown."""
+        address = _address(request.remote)
+        if address is None or not _within(address, self.options.trusted_proxies):
+            return address
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed([h for h in hops if h]):
+            forwarded = _address(hop)
+            if forwarded is None:  # garbage from further out: trust what we know
+                return address
+            address = forwarded
+            if not _within(forwarded, self.options.trusted_proxies):
+                break
+        return address
+
+    def check(self, client: IPAddress | None) -> Verdict:
+        """Whether ``client`` may submit now (then one token is taken), else in how many
+        seconds it may. Unknown clients (no address) and exempt ones are not limited."""
+        if client is None or _within(client, self.options.exempt):
+            return Verdict()
+        key, now = str(client), self.clock()
+        bucket = self._buckets.pop(key, None)
+        if bucket is None:
+            bucket = _Bucket(float(self.options.burst), now)
+        else:
+            elapsed = max(now - bucket.at, 0.0)
+            refill = bucket.tokens + elapsed * self.rate_per_s
+            bucket.tokens = min(float(self.options.burst), refill)
+            bucket.at = now
+        self._buckets[key] = bucket  # most recently seen last
+        while len(self._buckets) > self.options.max_clients:
+            self._buckets.popitem(last=False)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            bucket.refusing = False
+            return Verdict()
+        self.refused += 1
+        first, bucket.refusing = not bucket.refusing, True
+        return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first)
+
+
+def too_many(retry_after_s: float) -> web.Response:
+    """429 problem+json, in Chinese with English beside it, with ``Retry-After``."""
+    seconds = max(1, math.ceil(retry_after_s))
+    response = problem.problem(
+        429, "rate-limited", "提交过于频繁，请稍后再试 (too many submissions, try again later)",
+        f"请 {seconds} 秒后重试 / retry in {seconds} s", retry_after_s=seconds,
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _address(text: str | None) -> IPAddress | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:203.0.113.9 from a dual-stack socket
+    return address
+
+
+def _within(address: IPAddress, networks: list[IPNetwork]) -> bool:
+    return any(address.version == n.version and address in n for n in networks)

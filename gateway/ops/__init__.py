@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, ``/v1/status`` and the status page ``/ops``."""

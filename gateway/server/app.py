@@ -1,0 +1,193 @@
+"""Wiring: config → store, sinks, forwarder, adapters, intake and the HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from gateway import registry
+from gateway.attachments import AttachmentStore
+from gateway.config import GatewayConfig, SourceConfig
+from gateway.dedup import Deduplicator
+from gateway.edge_metrics import EdgeMetrics
+from gateway.forwarder import Forwarder
+from gateway.http_edge import EdgeSite, start_site
+from gateway.logging import get_logger
+from gateway.loop_lag import LoopLagMonitor
+from gateway.metrics import GatewayMetrics
+from gateway.normalize import NormalizerContext
+from gateway.pipeline import Intake, SourceBinding
+from gateway.poller import PolledAdapter, Poller
+from gateway.sinks.base import Sink
+from gateway.sources import Adapter, AdapterEnv
+from gateway.status import UP, SourceStatus
+from gateway.dedup.deduplicator import Deduplicator
+from gateway.delivery.forwarder import Forwarder
+from gateway.delivery.sinks.base import Sink, SinkClass
+from gateway.intake.health import UP, SourceStatus
+from gateway.intake.pipeline import Intake, SourceBinding
+from gateway.intake.poller import PolledAdapter, Poller
+from gateway.intake.sources import Adapter, AdapterClass, AdapterEnv
+from gateway.model.attachments import AttachmentStore
+from gateway.model.normalize import NormalizerContext
+from gateway.ops.metrics import GatewayMetrics
+from gateway.store import Store, outbox
+from gateway.support import registry
+from gateway.support.config import GatewayConfig, SourceConfig
+from gateway.support.logging import get_logger
+
+log = get_logger("gateway")
+
+
+def open_store(config: GatewayConfig) -> Store:
+    return Store.from_url(
+        config.store.url, config.store.batch_max, config.store.connect_timeout_s
+    )
+
+
+def binding_for(config: GatewayConfig, source: SourceConfig) -> SourceBinding:
+    cls: AdapterClass = registry.adapter_class(source.adapter)
+    fmt = source.format or cls.default_format
+    resources = cls.resources(cls.Options.model_validate(source.options))
+    context = NormalizerContext(source.name, config.tz, source.options, resources)
+    return SourceBinding(registry.normalizer(fmt), context)
+
+
+def build_intake(config: GatewayConfig, store: Store) -> Intake:
+    attachments = AttachmentStore(config.attachments_dir)
+
+    def save_blobs(blobs: Mapping[str, bytes]) -> None:
+        for digest, data in blobs.items():
+            attachments.keep(data, digest)
+
+    return Intake(
+        store,
+        region=config.region_code,
+        timezone=config.tz,
+        sinks=[s.name for s in config.sinks if s.enabled],
+        bindings={s.name: binding_for(config, s) for s in config.sources},
+        save_blobs=save_blobs,
+        dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
+    )
+
+
+def build_adapters(config: GatewayConfig) -> dict[str, Adapter[Any]]:
+    """An instance of every enabled source's adapter, by source name."""
+    env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz)
+    adapters: dict[str, Adapter[Any]] = {}
+    for source in config.sources:
+        if source.enabled:
+            cls: AdapterClass = registry.adapter_class(source.adapter)
+            adapters[source.name] = cls(source, cls.Options.model_validate(source.options), env)
+    return adapters
+
+
+def wire_intake(config: GatewayConfig, store: Store) -> tuple[Intake, dict[str, Adapter[Any]]]:
+    """The intake and every enabled source's adapter, with the adapters' own flows bound
+    to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
+    phone record goes back through its call flow there too."""
+    intake = build_intake(config, store)
+    adapters = build_adapters(config)
+    bind_flows(intake, adapters)
+    return intake, adapters
+
+
+def bind_flows(intake: Intake, adapters: Mapping[str, Adapter[Any]]) -> None:
+    """Let the intake hand records back to adapters that have a flow of their own."""
+    for name, adapter in adapters.items():
+        flow = adapter.flow(intake)
+        if flow is not None:
+            intake.flows[name] = flow
+
+
+@dataclass
+class Gateway:
+    """A running gateway: start it, serve, stop it gracefully."""
+
+    config: GatewayConfig
+    store: Store = field(init=False)
+    intake: Intake = field(init=False)
+    forwarder: Forwarder = field(init=False)
+    adapters: dict[str, Adapter[Any]] = field(init=False, default_factory=dict)
+    status: SourceStatus = field(init=False, default_factory=SourceStatus)
+    poller: Poller = field(init=False)
+    metrics: GatewayMetrics = field(init=False)
+    edge: EdgeMetrics = field(init=False)
+    loop_lag: LoopLagMonitor | None = field(init=False, default=None)
+    site: EdgeSite | None = field(init=False, default=None)
+    started: bool = field(init=False, default=False)
+    _runner: web.AppRunner | None = field(init=False, default=None)
+
+    async def start(self) -> None:
+        from gateway.server.http import build_app
+
+        config = self.config
+        self.metrics = GatewayMetrics(self)
+        self.edge = EdgeMetrics(self.metrics.registry)
+        self.store = open_store(config)
+        await self.store.start()
+        if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
+            await self.store.write(lambda tx: outbox.release_leases(tx))
+        self.forwarder = Forwarder(self.store, self._sinks(), config.store.outbox_retention_s)
+        self.intake, self.adapters = wire_intake(config, self.store)
+        self.intake.on_enqueued = self.forwarder.notify
+        app = build_app(self)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None,
+            shutdown_timeout=config.server.shutdown_timeout_s,
+        )
+        await self._runner.setup()
+        self.site = await start_site(self._runner, config.server, self.edge)
+        await self.forwarder.start()
+        self.poller = Poller(self.store, self.intake, self.status)
+        for adapter in self.adapters.values():
+            pulled = isinstance(adapter, PolledAdapter)
+            self.status.register(adapter.name, "pull" if pulled else "push",
+                                 adapter.config.critical)
+            await adapter.start(self.intake)
+            if isinstance(adapter, PolledAdapter):
+                self.poller.start(adapter)
+            else:
+                self.status.set(adapter.name, UP, "listening")
+        self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
+        self.loop_lag.start()
+        self.started = True
+        log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
+                 sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
+
+    def _sinks(self) -> list[tuple[Any, Sink[Any]]]:
+        sinks = []
+        for sink_config in self.config.sinks:
+            if sink_config.enabled:
+                cls: SinkClass = registry.sink_class(sink_config.kind)
+                sinks.append((sink_config, cls(sink_config, sink_config.options)))
+        return sinks
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, flush the outbox batch, close."""
+        self.started = False
+        if self._runner is not None:
+            await self._runner.cleanup()  # stops listening, waits for in-flight handlers
+        await self.poller.stop()
+        for adapter in self.adapters.values():
+            await adapter.stop()
+        await self.forwarder.stop()
+        await self.store.close()
+        if self.loop_lag is not None:
+            await self.loop_lag.stop()
+        log.info("gateway_stopped", delivered=self.forwarder.delivered)
+
+    async def run_forever(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        log.info("gateway_stopping")
+        await self.stop()

@@ -1,0 +1,156 @@
+"""The inbound HTTP surface: intake routes of push adapters, health, and the pull feed."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from gateway import openapi, ops, problem
+from gateway.http_edge import watch_requests
+from gateway.http_errors import make_edge_errors
+from gateway.logging import get_logger, mask_text
+from gateway.query import whole_number
+from gateway.ops import routes as ops
+from gateway.ops.running import RunningGateway
+from gateway.store import StoreUnavailable, cases
+from gateway.support import problem
+from gateway.support.logging import get_logger, mask_text
+from gateway.support.tokens import bearer_ok
+
+log = get_logger("gateway.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FEED_MAX_LIMIT = 500
+GATEWAY_KEY = web.AppKey("gateway", object)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (echoed back) and turn a store outage into a 503."""
+    # A caller's own id is masked once here (it might hold a phone number), so the id in
+    # the logs and the one echoed back are the same; our own ids are never masked.
+    request_id = mask_text(request.headers.get("X-Request-Id", "")[:64]) or uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except StoreUnavailable as exc:
+        log.error("store_unavailable", path=request.path, error=str(exc))
+        response = problem.problem(
+            503, "store-unavailable", "存储暂不可用，请稍后重试 (store unavailable, retry later)",
+        )
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    response.headers["X-Request-Id"] = request_id
+    if request.path.startswith("/intake/"):
+        elapsed = time.perf_counter() - started
+        _gateway(request).metrics.observe_intake(request.path, elapsed)
+        log.debug("request", path=request.path, status=response.status,
+                  ms=round(elapsed * 1000, 2))
+    return response
+
+
+def _gateway(request: web.Request) -> RunningGateway:
+    return request.app[GATEWAY_KEY]  # type: ignore[return-value]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the store answers and no critical source is down; other sources down
+    are reported here but do not fail the probe."""
+    gateway = _gateway(request)
+    body: dict[str, object] = {
+        "started": gateway.started,
+        "sources": {n: {"state": s.state, "reason": s.reason}
+                    for n, s in gateway.status.sources.items()},
+    }
+    try:
+        await gateway.store.ping()
+        body["store"] = "ok"
+    except Exception as exc:
+        body["store"] = f"unreachable: {exc}"
+        return web.json_response({"status": "not ready", **body}, status=503)
+    if not gateway.started:
+        return web.json_response({"status": "starting", **body}, status=503)
+    if down := gateway.status.critical_down():
+        body["critical_down"] = down
+        return web.json_response({"status": "not ready", **body}, status=503)
+    return web.json_response({"status": "ready", **body})
+
+
+def _authorized(request: web.Request) -> web.Response | None:
+    token = _gateway(request).config.api.token
+    if token is None:
+        return problem.problem(
+            403, "api-disabled", "拉取接口未启用 (pull API disabled)",
+            "set api.token in the config (e.g. token: ${MINSHENG_API_TOKEN})",
+        )
+    if not bearer_ok(request, token.get_secret_value()):
+        return problem.unauthorized("a valid 'Authorization: Bearer <token>' is required")
+    return None
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    try:
+        return whole_number(request.query.get(name, str(default)), low, high)
+    except ValueError as exc:
+        raise web.HTTPUnprocessableEntity(
+            text=json.dumps({
+                "type": "https://minsheng.invalid/problems/bad-parameter", "status": 422,
+                "title": "参数无效 (invalid parameter)",
+                "errors": [{"field": name, "reason": str(exc)}],
+            }, ensure_ascii=False),
+            content_type=problem.PROBLEM_TYPE,
+        ) from None
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    """Complaints in commit order after ``after``; ``next_cursor`` continues the feed."""
+    if (refusal := _authorized(request)) is not None:
+        return refusal
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 100, 1, FEED_MAX_LIMIT)
+    rows = await _gateway(request).store.read(lambda tx: cases.feed_after(tx, after, limit))
+    cursor = rows[-1].feed_pos if rows else after
+    body = (
+        '{"cases":[' + ",".join(r.document for r in rows) + "],"
+        f'"next_cursor":"{cursor}","has_more":{"true" if len(rows) == limit else "false"}}}'
+    )
+    return web.Response(text=body, content_type="application/json")
+
+
+async def get_case(request: web.Request) -> web.Response:
+    if (refusal := _authorized(request)) is not None:
+        return refusal
+    code = request.match_info["case_code"].upper()
+    row = await _gateway(request).store.read(lambda tx: cases.get_by_code(tx, code))
+    if row is None:
+        return problem.problem(404, "not-found", "未找到该案件 (no such case)", code)
+    return web.Response(text=row.document, content_type="application/json")
+
+
+def build_app(gateway: RunningGateway) -> web.Application:
+    limits = [getattr(a, "max_body", 0) for a in gateway.adapters.values()]
+    app = web.Application(
+        middlewares=[watch_requests, request_context, make_edge_errors(gateway.edge)],
+        client_max_size=max([1024**2, *limits]) + 65536
+    )
+    app[GATEWAY_KEY] = gateway
+    app.add_routes([
+        web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
+        web.get("/v1/cases", list_cases),
+        web.get("/v1/cases/{case_code}", get_case),
+    ])
+    ops.setup(app, gateway)  # /metrics, /v1/status, /ops
+    openapi.setup(app, gateway)  # /openapi.json
+    for adapter in gateway.adapters.values():
+        app.add_routes(adapter.routes(gateway.intake))
+    return app

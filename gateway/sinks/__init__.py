@@ -1,1 +1,0 @@
-"""Where cases go: one module per sink kind, registered by name in gateway/registry.py."""
