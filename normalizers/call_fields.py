@@ -15,12 +15,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from gateway import strict_json
-from gateway.errors import FieldError, Rejected
-from gateway.input_limits import InputLimits, WithLimits
-from gateway.normalize import NormalizerContext
-from gateway.schema import RawRecord
+from gateway.model import strict_json
 from gateway.model.errors import FieldError, Rejected
+from gateway.model.input_limits import InputLimits, WithLimits
+from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import RawRecord
 from normalizers.charset import media_type
 from normalizers.text import clean_line, clean_text
@@ -49,7 +47,7 @@ def read_body(raw: RawRecord, ctx: NormalizerContext) -> dict[str, Any]:
 
 
 def json_object(text: str, limits: InputLimits, name: str = "body") -> dict[str, Any]:
-    """``text`` as a JSON object (``gateway.strict_json``); ``Rejected`` naming ``name``."""
+    """``text`` as a JSON object (``gateway.model.strict_json``); ``Rejected`` naming ``name``."""
     try:
         data = strict_json.loads(text, limits, name)
     except ValueError as exc:

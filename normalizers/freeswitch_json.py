@@ -22,15 +22,11 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import Rejected
-from gateway.input_limits import InputLimits, WithLimits
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import Fields, check_order, form_fields, json_object, media_type
 from gateway.model.errors import Rejected
+from gateway.model.input_limits import InputLimits, WithLimits
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import Fields, check_order, form_fields
+from normalizers.call_fields import Fields, check_order, form_fields, json_object
 from normalizers.call_notes import notes_from
 from normalizers.call_state import CDR, CallEvent, single_record_draft
 from normalizers.charset import media_type

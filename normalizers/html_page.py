@@ -22,14 +22,10 @@ from typing import Any
 
 from bs4 import BeautifulSoup, Tag
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, PostInfo, RawRecord
-from gateway.sites import DetailSpec, FieldSpec, SiteDefinition, field_value, load_site, read_html
-from normalizers.article import extract_article
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
+from normalizers.article import extract_article
 from normalizers.html_text import element_text
 from normalizers.opinion_post import OpinionSettings, post_draft
 from normalizers.post_time import parse_post_time

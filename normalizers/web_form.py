@@ -13,15 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import strict_json
-from gateway.errors import FieldError, Rejected
-from gateway.input_limits import InputLimits, WithLimits
-from gateway.normalize import NormalizerContext
-from gateway.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
-from normalizers.call_fields import form_pairs
+from gateway.model import strict_json
 from gateway.model.errors import FieldError, Rejected
+from gateway.model.input_limits import InputLimits, WithLimits
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
+from normalizers.call_fields import form_pairs
 from normalizers.charset import charset_param, media_type
 from normalizers.phone import InvalidPhone, to_e164
 from normalizers.text import clean_line, clean_text, clip

@@ -12,7 +12,7 @@ from aiohttp import web
 import gateway.server
 from gateway.cli import main
 
-_build_app = gateway.server.build_app
+_build_app = gateway.server.http.build_app
 
 
 async def _bug(request: web.Request) -> web.Response:
@@ -26,5 +26,5 @@ def _with_bug(gw: Any) -> web.Application:
 
 
 if __name__ == "__main__":
-    gateway.server.build_app = _with_bug
+    gateway.server.http.build_app = _with_bug
     main()

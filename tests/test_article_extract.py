@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from gateway.cli_opinion import sites
-from gateway.normalize import NormalizerContext
-from gateway.schema import RawRecord
-from gateway.sites import read_html
+from adapters.opinion.cli import sites
+from adapters.opinion.sites import read_html
+from gateway.model.normalize import NormalizerContext
+from gateway.model.schema import RawRecord
 from normalizers.article import extract_article, main_text
 from normalizers.article_meta import find_date
 from normalizers.article_text import is_boilerplate, largest_sentence_block, sentence_chars

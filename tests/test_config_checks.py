@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import parse_config
-from gateway.config_checks import clear_secret_warnings, is_loopback_host
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
+from gateway.support.config import parse_config
+from gateway.support.config_checks import clear_secret_warnings, is_loopback_host
 from tests.conftest import raw_config
 from tests.procs import ROOT, run_cli, write_config
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests.conftest import base_url
 from tests.fixtures.cdr import API, OPS_TOKEN, read, running, scalar, sign_hmac, sign_twilio
 from tests.fixtures.cdr import source as phone_source
@@ -359,8 +359,8 @@ async def test_limits_are_configurable_and_their_errors_name_the_key(tmp_path: P
 
 
 def test_a_bad_limit_is_a_config_error_naming_it() -> None:
-    from gateway.config import parse_config
-    from gateway.errors import ConfigError
+    from gateway.model.errors import ConfigError
+    from gateway.support.config import parse_config
 
     raw = {"sources": [{"name": "web", "adapter": "web_mailbox", "limits": {"max_parts": 0}},
                        {"name": "gj", "adapter": "cdr_webhook", "auth": {"scheme": "none"},
@@ -374,8 +374,8 @@ def test_a_bad_limit_is_a_config_error_naming_it() -> None:
 
 def test_the_fixture_documents_are_still_good_json() -> None:
     """The strict reader accepts what real phone systems send (the shipped fixtures)."""
-    from gateway import strict_json
-    from gateway.input_limits import InputLimits
+    from gateway.model import strict_json
+    from gateway.model.input_limits import InputLimits
 
     for name in ("generic_answered.json", "freeswitch_answered.json", "notes.json"):
         assert isinstance(strict_json.loads(read(name).decode(), InputLimits()), dict)

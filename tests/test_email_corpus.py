@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.normalize import NormalizerContext
+from gateway.model.normalize import NormalizerContext
 from normalizers.email import addresses, header_text, iter_texts, normalize, parse_message
 from normalizers.email.parts import text_charset
 from tests.test_email_normalize import FIXTURES, complaint, raw_of

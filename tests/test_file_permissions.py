@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import Gateway
-from gateway.private_files import narrow, open_private, private_dir, private_sqlite
+from gateway.model.private_files import narrow, open_private, private_dir, private_sqlite
+from gateway.server.app import Gateway
 from gateway.store.backup import backup_sqlite
 from tests.conftest import base_url, gateway_config, sink_lines
 

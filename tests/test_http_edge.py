@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import Gateway
-from gateway.http_edge import raise_open_files_limit
+from gateway.server.app import Gateway
+from gateway.server.http_edge import raise_open_files_limit
 from tests.conftest import base_url, gateway_config
 
 BOUND_S = 20.0  # how long a test waits for the edge to act, at most (not a timing check)

@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.config import ServerConfig
-from gateway.edge_metrics import EdgeMetrics
-from gateway.http_edge import EdgeLimits, EdgeSite, EdgeState, handler_args, watch_requests
-from gateway.http_errors import make_edge_errors
-from gateway.loop_lag import LoopLagMonitor
+from gateway.ops.edge_metrics import EdgeMetrics
+from gateway.server.http_edge import EdgeLimits, EdgeSite, EdgeState, handler_args, watch_requests
+from gateway.server.http_errors import make_edge_errors
+from gateway.server.loop_lag import LoopLagMonitor
+from gateway.support.config import ServerConfig
 from tests.pg import free_port
 
 

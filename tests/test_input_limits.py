@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from gateway import strict_json
-from gateway.attachments import sanitize_file_name
-from gateway.body_budget import BodyBudget, BudgetExhausted
-from gateway.errors import FieldError, Rejected
-from gateway.input_limits import InputLimits
-from gateway.query import whole_number
+from gateway.intake.body_budget import BodyBudget, BudgetExhausted
+from gateway.model import strict_json
+from gateway.model.attachments import sanitize_file_name
+from gateway.model.errors import FieldError, Rejected
+from gateway.model.input_limits import InputLimits
+from gateway.support.query import whole_number
 
 LIMITS = InputLimits()
 
@@ -126,8 +126,8 @@ def test_a_lone_surrogate_in_any_draft_field_is_refused_naming_it() -> None:
     it), validation refuses a lone surrogate naming the field, before any encode."""
     from datetime import UTC, datetime
 
-    from gateway.schema import ComplaintDraft, Reporter
-    from gateway.validation import validate_draft
+    from gateway.model.schema import ComplaintDraft, Reporter
+    from gateway.model.validation import validate_draft
 
     now = datetime.now(UTC)
     draft = ComplaintDraft(channel="email", source="mail", source_ref="m-1", received_at=now,

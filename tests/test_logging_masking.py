@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pytest
 import structlog
 
-import gateway.logging
-from gateway.logging import (
+import gateway.support.logging
+from gateway.support.logging import (
     STDLIB_HANDLER_NAME,
     configure_logging,
     get_logger,

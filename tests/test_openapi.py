@@ -14,9 +14,9 @@ from aiohttp import web
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from gateway.app import Gateway
-from gateway.config import parse_config
-from gateway.server import build_app
+from gateway.server.app import Gateway
+from gateway.server.http import build_app
+from gateway.support.config import parse_config
 from tests.conftest import base_url, raw_config
 from tests.fuzz_gateway import SECRETS, fuzz_config
 from tests.pg import free_port

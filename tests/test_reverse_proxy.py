@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from adapters.web_mailbox import WebMailboxOptions
-from gateway.app import Gateway
+from gateway.server.app import Gateway
 from tests import nginx
 from tests.conftest import gateway_config
 from tests.fixtures.cdr import scalar

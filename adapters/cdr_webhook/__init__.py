@@ -28,30 +28,21 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from adapters.cdr_webhook import call_store as store_calls
 from adapters.cdr_webhook import openapi
 from adapters.cdr_webhook.auth import Authenticator, AuthOptions, Refusal
-from gateway import problem
-from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
-from gateway.calls import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
-from gateway.config import SourceConfig
-from gateway.errors import ConfigError
-from gateway.input_limits import InputLimits
-from gateway.logging import get_logger
-from gateway.openapi import ApiPart
-from gateway.query import whole_number
-from gateway.schema import RawRecord
-from gateway.sources import Adapter, AdapterEnv
-from gateway.store import calls as store_calls
-from gateway.timespan import parse_since
-from adapters.cdr_webhook import call_store as store_calls
 from adapters.cdr_webhook.flow import CallFlow, CallPolicy, CallResult, Parser, hotline_stats
+from gateway.intake.body_budget import BodyBudget, BudgetExhausted, read_bounded
+from gateway.intake.openapi import ApiPart
 from gateway.intake.sources import Adapter, AdapterEnv
-from gateway.model.errors import ConfigError, FieldError
+from gateway.model.errors import ConfigError
+from gateway.model.input_limits import InputLimits
 from gateway.model.schema import RawRecord
 from gateway.model.timespan import parse_since
 from gateway.support import problem
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
+from gateway.support.query import whole_number
 from normalizers.freeswitch_json import FreeswitchOptions
 
 if TYPE_CHECKING:

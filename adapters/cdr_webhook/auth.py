@@ -38,8 +38,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from gateway.input_limits import InputLimits
-from gateway.tokens import same_secret
+from gateway.model.input_limits import InputLimits
 from gateway.support.tokens import same_secret
 
 Scheme = Literal["none", "bearer", "basic", "hmac", "path_token", "twilio"]

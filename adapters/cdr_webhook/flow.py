@@ -26,6 +26,7 @@ from adapters.cdr_webhook.call_store import CallSummary, KpiRow
 from gateway.intake.pipeline import Intake, IntakeResult, failure_detail, run_parser
 from gateway.intake.ports import CaseRecord, JournalStatus, Tx
 from gateway.model.errors import Rejected
+from gateway.model.input_limits import kept_of_refused
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import Complaint, RawRecord
 from gateway.model.validation import validate_draft

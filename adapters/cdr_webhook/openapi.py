@@ -1,4 +1,4 @@
-"""A hotline source's operations in the gateway's OpenAPI document (gateway/openapi.py).
+"""A hotline source's operations in the gateway's OpenAPI document (gateway/intake/openapi.py).
 
 The call records of each format (docs/phone.md), the notes route, and the KPI and
 overdue routes; each authentication scheme becomes a security scheme of the document,
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from adapters.cdr_webhook.auth import AuthOptions
-from gateway.openapi import (
+from gateway.intake.openapi import (
     ApiPart,
     JsonObject,
     bearer_scheme,

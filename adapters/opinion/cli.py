@@ -230,12 +230,9 @@ def _print_draft(raw: RawRecord, setup: _Setup, definition_ref: str,
 def sites_extract(file: Path | None, url: str | None, config_path: Path | None,
                   source_name: str | None) -> None:
     """Print the generic extraction of one article page as JSON."""
-    from adapters.web_common import WebOptions
-    from gateway.sites import read_html
-    from normalizers.article import extract_article
     from adapters.opinion.sites import read_html
     from adapters.opinion.web_common import WebOptions
-    from normalizers.html_page import extract_article
+    from normalizers.article import extract_article
 
     _one_of(file, url)
     setup = _setup(config_path, source_name, "sites-extract")

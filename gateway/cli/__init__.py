@@ -12,22 +12,15 @@ from typing import TypeVar
 
 import click
 
-from gateway import registry
-from gateway.cli_common import config_option, echo_json, load_or_exit, with_store
-from gateway.config import SourceConfig, read_config_file
-from gateway.config_checks import clear_secret_warnings
-from gateway.errors import Rejected
-from gateway.logging import configure_logging, get_logger
-from gateway.normalize import NormalizerContext
-from gateway.schema import CHANNELS, RawRecord, complaint_json_schema
 from gateway.cli.common import config_option, echo_json, load_or_exit, with_store
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import CHANNELS, RawRecord, complaint_json_schema
 from gateway.store import Store, outbox, quarantine
 from gateway.support import registry
-from gateway.support.config import SourceConfig
-from gateway.support.logging import configure_logging
+from gateway.support.config import SourceConfig, read_config_file
+from gateway.support.config_checks import clear_secret_warnings
+from gateway.support.logging import configure_logging, get_logger
 
 T = TypeVar("T")
 # Command groups of the channels and of operations, imported only when used (their

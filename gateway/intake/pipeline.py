@@ -13,24 +13,15 @@ import asyncio
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from gateway import dedup
-from gateway.casecode import format_code
-from gateway.dedup import Decision, Deduplicator, Fingerprint
-from gateway.errors import FieldError, Rejected
-from gateway.input_limits import InputLimits, WithLimits
-from gateway.logging import get_logger
-from gateway.normalize import Normalizer, NormalizerContext
-from gateway.schema import Complaint, ComplaintDraft, RawRecord
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
 from gateway.dedup import deduplicator as dedup
 from gateway.dedup.deduplicator import Decision, Deduplicator, Fingerprint
 from gateway.intake.ports import AdapterServices
 from gateway.model.casecode import format_code
 from gateway.model.errors import FieldError, Rejected
+from gateway.model.input_limits import InputLimits, WithLimits, kept_of_refused
 from gateway.model.normalize import Normalizer, NormalizerContext
 from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
@@ -272,7 +263,7 @@ class Intake:
         self, tx: Tx, entry: _Journal, rejection: Rejected, to_quarantine: bool
     ) -> IntakeResult:
         if not to_quarantine and entry.raw_id is None:  # a pusher was told 4xx: keep a cap
-            entry = replace(entry, raw=journal.kept_of_refused(
+            entry = replace(entry, raw=kept_of_refused(
                 entry.raw, self.refused_keep_bytes(entry.raw.source)))
         raw_id = entry.write(tx, journal.REJECTED, rejection.as_list())
         qid = None

@@ -18,10 +18,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from gateway.attachments import AttachmentStore
-from gateway.config import SourceConfig
-from gateway.openapi import ApiPart
-from gateway.schema import Channel
+from gateway.intake.openapi import ApiPart
 from gateway.model.attachments import AttachmentStore
 from gateway.model.schema import Channel
 from gateway.support.config import SourceConfig
@@ -59,7 +56,7 @@ class Adapter(Configurable[OptionsT]):
     def open_routes(cls, options: Any) -> list[str]:
         """What of the routes of a source with these (validated) options answers anyone
         without credentials, in words for check-config; none by default (a pulled adapter
-        has no routes). gateway/config_checks.py refuses them off loopback."""
+        has no routes). gateway/support/config_checks.py refuses them off loopback."""
         return []
 
     def __init__(self, config: SourceConfig, options: Any, env: AdapterEnv) -> None:
@@ -106,7 +103,7 @@ class Adapter(Configurable[OptionsT]):
         """Stop background work."""
 
     def openapi(self) -> ApiPart:
-        """The adapter's operations in the gateway's OpenAPI document (gateway/openapi.py):
+        """The adapter's operations in the gateway's OpenAPI document (gateway/intake/openapi.py):
         one per route that ``routes`` returns; a pulled adapter has none."""
         return ApiPart()
 

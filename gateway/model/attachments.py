@@ -14,8 +14,7 @@ import tempfile
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from gateway.private_files import private_dir
-from gateway.schema import Attachment
+from gateway.model.private_files import private_dir
 from gateway.model.schema import Attachment
 
 # Controls (C0, DEL, C1), reserved characters, and invisible format characters: zero-width

@@ -11,11 +11,9 @@ from datetime import timedelta
 
 from pydantic_core import PydanticSerializationError
 
-from gateway.errors import FieldError, Rejected
-from gateway.schema import ComplaintDraft
-from gateway.strict_json import lone_surrogate_at
 from gateway.model.errors import FieldError, Rejected
 from gateway.model.schema import ComplaintDraft
+from gateway.model.strict_json import lone_surrogate_at
 
 MAX_BODY_CHARS = 50_000
 MAX_SUBJECT_CHARS = 500

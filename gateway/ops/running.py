@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from gateway.intake.health import SourceStatus
 from gateway.intake.pipeline import Intake
 from gateway.intake.sources import Adapter
+from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.store import Store
 from gateway.support.config import GatewayConfig
 
@@ -48,3 +49,6 @@ class RunningGateway(Protocol):
 
     @property
     def metrics(self) -> RendersMetrics: ...
+
+    @property
+    def edge(self) -> EdgeMetrics: ...

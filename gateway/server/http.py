@@ -10,16 +10,15 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from gateway import openapi, ops, problem
-from gateway.http_edge import watch_requests
-from gateway.http_errors import make_edge_errors
-from gateway.logging import get_logger, mask_text
-from gateway.query import whole_number
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
+from gateway.server import openapi
+from gateway.server.http_edge import watch_requests
+from gateway.server.http_errors import make_edge_errors
 from gateway.store import StoreUnavailable, cases
 from gateway.support import problem
 from gateway.support.logging import get_logger, mask_text
+from gateway.support.query import whole_number
 from gateway.support.tokens import bearer_ok
 
 log = get_logger("gateway.http")

@@ -20,9 +20,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.errors import GatewayError
-from gateway.private_files import private_dir, private_file
 from gateway.model.errors import GatewayError
+from gateway.model.private_files import private_dir, private_file
 
 
 class BackupError(GatewayError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.private_files import private_sqlite
+from gateway.model.private_files import private_sqlite
 
 INTAKE_LOCK_KEY = 0x4D53_0001  # "MS" 1: serialises case creation across replicas
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.errors import encodable
-from gateway.schema import RawRecord
+from gateway.model.errors import encodable
 from gateway.model.schema import RawRecord
 from gateway.store.engine import Tx
 
@@ -33,19 +31,6 @@ _COLUMNS = (
     "id, source, channel, source_ref, received_at, content_type, metadata, payload, "
     "idempotency_key, status, case_id, detail"
 )
-
-
-def kept_of_refused(raw: RawRecord, keep_bytes: int) -> RawRecord:
-    """What the journal keeps of a record refused with a 4xx: all of a small one; of a
-    bigger one its first ``keep_bytes`` bytes, with its size and sha256 in the metadata
-    (``refused_body``), so a refusal costs the store at most ``keep_bytes``."""
-    size = len(raw.payload)
-    if size <= keep_bytes:
-        return raw
-    summary = {"size": size, "sha256": hashlib.sha256(raw.payload).hexdigest(),
-               "kept_bytes": keep_bytes}
-    return replace(raw, payload=raw.payload[:keep_bytes],
-                   metadata={**raw.metadata, "refused_body": summary})
 
 
 def insert_raw(

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from gateway.model.errors import ConfigError
+from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
@@ -227,7 +228,7 @@ class GatewayConfig(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     sinks: list[SinkConfig] = Field(default_factory=list)
     # What may answer the network without credentials on a listen address other than
-    # loopback: "ops" and/or source names (gateway/config_checks.py, docs/security.md).
+    # loopback: "ops" and/or source names (gateway/support/config_checks.py, docs/security.md).
     allow_unauthenticated: list[str] = Field(default_factory=list)
 
     @field_validator("timezone")
@@ -254,7 +255,6 @@ class GatewayConfig(_Strict):
         raise KeyError(name)
 
 
-Loc = tuple[str | int, ...]
 
 
 def _expand_env(value: Any, loc: Loc, missing: list[tuple[Loc, str]]) -> Any:
@@ -310,23 +310,6 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> list[st
     return lines
 
 
-def _item_prefix(section: str, index: int, item: Any) -> str:
-    name = item.get("name") if isinstance(item, dict) else None
-    return f"{section}[{index}] (name={name})" if name else f"{section}[{index}]"
-
-
-def config_location(loc: Loc, raw: dict[str, Any]) -> str:
-    """``sources[1] (name=web): max_attachment_mb`` for a location in the config."""
-    rest = list(loc)
-    prefix = ""
-    if len(rest) >= 2 and rest[0] in ("sources", "sinks") and isinstance(rest[1], int):
-        section = raw.get(str(rest[0]))
-        item = section[rest[1]] if isinstance(section, list) and rest[1] < len(section) else None
-        prefix = _item_prefix(str(rest[0]), rest[1], item)
-        rest = rest[2:]
-    return ": ".join(p for p in (prefix, ".".join(str(x) for x in rest)) if p)
-
-
 def _line(where: str, message: str) -> str:
     return f"{where}: {message}" if where else message
 
@@ -368,7 +351,7 @@ def _check_plugins(raw: dict[str, Any], errors: list[str], skip: set[Loc]) -> No
     """
     seen: set[tuple[str, str]] = set()
     for section, index, item in _valid_items(raw):
-        prefix = _item_prefix(section, index, raw[section][index])
+        prefix = item_prefix(section, index, raw[section][index])
         if (section, item.name) in seen:
             errors.append(f"{prefix}: name: used twice")
         seen.add((section, item.name))
@@ -384,16 +367,6 @@ def _check_plugins(raw: dict[str, Any], errors: list[str], skip: set[Loc]) -> No
                 _line(config_location((section, index, *err["loc"]), raw), _message(err))
                 for err in exc.errors() if (section, index, *err["loc"]) not in skip
             )
-
-
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "credential")
-
-
-def is_secret_key(key: str) -> bool:
-    """A config key whose value is a secret: ``token``, ``auth_token``, ``password``,
-    ``secret``, ``api_key``…: masked in logs, and expected as ``${VAR}`` in the file."""
-    key = key.lower()
-    return any(word in key for word in _SECRET_WORDS) or key == "key" or key.endswith("_key")
 
 
 def _register_literal_secrets(value: Any) -> None:
@@ -430,7 +403,7 @@ def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
         )
     _check_plugins(expanded, errors, reported)
     if not errors and config is not None:
-        from gateway.config_checks import exposure_errors  # it reads the adapters' classes
+        from gateway.support.config_checks import exposure_errors  # it reads the adapters' classes
 
         errors = exposure_errors(config)
     if errors or config is None:

@@ -35,13 +35,10 @@ from email.utils import parsedate_to_datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.errors import Rejected
-from gateway.normalize import NormalizerContext
-from gateway.schema import ComplaintDraft, RawRecord, Reporter
-from normalizers.email.bulk import bulk_tags
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord, Reporter
+from normalizers.email.bulk import bulk_tags
 from normalizers.email.headers import (
     address_of,
     addresses,

@@ -16,12 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.config import SinkConfig
-from gateway.errors import RetriableSinkError
-from gateway.private_files import open_private, private_dir
-from gateway.sinks.base import Outcome, Sink
 from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.model.errors import RetriableSinkError
+from gateway.model.private_files import open_private, private_dir
 from gateway.store.outbox import Delivery
 from gateway.support.config import SinkConfig
 

@@ -1,6 +1,6 @@
 """Figures of the public edge: connections held and cut, defects answered 500, loop lag.
 
-They live in the gateway's registry (``/metrics``) but apart from ``gateway.metrics``
+They live in the gateway's registry (``/metrics``) but apart from ``gateway.ops.metrics``
 because the HTTP protocol and the loop monitor feed them, not the store or the intake.
 """
 

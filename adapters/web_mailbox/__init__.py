@@ -18,26 +18,23 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 from pydantic import ConfigDict, Field, SecretStr
 
-from adapters import web_mailbox_openapi
-from adapters.web_multipart import READER_ERRORS, Refused, malformed, named_parts, open_reader
-from gateway import problem
-from gateway.attachments import describe
-from gateway.body_budget import BodyBudget, BudgetExhausted, read_bounded
-from gateway.config import SourceConfig
-from gateway.errors import FieldError, Rejected, encodable
-from gateway.input_limits import InputLimits
-from gateway.logging import get_logger
-from gateway.openapi import ApiPart
-from gateway.ratelimit import RateLimiter, RateLimitOptions, too_many
-from gateway.schema import Attachment, RawRecord
-from gateway.sources import Adapter, AdapterEnv
-from gateway.strict_json import has_lone_surrogate, safe_name
-from gateway.tokens import bearer_ok
+from adapters.web_mailbox import openapi as web_mailbox_openapi
+from adapters.web_mailbox.multipart import (
+    READER_ERRORS,
+    Refused,
+    malformed,
+    named_parts,
+    open_reader,
+)
+from gateway.intake.body_budget import BodyBudget, BudgetExhausted, read_bounded
+from gateway.intake.openapi import ApiPart
 from gateway.intake.ratelimit import RateLimiter, RateLimitOptions, too_many
 from gateway.intake.sources import Adapter, AdapterEnv
 from gateway.model.attachments import describe
-from gateway.model.errors import FieldError, Rejected
+from gateway.model.errors import FieldError, Rejected, encodable
+from gateway.model.input_limits import InputLimits
 from gateway.model.schema import Attachment, RawRecord
+from gateway.model.strict_json import has_lone_surrogate, safe_name
 from gateway.support import problem
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger

@@ -1,15 +1,20 @@
 """Shape limits on what a push source may send, one model shared by every push adapter.
 
 A hostile body costs nothing when its shape is checked before any work: the JSON reader
-(``gateway.strict_json``) counts depth and items before parsing, the web mailbox counts
+(``gateway.model.strict_json``) counts depth and items before parsing, the web mailbox counts
 form fields and multipart parts as it reads, and the adapters take request-body bytes
-from a budget (``gateway.body_budget``) before reading. Each limit is configurable per
+from a budget (``gateway.intake.body_budget``) before reading. Each limit is configurable per
 source under ``options.limits`` (docs/configuration.md lists the keys and defaults).
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.model.schema import RawRecord
 
 
 class InputLimits(BaseModel):
@@ -43,3 +48,16 @@ class WithLimits(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limits: InputLimits = Field(default_factory=InputLimits)
+
+
+def kept_of_refused(raw: RawRecord, keep_bytes: int) -> RawRecord:
+    """What the journal keeps of a record refused with a 4xx: all of a small one; of a
+    bigger one its first ``keep_bytes`` bytes, with its size and sha256 in the metadata
+    (``refused_body``), so a refusal costs the store at most ``keep_bytes``."""
+    size = len(raw.payload)
+    if size <= keep_bytes:
+        return raw
+    summary = {"size": size, "sha256": hashlib.sha256(raw.payload).hexdigest(),
+               "kept_bytes": keep_bytes}
+    return replace(raw, payload=raw.payload[:keep_bytes],
+                   metadata={**raw.metadata, "refused_body": summary})

@@ -13,7 +13,7 @@ refuses each of those with ``Rejected`` naming the field and the limit:
 - a duplicate key is refused, naming it;
 - a lone surrogate (``\\ud800`` not followed by a low half, or a lone low half) is
   refused, naming the member that holds it. This is the gateway's one policy for lone
-  surrogates: refused naming the field, for every source (``gateway.validation`` applies
+  surrogates: refused naming the field, for every source (``gateway.model.validation`` applies
   it to every text field of a draft, whatever its channel).
 """
 
@@ -23,8 +23,8 @@ import json
 import re
 from typing import Any
 
-from gateway.errors import Rejected, encodable
-from gateway.input_limits import InputLimits
+from gateway.model.errors import Rejected, encodable
+from gateway.model.input_limits import InputLimits
 
 _STRING = re.compile(r'"[^"]*"')  # once escaped backslashes and quotes are gone
 _BRACKET = re.compile(r"[\[\]{}]")

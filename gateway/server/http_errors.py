@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gateway import problem
-from gateway.edge_metrics import EdgeMetrics
-from gateway.logging import get_logger, mask_text
+from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.store import StoreUnavailable
+from gateway.support import problem
+from gateway.support.logging import get_logger, mask_text
 
 log = get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

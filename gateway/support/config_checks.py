@@ -16,9 +16,50 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from gateway.config import GatewayConfig, config_location, is_secret_key
+from gateway.support.config_text import config_location, is_secret_key
+
+
+class _Source(Protocol):
+    """What the exposure check reads of a configured source (``SourceConfig``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def adapter(self) -> str: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+
+
+class _Server(Protocol):
+    @property
+    def host(self) -> str: ...
+    @property
+    def listen(self) -> str: ...
+
+
+class _Ops(Protocol):
+    @property
+    def token(self) -> object | None: ...
+
+
+class ExposedConfig(Protocol):
+    """What the exposure check reads of a whole config (``GatewayConfig``): a protocol,
+    so this module need not import the config module that calls it."""
+
+    @property
+    def server(self) -> _Server: ...
+    @property
+    def ops(self) -> _Ops: ...
+    @property
+    def sources(self) -> Sequence[_Source]: ...
+    @property
+    def allow_unauthenticated(self) -> Sequence[str]: ...
+
 
 OPS = "ops"  # the name of the operations views in allow_unauthenticated
 DOCS = "docs/security.md#who-can-reach-what"
@@ -37,7 +78,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def exposure_errors(config: GatewayConfig) -> list[str]:
+def exposure_errors(config: ExposedConfig) -> list[str]:
     """Why ``config`` may not listen where it does; empty when it may."""
     errors = _unknown_allowed(config)
     if is_loopback_host(config.server.host):
@@ -56,20 +97,21 @@ def exposure_errors(config: GatewayConfig) -> list[str]:
     return errors
 
 
-def _unknown_allowed(config: GatewayConfig) -> list[str]:
+def _unknown_allowed(config: ExposedConfig) -> list[str]:
     known = {OPS, *(s.name for s in config.sources)}
     return [f"allow_unauthenticated: {name!r} is neither ops nor a source name"
             for name in config.allow_unauthenticated if name not in known]
 
 
-def _open_routes(source: Any) -> list[str]:
+def _open_routes(source: _Source) -> list[str]:
     """What the source's adapter says answers anyone (never for one public by design)."""
-    from gateway import registry
+    from gateway.support import registry
 
     cls = registry.adapter_class(source.adapter)
     if cls.public_by_design:
         return []
-    return cls.open_routes(cls.Options.model_validate(source.options))
+    routes: list[str] = cls.open_routes(cls.Options.model_validate(source.options))
+    return routes
 
 
 def clear_secret_warnings(raw: Any) -> list[str]:

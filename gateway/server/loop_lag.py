@@ -13,7 +13,7 @@ import contextlib
 
 from prometheus_client import Histogram
 
-from gateway.logging import get_logger
+from gateway.support.logging import get_logger
 
 log = get_logger("gateway.loop")
 INTERVAL_S = 0.05

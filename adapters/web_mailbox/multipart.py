@@ -32,10 +32,10 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
-from gateway import problem
-from gateway.errors import FieldError
-from gateway.input_limits import InputLimits
-from gateway.strict_json import has_lone_surrogate, safe_name
+from gateway.model.errors import FieldError
+from gateway.model.input_limits import InputLimits
+from gateway.model.strict_json import has_lone_surrogate, safe_name
+from gateway.support import problem
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # aiohttp only *warns* about a Content-Disposition it cannot parse (an unterminated quote,

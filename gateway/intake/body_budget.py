@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import problem
-from gateway.input_limits import InputLimits
+from gateway.model.input_limits import InputLimits
+from gateway.support import problem
 
 
 async def read_bounded(request: web.Request, limit: int) -> bytes | None:

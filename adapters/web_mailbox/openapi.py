@@ -1,4 +1,4 @@
-"""The web mailbox's operation in the gateway's OpenAPI document (gateway/openapi.py).
+"""The web mailbox's operation in the gateway's OpenAPI document (gateway/intake/openapi.py).
 
 One ``POST /intake/<source>`` taking the same fields as JSON, as an url-encoded form or
 as multipart with file parts (docs/web-mailbox.md); the length limits and the accepted
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gateway.openapi import (
+from gateway.intake.openapi import (
     ApiPart,
     JsonObject,
     bearer_scheme,

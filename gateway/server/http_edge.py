@@ -33,10 +33,10 @@ from typing import Any, Literal
 from aiohttp import http_exceptions, web
 from aiohttp.streams import StreamReader
 
-from gateway.config import ServerConfig
-from gateway.edge_metrics import CutReason, EdgeMetrics
-from gateway.http_errors import client_gone, log_unexpected, route_of, status_problem
-from gateway.logging import get_logger
+from gateway.ops.edge_metrics import CutReason, EdgeMetrics
+from gateway.server.http_errors import client_gone, log_unexpected, route_of, status_problem
+from gateway.support.config import ServerConfig
+from gateway.support.logging import get_logger
 
 log = get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
