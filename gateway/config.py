@@ -26,6 +26,13 @@ from pydantic import (
 
 from gateway.errors import ConfigError
 from gateway.logging import register_secret
+from gateway.routing.settings import (
+    ClassifierConfig,
+    DeadlinesConfig,
+    ReportsConfig,
+    RoutingConfig,
+    TaxonomyConfig,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -217,6 +224,12 @@ class GatewayConfig(_Strict):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     sinks: list[SinkConfig] = Field(default_factory=list)
+    # Routing hints and the weekly report (gateway/routing, docs/routing.md).
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @field_validator("timezone")
     @classmethod

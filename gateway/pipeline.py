@@ -135,6 +135,9 @@ class Intake:
         # Sources whose records take a flow of their own (phone calls joined per call):
         # ``reprocess`` hands their quarantined records back to it.
         self.flows: dict[str, Flow] = {}
+        # Routing hints (classification, routing, due_at) of a draft; never raises
+        # (gateway/routing/hints.py). None: the gateway files cases without hints.
+        self.hints: Callable[[ComplaintDraft], dict[str, Any]] | None = None
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
@@ -314,7 +317,7 @@ class Intake:
         code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
         complaint = Complaint.model_construct(
             **dict(draft), case_code=code, schema_version=1, dedup=decision.info,
-            raw_ref=f"raw:{raw_id}",
+            raw_ref=f"raw:{raw_id}", **(self.hints(draft) if self.hints else {}),
         )
         row = cases.insert(
             tx, case_code=code, source=draft.source, source_ref=draft.source_ref,
