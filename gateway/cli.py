@@ -26,9 +26,13 @@ T = TypeVar("T")
 # modules pull in parsers a plain `minsheng run` does not need).
 LAZY_COMMANDS: dict[str, str] = {
     "calls": "gateway.cli_calls:calls",
+    "classify": "gateway.cli_routing:classify",
     "clusters": "gateway.cli_dedup:clusters",
     "dedup": "gateway.cli_dedup:dedup_group",
+    "deadline": "gateway.cli_routing:deadline",
     "feeds": "gateway.cli_opinion:feeds",
+    "report": "gateway.cli_routing:report",
+    "route": "gateway.cli_routing:route",
     "sites": "gateway.cli_opinion:sites",
     "status": "gateway.cli_status:status",
 }

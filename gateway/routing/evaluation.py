@@ -73,16 +73,6 @@ class Evaluation:
             "confusion": {"classes": self.classes, "matrix": self.confusion},
         }
 
-    def as_table(self) -> str:
-        lines = [f"accuracy {self.accuracy:.3f}   macro-F1 {self.macro_f1:.3f}", "",
-                 f"{'class':<16}{'precision':>10}{'recall':>10}"]
-        lines += [f"{c:<16}{p:>10.3f}{r:>10.3f}"
-                  for c, p, r in zip(self.classes, self.precision, self.recall, strict=True)]
-        lines += ["", "confusion (rows: true, columns: predicted, in class order above)"]
-        lines += [f"{c:<16}" + "".join(f"{n:>5}" for n in row)
-                  for c, row in zip(self.classes, self.confusion, strict=True)]
-        return "\n".join(lines)
-
 
 def evaluate(truth: list[str], predicted: list[str]) -> Evaluation:
     classes = sorted(set(truth) | set(predicted))

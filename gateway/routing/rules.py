@@ -165,6 +165,8 @@ def load_rules(path: Path, taxonomy: Taxonomy | None) -> RuleSet:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([f"routing rules {path}: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"routing rules {path}: not valid YAML ({exc})"]) from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise ConfigError([f"routing rules {path}: expected a mapping with a 'rules' list"])
     rules = []

@@ -73,6 +73,17 @@ class Taxonomy:
         """Whether ``code`` is ``ancestor`` or one of its descendants."""
         return any(node.code == ancestor for node in self.ancestry(code))
 
+    def subtree_names(self, code: str) -> list[str]:
+        """Names of the class and all its descendants: the words a centre uses for the
+        matters it files there (the classifier's prior knowledge for rare classes)."""
+        return [c.name for c in self.classes.values() if self.is_within(c.code, code)]
+
+    def priors(self, labels: set[str]) -> dict[str, str]:
+        """Per label that names a class, the names below it as one text."""
+        found = {label: self.resolve(label) for label in labels}
+        return {label: " ".join(self.subtree_names(code))
+                for label, code in found.items() if code is not None}
+
     def resolve(self, label: str) -> str | None:
         """The code of a class given by code or by name (a model's label may be either)."""
         if label in self.classes:
@@ -88,6 +99,8 @@ def load_taxonomy(path: Path) -> Taxonomy:
         raise ConfigError([f"taxonomy {path}: {exc.strerror or exc}"]) from None
     except ValidationError as exc:
         raise ConfigError([f"taxonomy {path}: {exc.errors()[0]['msg']}"]) from None
+    except (yaml.YAMLError, csv.Error, UnicodeDecodeError) as exc:
+        raise ConfigError([f"taxonomy {path}: unreadable ({exc})"]) from None
     return Taxonomy.build(items)
 
 
