@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
 from gateway.errors import ConfigError
+from gateway.routing.fast_predict import FastPredictor
 
 FORMAT_VERSION = 1
 SEPARATOR = "\x00"  # between subject and body in one model input
@@ -72,6 +73,10 @@ def data_hash(texts: list[str], labels: list[str]) -> str:
 class TrainedModel:
     pipeline: Pipeline
     metadata: dict[str, Any]
+    fast: FastPredictor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fast = FastPredictor(self.pipeline)
 
     @property
     def name(self) -> str:
@@ -81,9 +86,9 @@ class TrainedModel:
 
     def predict(self, subject: str, body: str) -> tuple[str, float]:
         """The most likely label and its probability."""
-        probabilities = self.pipeline.predict_proba([model_input(subject, body)])[0]
+        probabilities = self.fast.probabilities(model_input(subject, body))
         best = int(np.argmax(probabilities))
-        return str(self.pipeline.classes_[best]), float(probabilities[best])
+        return self.fast.classes[best], float(probabilities[best])
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
