@@ -21,16 +21,16 @@ class WorkCalendar:
     """Which days are working days; remembers whether it has warned about unknown years."""
 
     def __init__(self) -> None:
-        self._warned = False
+        self.warned_years: set[int] = set()
 
     def is_working_day(self, day: date) -> bool:
         try:
             return bool(chinese_calendar.is_workday(day))
         except NotImplementedError:  # a year the library does not know yet
-            if not self._warned:
-                self._warned = True
+            if not self.warned_years:  # once: every later day is past the range too
                 log.warning("holiday_calendar_unknown_year", year=day.year,
                             fallback="monday_to_friday")
+            self.warned_years.add(day.year)
             return day.weekday() < 5
 
     def next_working_day(self, day: date) -> date:

@@ -44,15 +44,23 @@ class Conditions(_Strict):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)
+            _compile(value)
         return value
 
     @field_validator("address")
     @classmethod
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            re.compile(pattern)
+            _compile(pattern)
         return value
+
+
+def _compile(pattern: str) -> None:
+    """``re.error`` is no ValueError: say it as one, so the loader names the rule."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
 
 
 class Rule(_Strict):
