@@ -205,6 +205,8 @@ class Complaint(ComplaintDraft):
     due_at: AwareDatetime | None = Field(
         default=None, description="answer due by, counted in working days")
 
+    _due_utc = field_validator("due_at")(_utc)
+
 
 def complaint_json_schema() -> dict[str, Any]:
     """The published JSON Schema (draft 2020-12) of the canonical complaint."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -91,7 +91,8 @@ class RoutingHints:
             level = self.taxonomy.service_level(code)
         if level is not None:
             days = settings.service_levels.get(level, days)
-        return due_at(draft.received_at, days, self.timezone, settings.end_of_day)
+        due = due_at(draft.received_at, days, self.timezone, settings.end_of_day)
+        return due.astimezone(UTC)  # the complaint's times are UTC
 
 
 def load_hints(taxonomy_path: Path | None, classifier: ClassifierConfig,
