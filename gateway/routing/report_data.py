@@ -141,7 +141,8 @@ def compare(facts: list[CaseFact], week: Week, attr: str) -> list[Compared]:
 
 
 def hot_topics(facts: list[CaseFact], week: Week) -> list[HotTopic]:
-    """Clusters by how many more cases they got this week than the week before."""
+    """Clusters of two or more cases this week that grew, by how many more cases they got
+    than the week before."""
     sizes: dict[Week, Counter[str]] = defaultdict(Counter)
     texts: dict[str, str] = {}
     for fact in facts:
@@ -149,7 +150,8 @@ def hot_topics(facts: list[CaseFact], week: Week) -> list[HotTopic]:
             sizes[fact.week][fact.cluster] += 1
             texts.setdefault(fact.cluster, fact.text)
     this, last = sizes[week], sizes[week.shift(-1)]
-    topics = [HotTopic(c, n, n - last[c], texts[c]) for c, n in this.items() if n > 1]
+    topics = [HotTopic(c, n, n - last[c], texts[c]) for c, n in this.items()
+              if n > 1 and n > last[c]]
     topics.sort(key=lambda t: (-t.growth, -t.size, t.cluster))
     return topics[:HOT_TOPICS]
 
