@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -77,7 +76,7 @@ def latency(data: LabelledData, priors: dict[str, str], folder: Path) -> dict[st
                          taxonomy=load_taxonomy(folder / "附件1_label_taxonomy.csv"),
                          model=model)
     now = datetime.now(UTC)
-    predict, whole = [], []
+    predict, whole, cpu = [], [], []
     for text in data.texts:
         subject, _, body = text.partition(SEPARATOR)
         started = time.perf_counter()
@@ -85,13 +84,19 @@ def latency(data: LabelledData, priors: dict[str, str], folder: Path) -> dict[st
         predict.append(time.perf_counter() - started)
         draft = ComplaintDraft(channel="web", source="bench", source_ref="x", received_at=now,
                                reported_at=now, subject=subject, body=body)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         hints.apply(draft)
         whole.append(time.perf_counter() - started)
-    return {"predict_median_ms": statistics.median(predict) * 1000,
-            "predict_p99_ms": sorted(predict)[int(len(predict) * 0.99)] * 1000,
-            "hints_median_ms": statistics.median(whole) * 1000,
-            "hints_p99_ms": sorted(whole)[int(len(whole) * 0.99)] * 1000}
+        cpu.append(time.thread_time() - started_cpu)
+    return {"predict_median_ms": _ms(predict, 0.5), "predict_p99_ms": _ms(predict, 0.99),
+            "hints_median_ms": _ms(whole, 0.5), "hints_p99_ms": _ms(whole, 0.99),
+            "hints_cpu_median_ms": _ms(cpu, 0.5), "hints_cpu_p99_ms": _ms(cpu, 0.99)}
+
+
+def _ms(seconds: list[float], quantile: float) -> float:
+    """A quantile in milliseconds (wall clock on a shared machine has outliers: the CPU
+    time of the thread says what the work itself costs)."""
+    return sorted(seconds)[min(len(seconds) - 1, int(len(seconds) * quantile))] * 1000
 
 
 def main() -> int:
@@ -125,7 +130,9 @@ def main() -> int:
     lat = results["latency"]
     print(f"one prediction: median {lat['predict_median_ms']:.3f} ms, "  # type: ignore[index]
           f"p99 {lat['predict_p99_ms']:.3f} ms; whole hint step: median "  # type: ignore[index]
-          f"{lat['hints_median_ms']:.3f} ms, p99 {lat['hints_p99_ms']:.3f} ms")  # type: ignore[index]
+          f"{lat['hints_median_ms']:.3f} ms, p99 {lat['hints_p99_ms']:.3f} ms; "  # type: ignore[index]
+          f"its CPU time: median {lat['hints_cpu_median_ms']:.3f} ms, "  # type: ignore[index]
+          f"p99 {lat['hints_cpu_p99_ms']:.3f} ms")  # type: ignore[index]
     return 0
 
 
