@@ -1,7 +1,6 @@
 """Routing hints at intake, on both engines: a web complaint gets its classification,
 routing and due_at; a hint that breaks leaves the case filed without it and is counted
-in /metrics. (The phone flow files its joined calls through the same
-Intake._file, where the hints are set; it is not exercised here.)"""
+in /metrics; a phone call (its own flow, ``Intake.file_case``) gets them too."""
 
 from __future__ import annotations
 
@@ -16,6 +15,9 @@ from gateway.routing.classifier import TrainedModel, train
 from gateway.routing.evaluation import read_labelled
 from gateway.store import Store, cases
 from tests.conftest import base_url, gateway_config
+from tests.fixtures.cdr import case, read, running
+from tests.fixtures.cdr import source as phone_source
+from tests.fixtures.cdr import url as phone_url
 from tests.test_pipeline import web_raw
 from tests.test_routing_classifier import write_csv
 
@@ -98,3 +100,20 @@ async def test_a_failing_hint_never_blocks_intake_and_is_counted(
         assert 'minsheng_routing_hint_failures_total{hint="routing"} 0.0' in metrics
     finally:
         await gateway.stop()
+
+
+async def test_phone_case_carries_its_hints(tmp_path: Path, store_url: str) -> None:
+    """The phone flow files joined calls itself (``Intake.file_case``): same hints."""
+    hotline = phone_source("hotline", "generic_json")
+    async with running(tmp_path, store_url, hotline, **ROUTING, classifier={
+            "model": str(model_file(tmp_path)), "threshold": 0.34}) as gw, \
+            httpx.AsyncClient(base_url=phone_url(gw)) as client:
+        filed = await client.post("/intake/hotline", json=json.loads(
+            read("generic_answered.json")))
+        assert filed.status_code == 202, filed.text
+        complaint = await case(gw, client, filed.json()["case_code"])
+    # 夜间施工噪音扰民 (night construction noise): 环境保护 in the test's own history.
+    assert complaint["classification"]["code"] == "HB"
+    assert complaint["routing"]["department"] == "生态环境局"
+    assert complaint["routing"]["rule"] == "taxonomy"
+    assert complaint["due_at"] is not None
