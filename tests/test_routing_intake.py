@@ -54,8 +54,9 @@ async def test_web_complaint_carries_its_hints(store: Store, store_url: str,
     assert doc["classification"]["path"] == ["交通运输"]
     assert doc["classification"]["model"].startswith("char-svm-v1:")
     assert doc["routing"] == {"department": "城市管理局", "rule": "bike-parking-sidewalk",
-                              "reason": "regex /(共享单车|单车).{0,30}(乱停|乱放|堆放|占道|挡)/ "
-                              "matched '共享单车乱停'", "priority": None}
+                              "reason": "正则 regex /(共享单车|单车).{0,30}"
+                              "(乱停|乱放|堆放|占道|挡)/ 匹配 matched '共享单车乱停'",
+                              "priority": None}
     # Received 01:30 on Wednesday 20 November 2019 in Shanghai: due Monday 25th.
     assert doc["due_at"] == "2019-11-25T09:30:00Z"
 

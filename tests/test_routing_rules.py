@@ -138,8 +138,8 @@ def test_route_explain_command(tmp_path: Path) -> None:
     assert "✘ no 未命中  bike-deposit" in result.output
     assert "✔ fires 命中  bike-parking-municipal-works" in result.output
     assert result.output.strip().endswith(
-        "→ 市政工程管理处 (rule bike-parking-municipal-works: regex /(共享单车|单车).{0,30}"
-        "(乱停|乱放|堆放|占道|挡)/ matched '共享单车乱停'; address matches "
+        "→ 市政工程管理处 (rule bike-parking-municipal-works: 正则 regex /(共享单车|单车).{0,30}"
+        "(乱停|乱放|堆放|占道|挡)/ 匹配 matched '共享单车乱停'; 地址 address 匹配 matches "
         "['绿化带', '桥下', '地铁口'])")
 
 

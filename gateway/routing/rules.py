@@ -108,7 +108,7 @@ class RuleSet:
         for rule in self.rules:
             checks = self.check(rule, matter)
             if all(c.held for c in checks):
-                reason = "; ".join(c.detail for c in checks) or "no conditions"
+                reason = "; ".join(c.detail for c in checks) or "无条件 no conditions"
                 return RoutingInfo(department=rule.department, rule=rule.name, reason=reason,
                                    priority=rule.priority)
         return self._by_taxonomy(matter.class_code)
@@ -128,7 +128,7 @@ class RuleSet:
         if department is None:
             return None
         return RoutingInfo(department=department, rule=TAXONOMY_RULE,
-                           reason=f"class {code}: the taxonomy's department")
+                           reason=f"分类 class {code} 的主管部门 the taxonomy's department")
 
     def check(self, rule: Rule, matter: Matter) -> list[Check]:
         when = rule.when
@@ -138,33 +138,34 @@ class RuleSet:
             checks.append(self._class_check(when.classes, matter.class_code))
         if when.keywords:
             found = [k for k in when.keywords if k in text]
-            checks.append(Check("keywords", bool(found), f"keywords {found or when.keywords}"
-                                + (" found" if found else " not found")))
+            checks.append(Check("keywords", bool(found), f"关键词 keywords {found or when.keywords}"
+                                + (" 命中 found" if found else " 未命中 not found")))
         if when.regex is not None:
             hit = re.search(when.regex, text)
-            checks.append(Check("regex", hit is not None, f"regex /{when.regex}/ "
-                                + (f"matched {hit.group(0)!r}" if hit else "did not match")))
+            checks.append(Check("regex", hit is not None, f"正则 regex /{when.regex}/ "
+                                + (f"匹配 matched {hit.group(0)!r}" if hit
+                                   else "未匹配 did not match")))
         if when.address:
             address = matter.address or ""
             held = any(re.search(p, address) for p in when.address)
-            checks.append(Check("address", held, f"address {'matches' if held else 'misses'} "
-                                f"{when.address}"))
+            checks.append(Check("address", held, "地址 address "
+                                f"{'匹配 matches' if held else '不匹配 misses'} {when.address}"))
         if when.district:
             held = matter.district in when.district
-            checks.append(Check("district", held, f"district {matter.district} "
-                                f"{'in' if held else 'not in'} {when.district}"))
+            checks.append(Check("district", held, f"区域 district {matter.district} "
+                                f"{'属于 in' if held else '不属于 not in'} {when.district}"))
         if when.channel:
             held = matter.channel in when.channel
-            checks.append(Check("channel", held, f"channel {matter.channel} "
-                                f"{'in' if held else 'not in'} {when.channel}"))
+            checks.append(Check("channel", held, f"渠道 channel {matter.channel} "
+                                f"{'属于 in' if held else '不属于 not in'} {when.channel}"))
         return checks
 
     def _class_check(self, wanted: list[str], code: str | None) -> Check:
         taxonomy = self.taxonomy
         held = (taxonomy is not None and code is not None and code in taxonomy.classes
                 and any(taxonomy.is_within(code, w) for w in wanted))
-        return Check("class", held, f"class {code} {'within' if held else 'not within'} "
-                     f"{wanted}")
+        return Check("class", held, f"分类 class {code} "
+                     f"{'属于 within' if held else '不属于 not within'} {wanted}")
 
 
 def load_rules(path: Path, taxonomy: Taxonomy | None) -> RuleSet:
