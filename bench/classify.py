@@ -21,9 +21,11 @@ does, one complaint at a time), timed with ``perf_counter``; also the whole hint
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -55,18 +57,17 @@ def load(folder: Path) -> LabelledData:
 
 
 def _ids(path: Path) -> list[str]:
-    import csv
-
     with path.open(encoding="utf-8-sig", newline="") as handle:
         return [row["留言编号"] for row in csv.DictReader(handle)
                 if row["一级分类"].strip() and (row["留言主题"] or row["留言详情"])]
 
 
-def baseline(texts: list[str], labels: list[str]):  # type: ignore[no-untyped-def]
+def baseline(texts: list[str], labels: list[str]) -> Callable[[list[str]], list[str]]:
     """Plain character 1–3-gram TF-IDF on subject + body, LinearSVC with its defaults."""
     model = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3)), LinearSVC())
     model.fit([t.replace(SEPARATOR, " ") for t in texts], labels)
-    return lambda batch: model.predict([t.replace(SEPARATOR, " ") for t in batch])
+    return lambda batch: [str(p) for p in model.predict([t.replace(SEPARATOR, " ")
+                                                          for t in batch])]
 
 
 def latency(data: LabelledData, priors: dict[str, str], folder: Path) -> dict[str, float]:
@@ -110,29 +111,29 @@ def main() -> int:
         return 2
     data = load(args.data)
     priors = load_taxonomy(args.data / "附件1_label_taxonomy.csv").priors(set(data.labels))
-    results: dict[str, object] = {"messages": len(data.texts), "folds": 5, "seeds": {}}
+    seeds: dict[str, dict[str, dict[str, float]]] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         base = cross_validate(data, baseline, 5, seed)
         ours = cross_validate(data, lambda x, y: train(x, y, priors).pipeline.predict, 5, seed)
-        results["seeds"][str(seed)] = {  # type: ignore[index]
+        seeds[str(seed)] = {
             "baseline": {"macro_f1": base.macro_f1, "accuracy": base.accuracy},
             "gateway": {"macro_f1": ours.macro_f1, "accuracy": ours.accuracy}}
-    results["latency"] = latency(data, priors, args.data)
+    lat = latency(data, priors, args.data)
     if args.json:
-        print(json.dumps(results, ensure_ascii=False, indent=2))
+        print(json.dumps({"messages": len(data.texts), "folds": 5, "seeds": seeds,
+                          "latency": lat}, ensure_ascii=False, indent=2))
         return 0
-    print(f"{results['messages']} messages, stratified 5-fold CV (pooled out-of-fold)")
+    print(f"{len(data.texts)} messages, stratified 5-fold CV (pooled out-of-fold)")
     print(f"{'seed':<6}{'baseline macro-F1':>20}{'gateway macro-F1':>20}"
           f"{'baseline acc':>14}{'gateway acc':>14}")
-    for seed, row in results["seeds"].items():  # type: ignore[attr-defined]
-        print(f"{seed:<6}{row['baseline']['macro_f1']:>20.3f}{row['gateway']['macro_f1']:>20.3f}"
+    for name, row in seeds.items():
+        print(f"{name:<6}{row['baseline']['macro_f1']:>20.3f}{row['gateway']['macro_f1']:>20.3f}"
               f"{row['baseline']['accuracy']:>14.3f}{row['gateway']['accuracy']:>14.3f}")
-    lat = results["latency"]
-    print(f"one prediction: median {lat['predict_median_ms']:.3f} ms, "  # type: ignore[index]
-          f"p99 {lat['predict_p99_ms']:.3f} ms; whole hint step: median "  # type: ignore[index]
-          f"{lat['hints_median_ms']:.3f} ms, p99 {lat['hints_p99_ms']:.3f} ms; "  # type: ignore[index]
-          f"its CPU time: median {lat['hints_cpu_median_ms']:.3f} ms, "  # type: ignore[index]
-          f"p99 {lat['hints_cpu_p99_ms']:.3f} ms")  # type: ignore[index]
+    print(f"one prediction: median {lat['predict_median_ms']:.3f} ms, "
+          f"p99 {lat['predict_p99_ms']:.3f} ms; whole hint step: median "
+          f"{lat['hints_median_ms']:.3f} ms, p99 {lat['hints_p99_ms']:.3f} ms; "
+          f"its CPU time: median {lat['hints_cpu_median_ms']:.3f} ms, "
+          f"p99 {lat['hints_cpu_p99_ms']:.3f} ms")
     return 0
 
 
