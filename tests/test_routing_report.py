@@ -215,3 +215,19 @@ def test_write_report_replaces_whole_files(filled_report: Any, tmp_path: Path) -
     first = write_report(filled_report, folder, ["md"])
     again = write_report(filled_report, folder, ["md"])
     assert first == again and [p.name for p in folder.iterdir()] == ["weekly-2026-W48.md"]
+
+
+async def test_gateway_runs_the_schedule_and_stops_it(tmp_path: Path) -> None:
+    from gateway.app import Gateway
+    from tests.conftest import gateway_config
+
+    config = gateway_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}",
+                            reports={"enabled": True, "folder": str(tmp_path / "out")})
+    gateway = Gateway(config)
+    await gateway.start()
+    try:
+        reports = gateway.reports
+        assert reports is not None and reports.running  # asleep until next Monday
+    finally:
+        await gateway.stop()
+    assert not reports.running

@@ -31,6 +31,11 @@ class WeeklyReports:
         self.store = store
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether the Monday task is scheduled (asleep or writing)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="weekly-reports")
 
