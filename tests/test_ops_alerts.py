@@ -43,7 +43,7 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_file_passes_promtool_check() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 11 rules found" in result.stdout
+    assert "SUCCESS: 12 rules found" in result.stdout
 
 
 def _alert(name: str, at: str, *expected: tuple[dict[str, str], dict[str, str]]
@@ -129,6 +129,9 @@ INTAKE_CASES = {
         _series("minsheng_intake_refused_total", "0+1x5 5x35", source="web",
                 reason="unauthorized"),
         _series("up", "1x5 0x10", job="minsheng"),
+        # the classifier fails on every case from minute 11; routing never fails.
+        _series("minsheng_routing_hint_failures_total", "0x10 0+1x30", hint="classification"),
+        _series("minsheng_routing_hint_failures_total", "0x40", hint="routing"),
     ],
     "alert_rule_test": [
         _alert("MinshengRejectionSpike", "25m", ({"severity": "warning", "source": "forum",
@@ -152,6 +155,12 @@ INTAKE_CASES = {
             "summary": "认证被拒 hotline refuses requests (bad_signature)",
             "description": "hotline refused 14 requests in 15 minutes (bad_signature); refused "
                            "requests are not journaled: check the sender's credentials."})),
+        _alert("MinshengRoutingHintsFailing", "12m"),
+        _alert("MinshengRoutingHintsFailing", "25m", ({"severity": "warning",
+                                                      "hint": "classification"}, {
+            "summary": "分派提示失败 routing hint classification failing",
+            "description": "14 cases in 15 minutes were filed without their classification "
+                           "hint; see the routing_hint_failed log lines (docs/routing.md)."})),
         _alert("MinshengGatewayDown", "6m"),
         _alert("MinshengGatewayDown", "9m", ({"severity": "critical", "instance": "gw-1",
                                              "job": "minsheng"}, {

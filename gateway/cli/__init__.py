@@ -27,9 +27,13 @@ T = TypeVar("T")
 # modules pull in parsers a plain `minsheng run` does not need).
 LAZY_COMMANDS: dict[str, str] = {
     "calls": "adapters.cdr_webhook.cli:calls",
+    "classify": "gateway.cli.routing:classify",
     "clusters": "gateway.cli.dedup:clusters",
+    "deadline": "gateway.cli.routing:deadline",
     "dedup": "gateway.cli.dedup:dedup_group",
     "feeds": "adapters.opinion.cli:feeds",
+    "report": "gateway.cli.routing:report",
+    "route": "gateway.cli.routing:route",
     "sites": "adapters.opinion.cli:sites",
     "status": "gateway.cli.status:status",
 }

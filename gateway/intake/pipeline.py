@@ -35,6 +35,7 @@ log = get_logger("gateway.intake")
 # Payloads above this size are normalized on a worker thread, off the event loop.
 INLINE_NORMALIZE_BYTES = 64 * 1024
 R = TypeVar("R")
+Hints = dict[str, Any]  # optional Complaint fields: classification, routing, due_at
 
 
 async def run_parser(fn: Callable[[RawRecord, NormalizerContext], R], raw: RawRecord,
@@ -147,6 +148,9 @@ class Intake:
         # Sources whose records take a flow of their own (phone calls joined per call):
         # ``reprocess`` hands their quarantined records back to it.
         self.flows: dict[str, Flow] = {}
+        # Routing hints (classification, routing, due_at) of a draft; never raises
+        # (gateway/routing/hints.py). None: the gateway files cases without hints.
+        self.hints: Callable[[ComplaintDraft], Hints] | None = None
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
@@ -237,7 +241,8 @@ class Intake:
         else:
             await self._keep({**blobs, **draft.blobs})
             fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
-            result = await self.store.write(lambda tx: self._commit(tx, entry, draft, fp))
+            hints = self.hints_of(draft)  # likewise (classification, routing, due_at)
+            result = await self.store.write(lambda tx: self._commit(tx, entry, draft, fp, hints))
             if result.outcome in ("new", "repeat", "related"):
                 self.on_enqueued()
         self.count(raw.source, result.outcome)
@@ -284,7 +289,7 @@ class Intake:
         return IntakeResult("quarantined", raw_id, quarantine_id=qid)
 
     def _commit(
-        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint
+        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint, hints: Hints,
     ) -> IntakeResult:
         tx.lock_intake()
         raw = entry.raw
@@ -294,7 +299,7 @@ class Intake:
         if existing is None:
             decision = self.dedup.decide(tx, fp)
             if decision.duplicate_of is None:
-                return self._accept(tx, entry, draft, keys, fp, decision)
+                return self._accept(tx, entry, draft, keys, fp, decision, hints)
             # The same content from the same reporter again: a replay of that case.
             existing = decision.duplicate_of.case_id, decision.duplicate_of.case_code
             cases.add_keys(tx, raw.source, keys, existing[0])
@@ -306,10 +311,10 @@ class Intake:
 
     def _accept(
         self, tx: Tx, entry: _Journal, draft: ComplaintDraft, keys: list[str], fp: Fingerprint,
-        decision: Decision,
+        decision: Decision, hints: Hints,
     ) -> IntakeResult:
         raw_id = entry.write(tx, journal.ACCEPTED)
-        row = self._file(tx, raw_id, draft, keys, fp, decision)
+        row = self._file(tx, raw_id, draft, keys, fp, decision, hints)
         info = decision.info
         entry.resolve(tx, f"{info.kind} {row.case_code}")
         return IntakeResult(info.kind, raw_id, case_code=row.case_code,
@@ -325,11 +330,12 @@ class Intake:
         when not given."""
         tx.lock_intake()
         fp = fingerprint or self.dedup.fingerprint(draft)
-        return self._file(tx, raw_id, draft, keys, fp, self.dedup.decide(tx, fp))
+        return self._file(tx, raw_id, draft, keys, fp, self.dedup.decide(tx, fp),
+                          self.hints_of(draft))
 
     def _file(
         self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str], fp: Fingerprint,
-        decision: Decision,
+        decision: Decision, hints: Hints,
     ) -> CaseRow:
         tx.lock_intake()
         day = draft.received_at.astimezone(self.timezone).date()
@@ -337,7 +343,7 @@ class Intake:
         code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
         complaint = Complaint.model_construct(
             **dict(draft), case_code=code, schema_version=1, dedup=decision.info,
-            raw_ref=f"raw:{raw_id}",
+            raw_ref=f"raw:{raw_id}", **hints,
         )
         row = cases.insert(
             tx, case_code=code, source=draft.source, source_ref=draft.source_ref,
@@ -347,6 +353,10 @@ class Intake:
         outbox.enqueue(tx, self.sinks, row.id)
         self.dedup.record(tx, row.id, code, fp, decision, self.update_case)
         return row
+
+    def hints_of(self, draft: ComplaintDraft) -> Hints:
+        """The routing hint fields of ``draft``'s complaint ({} without hints)."""
+        return self.hints(draft) if self.hints is not None else {}
 
     def update_case(
         self, tx: Tx, case_id: int, complaint: Complaint, draft: ComplaintDraft | None = None,

@@ -112,6 +112,25 @@ class DedupInfo(_Model):
     similarity: float | None = Field(default=None, ge=0, le=1)
 
 
+class Classification(_Model):
+    """The class a model proposes (a hint): taxonomy code, names from the root, the
+    model's confidence and which model said so."""
+
+    code: str
+    path: list[str]
+    confidence: float = Field(ge=0, le=1)
+    model: str
+
+
+class RoutingInfo(_Model):
+    """The department a routing rule (or the taxonomy) proposes, and why (a hint)."""
+
+    department: str
+    rule: str
+    reason: str
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+
+
 class ComplaintDraft(_Model):
     """A normalizer's output: everything but what the gateway itself assigns."""
 
@@ -182,6 +201,13 @@ class Complaint(ComplaintDraft):
     schema_version: Literal[1] = SCHEMA_VERSION
     dedup: DedupInfo = Field(default_factory=DedupInfo)
     raw_ref: str = Field(description="the journal record it came from, e.g. raw:42")
+    # Routing hints (optional, so schema v1 stays compatible): absent when unknown.
+    classification: Classification | None = None
+    routing: RoutingInfo | None = None
+    due_at: AwareDatetime | None = Field(
+        default=None, description="answer due by, counted in working days")
+
+    _due_utc = field_validator("due_at")(_utc)
 
 
 def complaint_json_schema() -> dict[str, Any]:

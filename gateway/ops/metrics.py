@@ -205,6 +205,7 @@ class _ProcessFigures:
         yield self._refused()
         yield from self._sources()
         yield from self._deliveries()
+        yield self._hint_failures()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
         started.add_metric([], 1.0 if gw.started else 0.0)
         yield started
@@ -281,6 +282,16 @@ class _ProcessFigures:
                 if value is not None:
                     families[key].add_metric([name], value)
         yield from families.values()
+
+    def _hint_failures(self) -> Metric:
+        """Routing hints that failed: the case was filed without that hint."""
+        failures = CounterMetricFamily(
+            "minsheng_routing_hint_failures", "Routing hints (classification, routing, "
+            "due_at) that failed; the case was filed without that hint", labels=["hint"])
+        hints = getattr(self.gateway, "routing_hints", None)
+        for kind in ("classification", "routing", "due_at"):
+            failures.add_metric([kind], hints.failures[kind] if hints is not None else 0)
+        return failures
 
     def _deliveries(self) -> Iterator[Metric]:
         forwarder = getattr(self.gateway, "forwarder", None)

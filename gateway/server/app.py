@@ -23,6 +23,21 @@ from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.ops.metrics import GatewayMetrics
 from gateway.server.http_edge import EdgeSite, start_site
 from gateway.server.loop_lag import LoopLagMonitor
+from gateway import registry
+from gateway.attachments import AttachmentStore
+from gateway.config import GatewayConfig, SourceConfig
+from gateway.dedup import Deduplicator
+from gateway.forwarder import Forwarder
+from gateway.logging import get_logger
+from gateway.metrics import GatewayMetrics
+from gateway.normalize import NormalizerContext
+from gateway.pipeline import Intake, SourceBinding
+from gateway.poller import PolledAdapter, Poller
+from gateway.routing.hints import RoutingHints, load_hints
+from gateway.routing.schedule import WeeklyReports
+from gateway.sinks.base import Sink
+from gateway.sources import Adapter, AdapterEnv
+from gateway.status import UP, SourceStatus
 from gateway.store import Store, outbox
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, SourceConfig
@@ -45,14 +60,20 @@ def binding_for(config: GatewayConfig, source: SourceConfig) -> SourceBinding:
     return SourceBinding(registry.normalizer(fmt), context)
 
 
-def build_intake(config: GatewayConfig, store: Store) -> Intake:
+def routing_hints(config: GatewayConfig) -> RoutingHints:
+    """Taxonomy, model and rules of the config, loaded once (a bad file: ConfigError)."""
+    return load_hints(config.taxonomy.path, config.classifier, config.routing.rules,
+                      config.deadlines, config.tz)
+
+
+def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None = None) -> Intake:
     attachments = AttachmentStore(config.attachments_dir)
 
     def save_blobs(blobs: Mapping[str, bytes]) -> None:
         for digest, data in blobs.items():
             attachments.keep(data, digest)
 
-    return Intake(
+    intake = Intake(
         store,
         region=config.region_code,
         timezone=config.tz,
@@ -61,6 +82,8 @@ def build_intake(config: GatewayConfig, store: Store) -> Intake:
         save_blobs=save_blobs,
         dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
     )
+    intake.hints = (hints or routing_hints(config)).apply
+    return intake
 
 
 def build_adapters(config: GatewayConfig) -> dict[str, Adapter[Any]]:
@@ -74,11 +97,12 @@ def build_adapters(config: GatewayConfig) -> dict[str, Adapter[Any]]:
     return adapters
 
 
-def wire_intake(config: GatewayConfig, store: Store) -> tuple[Intake, dict[str, Adapter[Any]]]:
+def wire_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None = None,
+                ) -> tuple[Intake, dict[str, Adapter[Any]]]:
     """The intake and every enabled source's adapter, with the adapters' own flows bound
     to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
     phone record goes back through its call flow there too."""
-    intake = build_intake(config, store)
+    intake = build_intake(config, store, hints)
     adapters = build_adapters(config)
     bind_flows(intake, adapters)
     return intake, adapters
@@ -107,6 +131,8 @@ class Gateway:
     edge: EdgeMetrics = field(init=False)
     loop_lag: LoopLagMonitor | None = field(init=False, default=None)
     site: EdgeSite | None = field(init=False, default=None)
+    routing_hints: RoutingHints = field(init=False)
+    reports: WeeklyReports | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
 
@@ -121,7 +147,8 @@ class Gateway:
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
             await self.store.write(lambda tx: outbox.release_leases(tx))
         self.forwarder = Forwarder(self.store, self._sinks(), config.store.outbox_retention_s)
-        self.intake, self.adapters = wire_intake(config, self.store)
+        self.routing_hints = routing_hints(config)
+        self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints)
         self.intake.on_enqueued = self.forwarder.notify
         app = build_app(self)
         self._runner = web.AppRunner(
@@ -143,6 +170,9 @@ class Gateway:
                 self.status.set(adapter.name, UP, "listening")
         self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
         self.loop_lag.start()
+        if config.reports.enabled:
+            self.reports = WeeklyReports(config, self.store)
+            self.reports.start()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
@@ -161,6 +191,8 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()  # stops listening, waits for in-flight handlers
         await self.poller.stop()
+        if self.reports is not None:
+            await self.reports.stop()
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.forwarder.stop()

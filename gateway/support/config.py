@@ -27,6 +27,15 @@ from pydantic import (
 from gateway.model.errors import ConfigError
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
+from gateway.errors import ConfigError
+from gateway.logging import register_secret
+from gateway.routing.settings import (
+    ClassifierConfig,
+    DeadlinesConfig,
+    ReportsConfig,
+    RoutingConfig,
+    TaxonomyConfig,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -230,6 +239,12 @@ class GatewayConfig(_Strict):
     # What may answer the network without credentials on a listen address other than
     # loopback: "ops" and/or source names (gateway/support/config_checks.py, docs/security.md).
     allow_unauthenticated: list[str] = Field(default_factory=list)
+    # Routing hints and the weekly report (gateway/routing, docs/routing.md).
+    taxonomy: TaxonomyConfig = Field(default_factory=TaxonomyConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,59 @@
+"""Due dates in working days, counted with mainland China's public holidays and adjusted
+working weekends (调休) from ``chinesecalendar``.
+
+The library knows the years the State Council has published; past them a day is a
+working day when it is Monday to Friday, and a warning is logged once per process.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+from gateway.logging import get_logger
+
+log = get_logger("gateway.routing.deadlines")
+
+
+class WorkCalendar:
+    """Which days are working days; remembers whether it has warned about unknown years."""
+
+    def __init__(self) -> None:
+        self.warned_years: set[int] = set()
+
+    def is_working_day(self, day: date) -> bool:
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:  # a year the library does not know yet
+            if not self.warned_years:  # once: every later day is past the range too
+                log.warning("holiday_calendar_unknown_year", year=day.year,
+                            fallback="monday_to_friday")
+            self.warned_years.add(day.year)
+            return day.weekday() < 5
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day after ``day``."""
+        day += timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+
+CALENDAR = WorkCalendar()
+
+
+def due_at(received_at: datetime, working_days: int, tz: ZoneInfo, end_of_day: time,
+           calendar: WorkCalendar = CALENDAR) -> datetime:
+    """The end of the ``working_days``-th working day after the day the matter counts
+    from: the day of submission, or the next working day when it came on a day off or
+    after ``end_of_day``. With 0 working days it is due at the end of that day."""
+    local = received_at.astimezone(tz)
+    start = local.date()
+    if not calendar.is_working_day(start) or local.time() > end_of_day:
+        start = calendar.next_working_day(start)
+    day = start
+    for _ in range(working_days):
+        day = calendar.next_working_day(day)
+    return datetime.combine(day, end_of_day, tzinfo=tz)

@@ -1,0 +1,107 @@
+"""What the intake calls: a complaint's classification, routing and due date, each a
+hint. A failure in any of them is logged, counted (``failures``, shown in /metrics) and
+leaves that hint out; it never raises into intake."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from gateway.logging import get_logger
+from gateway.routing.classifier import TrainedModel, load_model
+from gateway.routing.deadlines import due_at
+from gateway.routing.rules import Matter, RuleSet, load_rules
+from gateway.routing.settings import ClassifierConfig, DeadlinesConfig
+from gateway.routing.taxonomy import Taxonomy, load_taxonomy
+from gateway.schema import Classification, ComplaintDraft, RoutingInfo
+
+log = get_logger("gateway.routing")
+HintKind = Literal["classification", "routing", "due_at"]
+HINT_KINDS: tuple[HintKind, ...] = ("classification", "routing", "due_at")
+
+
+@dataclass
+class RoutingHints:
+    """Taxonomy, model and rules loaded once at start; ``apply`` per complaint."""
+
+    timezone: ZoneInfo
+    classifier: ClassifierConfig
+    deadlines: DeadlinesConfig
+    taxonomy: Taxonomy | None = None
+    model: TrainedModel | None = None
+    rules: RuleSet | None = None
+    failures: Counter[HintKind] = field(default_factory=Counter)
+
+    def apply(self, draft: ComplaintDraft) -> dict[str, Any]:
+        """The hint fields for the complaint of ``draft`` (only those that are known)."""
+        hints: dict[str, Any] = {}
+        classification = self._guard("classification", self.classify, draft)
+        if classification is not None:
+            hints["classification"] = classification
+        code = classification.code if classification is not None else draft.category_hint
+        routing = self._guard("routing", self.route, draft, code)
+        if routing is not None:
+            hints["routing"] = routing
+        due = self._guard("due_at", self.due, draft, code)
+        if due is not None:
+            hints["due_at"] = due
+        return hints
+
+    def _guard(self, kind: HintKind, step: Any, *args: Any) -> Any:
+        try:
+            return step(*args)
+        except Exception as exc:  # a hint must never stop a case from being filed
+            self.failures[kind] += 1
+            log.warning("routing_hint_failed", hint=kind, error=type(exc).__name__)
+            return None
+
+    def classify(self, draft: ComplaintDraft) -> Classification | None:
+        if self.model is None or self.taxonomy is None:
+            return None
+        limit = self.classifier.max_chars
+        label, confidence = self.model.predict(draft.subject[:limit], draft.body[:limit])
+        code = self.taxonomy.resolve(label)
+        if code is None or confidence < self.classifier.threshold:
+            return None
+        return Classification(code=code, path=self.taxonomy.path(code),
+                              confidence=round(confidence, 4), model=self.model.name)
+
+    def route(self, draft: ComplaintDraft, code: str | None) -> RoutingInfo | None:
+        if self.rules is None:
+            return None
+        location = draft.location
+        return self.rules.route(Matter(
+            class_code=code, subject=draft.subject, body=draft.body,
+            address=location.address if location else None,
+            district=location.district_code if location else None, channel=draft.channel,
+        ))
+
+    def due(self, draft: ComplaintDraft, code: str | None) -> datetime | None:
+        """Working days of the class's service level (default: ``default_working_days``)."""
+        settings = self.deadlines
+        if not settings.enabled:
+            return None
+        days = settings.default_working_days
+        level = None
+        if self.taxonomy is not None and code is not None and code in self.taxonomy.classes:
+            level = self.taxonomy.service_level(code)
+        if level is not None:
+            days = settings.service_levels.get(level, days)
+        due = due_at(draft.received_at, days, self.timezone, settings.end_of_day)
+        return due.astimezone(UTC)  # the complaint's times are UTC
+
+
+def load_hints(taxonomy_path: Path | None, classifier: ClassifierConfig,
+               rules_path: Path | None, deadlines: DeadlinesConfig,
+               timezone: ZoneInfo) -> RoutingHints:
+    """Load what the config names, once; a missing or broken file is a ConfigError at
+    start, not a failure per complaint."""
+    taxonomy = load_taxonomy(taxonomy_path) if taxonomy_path else None
+    model = load_model(classifier.model) if classifier.model else None
+    rules = load_rules(rules_path, taxonomy) if rules_path else None
+    return RoutingHints(timezone=timezone, classifier=classifier, deadlines=deadlines,
+                        taxonomy=taxonomy, model=model, rules=rules)

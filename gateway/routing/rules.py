@@ -1,0 +1,193 @@
+"""Routing rules: which department answers a matter. YAML, evaluated in order; the first
+rule whose every condition holds decides. Conditions: class (the class or any of its
+descendants), keywords (any of them in subject or body), a regular expression on subject
+and body, address patterns, district codes, channels. With no rule matching, the
+taxonomy's own department of the class (inherited from its ancestors) answers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.errors import ConfigError
+from gateway.routing.taxonomy import Taxonomy
+from gateway.schema import Channel, RoutingInfo
+
+Priority = Literal["low", "normal", "high", "urgent"]
+TAXONOMY_RULE = "taxonomy"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Conditions(_Strict):
+    classes: list[str] = Field(default_factory=list, alias="class")
+    keywords: list[str] = Field(default_factory=list)
+    regex: str | None = None
+    address: list[str] = Field(default_factory=list)
+    district: list[str] = Field(default_factory=list)
+    channel: list[Channel] = Field(default_factory=list)
+
+    @field_validator("classes", "keywords", "address", "district", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            _compile(value)
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            _compile(pattern)
+        return value
+
+
+def _compile(pattern: str) -> None:
+    """``re.error`` is no ValueError: say it as one, so the loader names the rule."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc})") from None
+
+
+class Rule(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    when: Conditions
+    department: str = Field(min_length=1)
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True)
+class Matter:
+    """What the rules look at: one complaint's class, text, place and channel."""
+
+    class_code: str | None
+    subject: str
+    body: str
+    address: str | None = None
+    district: str | None = None
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One condition of one rule: whether it held, and why in words."""
+
+    condition: str
+    held: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rule: str
+    matched: bool
+    checks: list[Check]
+
+
+class RuleSet:
+    def __init__(self, rules: list[Rule], taxonomy: Taxonomy | None) -> None:
+        self.rules = rules
+        self.taxonomy = taxonomy
+
+    def route(self, matter: Matter) -> RoutingInfo | None:
+        """The first matching rule's department, else the class's own department."""
+        for rule in self.rules:
+            checks = self.check(rule, matter)
+            if all(c.held for c in checks):
+                reason = "; ".join(c.detail for c in checks) or "无条件 no conditions"
+                return RoutingInfo(department=rule.department, rule=rule.name, reason=reason,
+                                   priority=rule.priority)
+        return self._by_taxonomy(matter.class_code)
+
+    def explain(self, matter: Matter) -> list[Verdict]:
+        """Every rule with each of its conditions, in evaluation order."""
+        verdicts = []
+        for rule in self.rules:
+            checks = self.check(rule, matter)
+            verdicts.append(Verdict(rule.name, all(c.held for c in checks), checks))
+        return verdicts
+
+    def _by_taxonomy(self, code: str | None) -> RoutingInfo | None:
+        if code is None or self.taxonomy is None or code not in self.taxonomy.classes:
+            return None
+        department = self.taxonomy.department(code)
+        if department is None:
+            return None
+        return RoutingInfo(department=department, rule=TAXONOMY_RULE,
+                           reason=f"分类 class {code} 的主管部门 the taxonomy's department")
+
+    def check(self, rule: Rule, matter: Matter) -> list[Check]:
+        when = rule.when
+        text = f"{matter.subject}\n{matter.body}"
+        checks: list[Check] = []
+        if when.classes:
+            checks.append(self._class_check(when.classes, matter.class_code))
+        if when.keywords:
+            found = [k for k in when.keywords if k in text]
+            checks.append(Check("keywords", bool(found), f"关键词 keywords {found or when.keywords}"
+                                + (" 命中 found" if found else " 未命中 not found")))
+        if when.regex is not None:
+            hit = re.search(when.regex, text)
+            checks.append(Check("regex", hit is not None, f"正则 regex /{when.regex}/ "
+                                + (f"匹配 matched {hit.group(0)!r}" if hit
+                                   else "未匹配 did not match")))
+        if when.address:
+            address = matter.address or ""
+            held = any(re.search(p, address) for p in when.address)
+            checks.append(Check("address", held, "地址 address "
+                                f"{'匹配 matches' if held else '不匹配 misses'} {when.address}"))
+        if when.district:
+            held = matter.district in when.district
+            checks.append(Check("district", held, f"区域 district {matter.district} "
+                                f"{'属于 in' if held else '不属于 not in'} {when.district}"))
+        if when.channel:
+            held = matter.channel in when.channel
+            checks.append(Check("channel", held, f"渠道 channel {matter.channel} "
+                                f"{'属于 in' if held else '不属于 not in'} {when.channel}"))
+        return checks
+
+    def _class_check(self, wanted: list[str], code: str | None) -> Check:
+        taxonomy = self.taxonomy
+        held = (taxonomy is not None and code is not None and code in taxonomy.classes
+                and any(taxonomy.is_within(code, w) for w in wanted))
+        return Check("class", held, f"分类 class {code} "
+                     f"{'属于 within' if held else '不属于 not within'} {wanted}")
+
+
+def load_rules(path: Path, taxonomy: Taxonomy | None) -> RuleSet:
+    """The rules of ``path``; a bad file is a ConfigError naming the rule."""
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"routing rules {path}: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"routing rules {path}: not valid YAML ({exc})"]) from None
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise ConfigError([f"routing rules {path}: expected a mapping with a 'rules' list"])
+    rules = []
+    for index, item in enumerate(data["rules"]):
+        try:
+            rules.append(Rule.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError([f"routing rules {path}: rules[{index}] {where}: "
+                              f"{first['msg']}"]) from None
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ConfigError([f"routing rules {path}: rule names must be unique"])
+    return RuleSet(rules, taxonomy)
