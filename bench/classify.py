@@ -34,12 +34,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
+from gateway.model.schema import ComplaintDraft
 from gateway.routing.classifier import SEPARATOR, train
 from gateway.routing.evaluation import LabelledData, cross_validate, read_labelled
 from gateway.routing.hints import RoutingHints
-from gateway.routing.settings import ClassifierConfig, DeadlinesConfig
 from gateway.routing.taxonomy import load_taxonomy
-from gateway.schema import ComplaintDraft
+from gateway.support.routing_config import ClassifierConfig, DeadlinesConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "citizen_messages"

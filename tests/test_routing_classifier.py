@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 from gateway.routing.classifier import FORMAT_VERSION, load_model, model_input, train
 from gateway.routing.evaluation import cross_validate, read_labelled
 from gateway.routing.taxonomy import load_taxonomy

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from gateway.app import Gateway, build_intake
 from gateway.routing.classifier import TrainedModel, train
 from gateway.routing.evaluation import read_labelled
+from gateway.server.app import Gateway, build_intake
 from gateway.store import Store, cases
 from tests.conftest import base_url, gateway_config
 from tests.fixtures.cdr import case, read, running

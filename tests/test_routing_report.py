@@ -19,11 +19,11 @@ from openpyxl import load_workbook
 from playwright.async_api import Request, async_playwright
 
 from gateway.cli import main
-from gateway.config import parse_config
 from gateway.routing.report import render, weekly_report, write_report
 from gateway.routing.report_data import Week
 from gateway.routing.schedule import WeeklyReports, next_run
 from gateway.store import Store, Tx, cases
+from gateway.support.config import parse_config
 from tests.conftest import started_store
 from tests.test_ops_page import CHROMIUM, CHROMIUM_ARGS
 
@@ -218,7 +218,7 @@ def test_write_report_replaces_whole_files(filled_report: Any, tmp_path: Path) -
 
 
 async def test_gateway_runs_the_schedule_and_stops_it(tmp_path: Path) -> None:
-    from gateway.app import Gateway
+    from gateway.server.app import Gateway
     from tests.conftest import gateway_config
 
     config = gateway_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}",

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 from gateway.routing.deadlines import WorkCalendar, due_at
 from gateway.routing.rules import Matter, load_rules
 from gateway.routing.taxonomy import load_taxonomy

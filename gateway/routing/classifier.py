@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 from gateway.routing.fast_predict import FastPredictor
 
 FORMAT_VERSION = 1

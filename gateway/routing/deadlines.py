@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-from gateway.logging import get_logger
+from gateway.support.logging import get_logger
 
 log = get_logger("gateway.routing.deadlines")
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gateway.logging import get_logger
+from gateway.model.schema import Classification, ComplaintDraft, RoutingInfo
 from gateway.routing.classifier import TrainedModel, load_model
 from gateway.routing.deadlines import due_at
 from gateway.routing.rules import Matter, RuleSet, load_rules
-from gateway.routing.settings import ClassifierConfig, DeadlinesConfig
 from gateway.routing.taxonomy import Taxonomy, load_taxonomy
-from gateway.schema import Classification, ComplaintDraft, RoutingInfo
+from gateway.support.logging import get_logger
+from gateway.support.routing_config import ClassifierConfig, DeadlinesConfig
 
 log = get_logger("gateway.routing")
 HintKind = Literal["classification", "routing", "due_at"]

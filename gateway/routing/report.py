@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from gateway.routing.report_data import TREND_WEEKS, Week, WeeklyReport, build_report, read_facts
 from gateway.routing.report_render import render_html, render_markdown
 from gateway.routing.report_xlsx import render_xlsx
-from gateway.routing.settings import ReportFormat
 from gateway.routing.statuses import case_statuses
 from gateway.store import Store
+from gateway.support.routing_config import ReportFormat
 
 
 def last_full_week(now: datetime, tz: ZoneInfo) -> Week:

@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.logging import mask_text
 from gateway.store import Tx
+from gateway.support.logging import mask_text
 
 TREND_WEEKS = 8
 HOT_TOPICS = 10

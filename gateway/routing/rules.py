@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
+from gateway.model.schema import Channel, RoutingInfo
 from gateway.routing.taxonomy import Taxonomy
-from gateway.schema import Channel, RoutingInfo
 
 Priority = Literal["low", "normal", "high", "urgent"]
 TAXONOMY_RULE = "taxonomy"

@@ -9,10 +9,10 @@ import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
-from gateway.config import GatewayConfig
-from gateway.logging import get_logger
 from gateway.routing.report import last_full_week, weekly_report, write_report
 from gateway.store import Store
+from gateway.support.config import GatewayConfig
+from gateway.support.logging import get_logger
 
 log = get_logger("gateway.routing.reports")
 

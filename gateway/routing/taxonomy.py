@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.errors import ConfigError
+from gateway.model.errors import ConfigError
 
 
 class TaxonomyClass(BaseModel):

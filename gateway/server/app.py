@@ -21,23 +21,10 @@ from gateway.model.attachments import AttachmentStore
 from gateway.model.normalize import NormalizerContext
 from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.ops.metrics import GatewayMetrics
-from gateway.server.http_edge import EdgeSite, start_site
-from gateway.server.loop_lag import LoopLagMonitor
-from gateway import registry
-from gateway.attachments import AttachmentStore
-from gateway.config import GatewayConfig, SourceConfig
-from gateway.dedup import Deduplicator
-from gateway.forwarder import Forwarder
-from gateway.logging import get_logger
-from gateway.metrics import GatewayMetrics
-from gateway.normalize import NormalizerContext
-from gateway.pipeline import Intake, SourceBinding
-from gateway.poller import PolledAdapter, Poller
 from gateway.routing.hints import RoutingHints, load_hints
 from gateway.routing.schedule import WeeklyReports
-from gateway.sinks.base import Sink
-from gateway.sources import Adapter, AdapterEnv
-from gateway.status import UP, SourceStatus
+from gateway.server.http_edge import EdgeSite, start_site
+from gateway.server.loop_lag import LoopLagMonitor
 from gateway.store import Store, outbox
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, SourceConfig

@@ -27,9 +27,7 @@ from pydantic import (
 from gateway.model.errors import ConfigError
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
-from gateway.errors import ConfigError
-from gateway.logging import register_secret
-from gateway.routing.settings import (
+from gateway.support.routing_config import (
     ClassifierConfig,
     DeadlinesConfig,
     ReportsConfig,

@@ -1,5 +1,5 @@
 """The config blocks of this package (``taxonomy``, ``classifier``, ``routing``,
-``deadlines``, ``reports``): gateway/config.py only references them, so the routing
+``deadlines``, ``reports``): gateway/support/config.py only references them, so the routing
 feature keeps its settings beside its code."""
 
 from __future__ import annotations

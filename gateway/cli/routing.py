@@ -12,10 +12,10 @@ from typing import get_args
 
 import click
 
-from gateway.cli_common import config_option, echo_json, json_option, load_or_exit, with_store
-from gateway.cli_status import table
-from gateway.config import GatewayConfig
-from gateway.errors import ConfigError
+from gateway.cli.common import config_option, echo_json, json_option, load_or_exit, with_store
+from gateway.cli.status import table
+from gateway.model.errors import ConfigError
+from gateway.model.schema import CHANNELS
 from gateway.routing.classifier import load_model, train
 from gateway.routing.deadlines import due_at
 from gateway.routing.evaluation import Evaluation, LabelledData, cross_validate, evaluate
@@ -24,10 +24,10 @@ from gateway.routing.hints import RoutingHints
 from gateway.routing.report import last_full_week, render, weekly_report
 from gateway.routing.report_data import Week
 from gateway.routing.rules import Matter
-from gateway.routing.settings import ReportFormat
 from gateway.routing.statuses import case_statuses
 from gateway.routing.taxonomy import load_taxonomy
-from gateway.schema import CHANNELS
+from gateway.support.config import GatewayConfig
+from gateway.support.routing_config import ReportFormat
 
 DEFAULT_MODEL = Path("var/classifier.skops")
 
@@ -172,7 +172,7 @@ def route() -> None:
 def route_explain(code: str | None, text: str | None, address: str | None,
                   district: str | None, channel: str | None, config_path: Path) -> None:
     """Which rule fires for a class (CODE) and/or a text, and why the others did not."""
-    from gateway.app import routing_hints
+    from gateway.server.app import routing_hints
 
     if code is None and text is None:
         raise click.UsageError("give a class CODE, --text, or both")
