@@ -9,7 +9,7 @@ French, Portuguese, Spanish, Russian, Japanese and Korean. Each text is encoded 
 encodings its writers use, and labelled four ways: the right label, no label, a wrong
 Latin label (``iso-8859-1``; a Chinese label ``gb2312`` for Latin text) and ``us-ascii``.
 
-Compared, on the same bytes: this gateway's decision (``normalizers.charset.decide``),
+Compared, on the same bytes: this gateway's decision (``normalizers.common.charset.decide``),
 the label alone (strict decoding; no label or a failing one counts as wrong), and
 charset-normalizer's ``from_bytes(...).best()`` alone. A reading is right when it gives
 back the text exactly. Prints accuracy per language and label, and in total.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from normalizers.charset import codec_name, decide
+from normalizers.common.charset import codec_name, decide
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citizen_messages"
 WRITTEN: dict[str, tuple[list[str], list[str]]] = {  # language: (short, long), encodings

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import trafilatura  # noqa: E402
 
 from adapters.opinion.sites import read_html  # noqa: E402
-from normalizers.article import extract_article  # noqa: E402
+from normalizers.opinion.article import extract_article  # noqa: E402
 
 GOLD = ROOT / "bench" / "extract_gold"
 TARGET_F1 = 0.8

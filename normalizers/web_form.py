@@ -18,10 +18,10 @@ from gateway.model.errors import FieldError, Rejected
 from gateway.model.input_limits import InputLimits, WithLimits
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import Attachment, ComplaintDraft, Location, RawRecord, Reporter
-from normalizers.call_fields import form_pairs
-from normalizers.charset import charset_param, media_type
-from normalizers.phone import InvalidPhone, to_e164
-from normalizers.text import clean_line, clean_text, clip
+from normalizers.common.charset import charset_param, media_type
+from normalizers.common.phone import InvalidPhone, to_e164
+from normalizers.common.text import clean_line, clean_text, clip
+from normalizers.hotline.call_fields import form_pairs
 
 ENVELOPE_TYPE = "application/vnd.minsheng.form+json"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")

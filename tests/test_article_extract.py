@@ -1,4 +1,4 @@
-"""Generic article extraction that finds the article (``normalizers.article``), on the
+"""Generic article extraction that finds the article (``normalizers.opinion.article``), on the
 project's own fixtures modelled on real government and finance pages: a gazette page
 whose only other text is the site's URL, a finance page whose disclaimer must not win,
 a page whose ``<meta>`` date differs from the document's 成文日期."""
@@ -17,10 +17,10 @@ from adapters.opinion.cli import sites
 from adapters.opinion.sites import read_html
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import RawRecord
-from normalizers.article import extract_article, main_text
-from normalizers.article_meta import find_date
-from normalizers.article_text import is_boilerplate, largest_sentence_block, sentence_chars
-from normalizers.html_page import normalize
+from normalizers.opinion.article import extract_article, main_text
+from normalizers.opinion.article_meta import find_date
+from normalizers.opinion.article_text import is_boilerplate, largest_sentence_block, sentence_chars
+from normalizers.opinion.html_page import normalize
 
 ROOT = Path(__file__).parent.parent
 PAGES = Path(__file__).parent / "fixtures" / "html" / "extract"

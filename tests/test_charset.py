@@ -1,4 +1,4 @@
-"""Bytes → text: the bytes win over the label (normalizers/charset.py)."""
+"""Bytes → text: the bytes win over the label (normalizers/common/charset.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import codecs
 
 import pytest
 
-from normalizers.charset import charset_param, codec_name, decide, declared_charset, decode
-from normalizers.plausibility import PLAUSIBLE, implausibility
+from normalizers.common.charset import charset_param, codec_name, decide, declared_charset, decode
+from normalizers.common.plausibility import PLAUSIBLE, implausibility
 
 NOISE = "城阳区正阳路夜间施工噪音扰民，居民无法休息。"
 BIG5_TEXT = "臺灣大道路燈損壞已經三天，晚上行人通行困難，請儘快維修。"

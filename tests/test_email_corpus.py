@@ -7,7 +7,7 @@ no Latin-1 read as GBK and no GBK/Big5 read as Latin-1 in any subject, sender na
 body text; and for each fixture with a known answer, its exact subject and body.
 
 The mojibake patterns here are the test's own (simple and strict), not the measure the
-decision uses (``normalizers.plausibility``), so the test does not grade itself.
+decision uses (``normalizers.common.plausibility``), so the test does not grade itself.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from normalizers import mail_filters
 from normalizers.email import decode_bytes, decode_words, message_ref, normalize, parse_message
+from normalizers.email import filters as mail_filters
 from tests.procs import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "email"

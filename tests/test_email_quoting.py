@@ -1,11 +1,11 @@
-"""Reply history stripping (normalizers/quoting.py): Chinese and English client patterns,
+"""Reply history stripping (normalizers/email/quoting.py): Chinese and English client patterns,
 and text that merely looks like them."""
 
 from __future__ import annotations
 
 import pytest
 
-from normalizers.quoting import strip_quoted
+from normalizers.email.quoting import strip_quoted
 
 NEW = "井盖还是没有修好，请尽快处理。"
 

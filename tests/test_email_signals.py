@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from adapters.imap_email import ImapEmailOptions
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft
-from normalizers import mail_filters
+from normalizers.email import filters as mail_filters
 from normalizers.email import normalize, parse_message
 from normalizers.email.bulk import is_newsletter, no_auto_reply_signal, personal_signal
 from tests import dovecot

@@ -14,7 +14,7 @@ from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from normalizers.feed_entry import (
+from normalizers.opinion.feed_entry import (
     ENTRY_TYPE,
     FeedUnreadable,
     ParsedFeed,

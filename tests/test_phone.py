@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 import phonenumbers
 import pytest
 
-from normalizers.phone import (
+from normalizers.common.phone import (
     InvalidPhone,
     _fast_mobile,
     _to_e164_slow,
@@ -108,7 +108,7 @@ def test_caller_ids_are_best_effort(caller: str | None, expected: str | None) ->
     assert caller_to_e164(caller) == expected
 
 
-# The fast path for plain mobiles (normalizers/phone.py) must answer exactly as the
+# The fast path for plain mobiles (normalizers/common/phone.py) must answer exactly as the
 # phonenumbers path does: same E.164, or the same exception with the same args.
 
 def _outcome(convert: Callable[[str, str], str], text: str, region: str) -> object:

@@ -19,8 +19,8 @@ from adapters.cdr_webhook.auth import twilio_signature
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import RawRecord
-from normalizers import call_notes, freeswitch_json, generic_json, twilio, zammad_cti
-from normalizers.call_state import CallState
+from normalizers.hotline import call_notes, freeswitch_json, generic_json, twilio, zammad_cti
+from normalizers.hotline.call_state import CallState
 from tests.fixtures.cdr import (
     FIXTURES,
     freeswitch_base64,

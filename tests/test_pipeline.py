@@ -312,7 +312,7 @@ async def test_an_item_judged_for_relevance_is_normalized_once(store: Store) -> 
     """A pulled web item is read by its normalizer to judge relevance; the intake takes
     that draft instead of normalizing the record again, and still validates it."""
     from adapters.opinion.web_common import judge
-    from normalizers.relevance import Relevance
+    from normalizers.opinion.relevance import Relevance
 
     calls: list[str] = []
 

@@ -25,7 +25,7 @@ from gateway.model.errors import ConfigError, Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from normalizers.html_page import normalize
+from normalizers.opinion.html_page import normalize
 
 ROOT = Path(__file__).parent.parent
 HTML = Path(__file__).parent / "fixtures" / "html"

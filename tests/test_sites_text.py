@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from normalizers.html_text import html_to_text
-from normalizers.post_time import parse_post_time
-from normalizers.relevance import Relevance, check
+from normalizers.common.html_text import html_to_text
+from normalizers.opinion.post_time import parse_post_time
+from normalizers.opinion.relevance import Relevance, check
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2020, 8, 2, 16, 30, tzinfo=TZ)

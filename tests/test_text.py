@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from normalizers.text import clean_line, clean_text
+from normalizers.common.text import clean_line, clean_text
 
 # Shaped like the scraped message-board posts in the sample data: tab indentation,
 # full-width indent (\u3000\u3000), NBSP between numbers and units, blank lines around.

@@ -43,19 +43,19 @@ from gateway.support import problem
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from gateway.support.query import whole_number
-from normalizers.freeswitch_json import FreeswitchOptions
+from normalizers.hotline.freeswitch_json import FreeswitchOptions
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Flow, Intake
 
 log = get_logger("adapters.cdr_webhook")
 PARSERS = {
-    "generic_json": "normalizers.generic_json:parse",
-    "freeswitch_json": "normalizers.freeswitch_json:parse",
-    "zammad_cti": "normalizers.zammad_cti:parse",
-    "twilio": "normalizers.twilio:parse",
+    "generic_json": "normalizers.hotline.generic_json:parse",
+    "freeswitch_json": "normalizers.hotline.freeswitch_json:parse",
+    "zammad_cti": "normalizers.hotline.zammad_cti:parse",
+    "twilio": "normalizers.hotline.twilio:parse",
 }
-NOTES_PARSER = "normalizers.call_notes:parse"
+NOTES_PARSER = "normalizers.hotline.call_notes:parse"
 MAX_THRESHOLD_S = 3600  # ?threshold= of /calls/stats: seconds a caller waits, at most 1 h
 STATUS_BY_OUTCOME = {"new": 202, "updated": 200, "replay": 200, "recorded": 202,
                      "ignored": 200, "quarantined": 202}

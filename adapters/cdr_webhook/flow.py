@@ -31,7 +31,7 @@ from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import Complaint, RawRecord
 from gateway.model.validation import validate_draft
 from gateway.support.logging import get_logger
-from normalizers.call_state import (
+from normalizers.hotline.call_state import (
     CallEvent,
     CallState,
     citizen_number,

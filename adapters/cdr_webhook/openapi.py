@@ -22,7 +22,7 @@ from gateway.intake.openapi import (
     query,
     string,
 )
-from normalizers.call_notes import NOTES_FIELDS
+from normalizers.hotline.call_notes import NOTES_FIELDS
 
 if TYPE_CHECKING:
     from adapters.cdr_webhook import CdrWebhookSource

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from normalizers.email import EmailSettings
-from normalizers.mail_filters import NewsletterAction
+from normalizers.email.filters import NewsletterAction
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 

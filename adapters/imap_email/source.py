@@ -50,8 +50,8 @@ from gateway.model.errors import SourceError, SourceMisconfigured
 from gateway.model.schema import RawRecord
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
-from normalizers import mail_filters
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
+from normalizers.email import filters as mail_filters
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import IntakeResult, Outcome

@@ -132,8 +132,8 @@ def feeds_test(file: Path | None, url: str | None, config_path: Path | None,
                source_name: str | None) -> None:
     """Print the complaints a feed would yield, one JSON object per line."""
     from adapters.opinion.feeds import FeedOptions, entry_records
-    from normalizers.feed_entry import FeedUnreadable, normalize, parse_feed
-    from normalizers.relevance import check
+    from normalizers.opinion.feed_entry import FeedUnreadable, normalize, parse_feed
+    from normalizers.opinion.relevance import check
 
     setup = _setup(config_path, source_name, "feeds-test")
     if file is None and url is None:
@@ -165,7 +165,7 @@ def sites() -> None:
 
 
 def _item_json(item: Any, definition: Any, timezone: ZoneInfo) -> dict[str, Any]:
-    from normalizers.post_time import parse_post_time
+    from normalizers.opinion.post_time import parse_post_time
 
     spec = definition.listing.published
     published = parse_post_time(item.fields.get("published"), spec.formats if spec else [],
@@ -211,7 +211,7 @@ def sites_test(definition_ref: str, file: Path | None, url: str | None, detail: 
 def _print_draft(raw: RawRecord, setup: _Setup, definition_ref: str,
                  definition: SiteDefinition) -> None:
     from adapters.opinion.sites import SITE_RESOURCE
-    from normalizers.html_page import normalize
+    from normalizers.opinion.html_page import normalize
 
     context = NormalizerContext(setup.name, setup.timezone,
                                 {**setup.options, "definition": definition_ref},
@@ -232,7 +232,7 @@ def sites_extract(file: Path | None, url: str | None, config_path: Path | None,
     """Print the generic extraction of one article page as JSON."""
     from adapters.opinion.sites import read_html
     from adapters.opinion.web_common import WebOptions
-    from normalizers.article import extract_article
+    from normalizers.opinion.article import extract_article
 
     _one_of(file, url)
     setup = _setup(config_path, source_name, "sites-extract")

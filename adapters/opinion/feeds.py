@@ -34,7 +34,13 @@ from gateway.intake.poller import Fetched
 from gateway.model.errors import SourceUnavailable
 from gateway.model.schema import RawRecord
 from gateway.support.logging import get_logger
-from normalizers.feed_entry import ENTRY_TYPE, FeedUnreadable, ParsedFeed, entry_ref, parse_feed
+from normalizers.opinion.feed_entry import (
+    ENTRY_TYPE,
+    FeedUnreadable,
+    ParsedFeed,
+    entry_ref,
+    parse_feed,
+)
 
 log = get_logger("adapters.feeds")
 

@@ -44,7 +44,7 @@ from gateway.intake.poller import Fetched
 from gateway.model.errors import ConfigError, SourceMisconfigured
 from gateway.model.schema import RawRecord
 from gateway.support.logging import get_logger
-from normalizers.relevance import Relevance, check
+from normalizers.opinion.relevance import Relevance, check
 
 log = get_logger("adapters.html_pages")
 LIST_ITEM_TYPE = "text/html; charset=utf-8"

@@ -1,7 +1,7 @@
 """Site definitions (``config/sites/<name>.yaml``): finding and loading them.
 
 What a definition says, and reading pages by it, is pure and lives in
-``normalizers.site_pages`` (the ``html_page`` normalizer needs it without touching a
+``normalizers.opinion.site_pages`` (the ``html_page`` normalizer needs it without touching a
 file); its names are re-exported here, so the opinion channel imports from one place.
 """
 
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from gateway.model.errors import ConfigError
 from gateway.support.config import describe_validation_error
-from normalizers.site_pages import (
+from normalizers.opinion.site_pages import (
     SITE_RESOURCE,
     DetailSpec,
     FieldSpec,

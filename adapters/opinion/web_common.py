@@ -29,8 +29,8 @@ from gateway.model.schema import RawRecord
 from gateway.support.config import SourceConfig
 from gateway.support.http_client import USER_AGENT, make_client
 from gateway.support.logging import get_logger
-from normalizers.opinion_post import OpinionSettings
-from normalizers.relevance import Relevance, Verdict, check
+from normalizers.opinion.opinion_post import OpinionSettings
+from normalizers.opinion.relevance import Relevance, Verdict, check
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Intake

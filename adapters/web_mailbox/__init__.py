@@ -39,7 +39,7 @@ from gateway.support import problem
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from gateway.support.tokens import bearer_ok
-from normalizers.charset import media_type
+from normalizers.common.charset import media_type
 from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
 
 if TYPE_CHECKING:

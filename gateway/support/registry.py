@@ -32,13 +32,13 @@ ADAPTERS: dict[str, str] = {
 NORMALIZERS: dict[str, str] = {
     "web_form": "normalizers.web_form:normalize",
     "email": "normalizers.email:normalize",
-    "generic_json": "normalizers.generic_json:normalize",
-    "freeswitch_json": "normalizers.freeswitch_json:normalize",
-    "zammad_cti": "normalizers.zammad_cti:normalize",
-    "twilio": "normalizers.twilio:normalize",
-    "call_notes": "normalizers.call_notes:normalize",
-    "feed_entry": "normalizers.feed_entry:normalize",
-    "html_page": "normalizers.html_page:normalize",
+    "generic_json": "normalizers.hotline.generic_json:normalize",
+    "freeswitch_json": "normalizers.hotline.freeswitch_json:normalize",
+    "zammad_cti": "normalizers.hotline.zammad_cti:normalize",
+    "twilio": "normalizers.hotline.twilio:normalize",
+    "call_notes": "normalizers.hotline.call_notes:normalize",
+    "feed_entry": "normalizers.opinion.feed_entry:normalize",
+    "html_page": "normalizers.opinion.html_page:normalize",
 }
 
 SINKS: dict[str, str] = {

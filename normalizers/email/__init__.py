@@ -6,7 +6,7 @@ parameters are read from the raw fields and decoded here, because real Chinese m
 breaks the rules the stock decoders rely on:
 
 - every piece of text (encoded words, raw 8-bit header bytes, bodies, file names) goes
-  through the one charset decision of ``normalizers.charset.decide``: the label (for a
+  through the one charset decision of ``normalizers.common.charset.decide``: the label (for a
   raw header, the charset of the mail's text) wins when its reading is plausible, an
   alternative only when clearly more plausible; ``gb2312``/``gbk`` are read as GB18030
   (their superset: real ``gb2312`` mail carries GBK characters), ``big5`` as Big5-HKSCS;
@@ -14,15 +14,15 @@ breaks the rules the stock decoders rely on:
   before decoding (clients split characters, even base64 quanta, across words), spaces
   inside encoded text and missing separators are accepted, unknown labels fall back to
   the decision without a label;
-- HTML-only mail becomes clean text (``normalizers.html_text``); quoted reply history is
-  cut off (``normalizers.quoting``; the raw mail keeps it);
+- HTML-only mail becomes clean text (``normalizers.common.html_text``); quoted reply history is
+  cut off (``normalizers.email.quoting``; the raw mail keeps it);
 - attachments and inline images are handed to the pipeline (``draft.attach``) within the
   source's limits; what is left out is listed at the end of the body.
 
 The source reference is the Message-ID (``<id@host>``) or, without one, ``sha256:`` of the
 stable headers: the replay check is scoped per source, so a mail fetched twice makes
 one case. Auto-replies, bounces and the gateway's own mail are filtered by the adapter
-(``normalizers.mail_filters``) before the pipeline sees them; bulk and list mail is
+(``normalizers.email.filters``) before the pipeline sees them; bulk and list mail is
 not, but is tagged ``no_auto_reply`` (``normalizers.email.bulk``).
 """
 
@@ -38,6 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord, Reporter
+from normalizers.common.phone import InvalidPhone, to_e164
+from normalizers.common.text import clean_text, clip
 from normalizers.email.bulk import bulk_tags
 from normalizers.email.headers import (
     address_of,
@@ -61,9 +63,7 @@ from normalizers.email.parts import (
     read_parts,
     text_charset,
 )
-from normalizers.phone import InvalidPhone, to_e164
-from normalizers.quoting import strip_quoted
-from normalizers.text import clean_text, clip
+from normalizers.email.quoting import strip_quoted
 
 __all__ = [
     "DEFAULT_MEDIA_TYPES", "MEDIA_TYPE", "EmailSettings", "address_of", "addresses",

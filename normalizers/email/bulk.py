@@ -3,7 +3,7 @@
 ``Precedence: bulk|list|junk``, the ``List-*`` headers (RFC 2369/2919) and ``X-Loop``
 say how a mail travelled, not who wrote it: a citizen's reply forwarded by a list, or
 a personal mail sent through a forwarding service, carries them too. So they never
-decide that a mail is no complaint (``normalizers.mail_filters`` does that on strong
+decide that a mail is no complaint (``normalizers.email.filters`` does that on strong
 signals only); they decide that the gateway must never answer it automatically
 (RFC 3834 §2; Zammad treats them the same way). The draft records that with the tag
 ``no_auto_reply``, which the acknowledgement mail reads.

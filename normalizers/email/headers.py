@@ -3,7 +3,7 @@
 Values are taken raw from the parsed message (``raw_items``) and decoded here: RFC 2047
 encoded words read as mail clients read them (adjacent words of one table joined, spaces
 inside, no separators, cut-off words), raw 8-bit bytes, ISO-2022 escapes, every piece
-through the one charset decision (``normalizers.charset.decide``); MIME parameters with
+through the one charset decision (``normalizers.common.charset.decide``); MIME parameters with
 RFC 2231 and RFC 2047 values; addresses; the source reference (Message-ID, else a hash
 of stable headers). Nothing here raises for bad input.
 """
@@ -22,8 +22,8 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from urllib.parse import unquote_to_bytes
 
-from normalizers.charset import codec_name, decide
-from normalizers.text import clean_line
+from normalizers.common.charset import codec_name, decide
+from normalizers.common.text import clean_line
 
 # Hashed into the source reference of a mail without a Message-ID.
 STABLE_HEADERS = ("from", "sender", "reply-to", "to", "cc", "date", "subject", "in-reply-to")
@@ -55,7 +55,7 @@ def decode_bytes(data: bytes, label: str | None = None, hint: str | None = None)
     header bytes) and bytes with an unknown label (``unknown-8bit``) are read with
     ``hint``, the charset of the mail's text, as a weaker label. 7-bit bytes are ASCII
     unless ISO-2022/UTF-7; 8-bit bytes go through the one charset decision of
-    ``normalizers.charset.decide`` (the label wins when its reading is plausible)."""
+    ``normalizers.common.charset.decide`` (the label wins when its reading is plausible)."""
     codec = codec_name(label)
     if data.isascii():
         return _seven_bit(data, codec or codec_name(hint))

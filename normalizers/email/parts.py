@@ -21,9 +21,9 @@ from email import policy
 from email.message import Message
 
 from gateway.model.attachments import sanitize_file_name
+from normalizers.common.html_text import html_to_text
+from normalizers.common.text import clean_line, clean_text
 from normalizers.email.headers import decode_bytes, mime_params, raw_header
-from normalizers.html_text import html_to_text
-from normalizers.text import clean_line, clean_text
 
 MEDIA_TYPE = "message/rfc822"
 _SKIPPED_TYPES = {"application/pgp-signature", "application/pkcs7-signature",

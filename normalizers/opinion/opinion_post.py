@@ -14,7 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord, Reporter
-from normalizers.text import clean_line, clip
+from normalizers.common.text import clean_line, clip
 
 SUBJECT_CHARS = 200
 

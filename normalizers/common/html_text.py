@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
 from bs4.element import NavigableString, PageElement, ProcessingInstruction
 
-from normalizers.charset import decode_text
-from normalizers.text import clean_text
+from normalizers.common.charset import decode_text
+from normalizers.common.text import clean_text
 
 DROPPED = frozenset({
     "script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas",
@@ -36,7 +36,7 @@ _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
 
 
 def parse_html(markup: str | bytes, content_type: str | None = None) -> BeautifulSoup:
-    """A forgiving parse of ``markup``; bytes are decoded by ``normalizers.charset``."""
+    """A forgiving parse of ``markup``; bytes are decoded by ``normalizers.common.charset``."""
     text = decode_text(markup, content_type) if isinstance(markup, bytes) else markup
     # An XML declaration would make BeautifulSoup warn that this looks like XML.
     return BeautifulSoup(_XML_DECLARATION.sub("", text, count=1), "lxml")

@@ -6,7 +6,7 @@ no detail pages or the page is gone, the item's HTML on the list page), with the
 fields read on the list page in ``metadata.fields`` (title, author, published text,
 reply and view counts, summary). The body comes from the definition's ``detail.body``
 selectors when it has them, else from generic article extraction
-(``normalizers.article``: trafilatura with fallbacks when its text is thin, run on the
+(``normalizers.opinion.article``: trafilatura with fallbacks when its text is thin, run on the
 bytes we have: it never fetches anything). The title and author of the list page
 win; the published time of the detail page's selector wins over the list page's (it is
 usually more precise), which wins over a generically found date. The definition is the
@@ -25,11 +25,12 @@ from bs4 import BeautifulSoup, Tag
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
-from normalizers.article import extract_article
-from normalizers.html_text import element_text
-from normalizers.opinion_post import OpinionSettings, post_draft
-from normalizers.post_time import parse_post_time
-from normalizers.site_pages import (
+from normalizers.common.html_text import element_text
+from normalizers.common.text import clean_line, clean_text
+from normalizers.opinion.article import extract_article
+from normalizers.opinion.opinion_post import OpinionSettings, post_draft
+from normalizers.opinion.post_time import parse_post_time
+from normalizers.opinion.site_pages import (
     SITE_RESOURCE,
     DetailSpec,
     FieldSpec,
@@ -37,7 +38,6 @@ from normalizers.site_pages import (
     field_value,
     read_html,
 )
-from normalizers.text import clean_line, clean_text
 
 
 class HtmlPageSettings(OpinionSettings):

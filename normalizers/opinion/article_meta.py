@@ -19,7 +19,7 @@ from difflib import SequenceMatcher
 
 from bs4 import BeautifulSoup, Tag
 
-from normalizers.text import clean_line
+from normalizers.common.text import clean_line
 
 _HEADINGS = "h1, h2, h3, [class*=title], [id*=title], [class*=headline], [itemprop=headline]"
 _WRITTEN = re.compile(r"成文日期\s*[:：]?\s*(?P<date>\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日)")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
 from bs4.element import NavigableString, PageElement, ProcessingInstruction
 
-from normalizers.html_text import DROPPED, element_text
+from normalizers.common.html_text import DROPPED, element_text
 
 # Lines that are never the article: credits, disclaimers, copyright, share bars, app
 # promotions, "back to the home page" links (by how they start) ...

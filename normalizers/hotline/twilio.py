@@ -17,9 +17,9 @@ from typing import Any
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import Fields, parse_time, read_body
-from normalizers.call_state import EVENT, CallEvent, single_record_draft
-from normalizers.phone import caller_to_e164
+from normalizers.common.phone import caller_to_e164
+from normalizers.hotline.call_fields import Fields, parse_time, read_body
+from normalizers.hotline.call_state import EVENT, CallEvent, single_record_draft
 
 # CallStatus -> what it says: the call started ringing, was answered, or ended (how).
 STATUSES = {

@@ -12,7 +12,7 @@ labelled ``us-ascii``, and German mail says ``iso-8859-1`` and means it. So:
    MIME ``charset``; for a raw mail header the charset of the mail's text as a weaker
    hint), widened to its superset (GB2312/GBK → GB18030, Big5 → Big5-HKSCS,
    ISO-8859-1/ASCII → windows-1252, EUC-KR → cp949), wins when its reading is
-   *plausible* (``normalizers.plausibility``);
+   *plausible* (``normalizers.common.plausibility``);
 4. otherwise each alternative (GB18030, Big5-HKSCS, windows-1252, KOI8-R, cp1251,
    Shift_JIS/cp932, cp949) is read and measured; the least implausible replaces the
    label only when clearly (``CLEAR_MARGIN``, and half) less implausible, else the
@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from normalizers.plausibility import PLAUSIBLE, implausibility
+from normalizers.common.plausibility import PLAUSIBLE, implausibility
 
 # Labels widened to the encoding that is a superset of what they name.
 _SUPERSETS = {
@@ -202,7 +202,7 @@ def decide(data: bytes, declared: str | None, hint: str | None = None) -> Decode
     The label (``declared``, else ``hint``: a weaker label such as the charset of the
     mail a raw header came in) wins when its reading is plausible; an alternative
     replaces it only when clearly more plausible (``_clearly_better``); without a
-    usable label the most plausible alternative is taken (see ``normalizers.plausibility``).
+    usable label the most plausible alternative is taken (see ``normalizers.common.plausibility``).
     """
     found = _utf8(data, declared)
     if found is not None:

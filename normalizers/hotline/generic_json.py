@@ -21,10 +21,10 @@ from typing import Any
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import TIMES, Fields, check_order, read_body
-from normalizers.call_notes import NOTES_KEYS, notes_from
-from normalizers.call_state import CDR, DISPOSITIONS, MISSED, CallEvent, single_record_draft
-from normalizers.phone import caller_to_e164
+from normalizers.common.phone import caller_to_e164
+from normalizers.hotline.call_fields import TIMES, Fields, check_order, read_body
+from normalizers.hotline.call_notes import NOTES_KEYS, notes_from
+from normalizers.hotline.call_state import CDR, DISPOSITIONS, MISSED, CallEvent, single_record_draft
 
 
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:

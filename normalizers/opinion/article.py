@@ -3,14 +3,14 @@ of a page for which no site definition says where they are.
 
 trafilatura does most pages well, but on some it returns a *thin* text: the site's URL,
 a disclaimer (免责声明), a copyright line, a share bar. So its result is measured by its
-sentences (``normalizers.article_text``) after boilerplate lines are dropped, and when
+sentences (``normalizers.opinion.article_text``) after boilerplate lines are dropped, and when
 fewer than ``THIN_SENTENCE_CHARS`` characters of sentences are left the next extractor
 is asked: trafilatura favouring recall, then a paragraph-density extractor, then the
 largest block of sentence lines on the page. When every one is thin, the one with the
 most sentences wins (a citizen's short post is thin and still the post).
 
 The title is the page's visible headline and the date the one the page states next to
-it (``normalizers.article_meta``), before what ``<meta>`` says. A page whose prose is
+it (``normalizers.opinion.article_meta``), before what ``<meta>`` says. A page whose prose is
 mostly link text (a list of posts or news) is reported as ``kind="list"``. Pure: the
 parsed page in, an ``Article`` out; nothing is fetched.
 """
@@ -25,16 +25,16 @@ import trafilatura
 from bs4 import BeautifulSoup
 from trafilatura.settings import use_config
 
-from normalizers.article_meta import find_date, find_title
-from normalizers.article_text import (
+from normalizers.common.html_text import element_text
+from normalizers.common.text import clean_line, clean_text
+from normalizers.opinion.article_meta import find_date, find_title
+from normalizers.opinion.article_text import (
     density_text,
     largest_sentence_block,
     sentence_chars,
     share_inside,
     without_boilerplate,
 )
-from normalizers.html_text import element_text
-from normalizers.text import clean_line, clean_text
 
 PageKind = Literal["article", "list"]
 THIN_SENTENCE_CHARS = 30  # fewer characters of sentences than this is not an article's text

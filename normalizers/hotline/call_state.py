@@ -6,7 +6,7 @@ one call. The gateway joins the events of a call into a ``CallState`` (``merge``
 pure, idempotent and independent of arrival order) and files one complaint per call
 from the joined state with ``complaint_draft``. ``Notes``, what the agent wrote, lives
 here because events and the joined state carry it; the ``call_notes`` format that reads
-it from a request is ``normalizers.call_notes``.
+it from a request is ``normalizers.hotline.call_notes``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from gateway.model.schema import (
     RawRecord,
     Reporter,
 )
-from normalizers.call_fields import TIMES
-from normalizers.phone import InvalidPhone, to_e164
+from normalizers.common.phone import InvalidPhone, to_e164
+from normalizers.hotline.call_fields import TIMES
 
 MISSED: tuple[Disposition, ...] = ("abandoned", "no_answer", "busy", "failed")
 DISPOSITIONS: tuple[Disposition, ...] = ("answered", *MISSED)

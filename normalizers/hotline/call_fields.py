@@ -20,8 +20,8 @@ from gateway.model.errors import FieldError, Rejected
 from gateway.model.input_limits import InputLimits, WithLimits
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import RawRecord
-from normalizers.charset import media_type
-from normalizers.text import clean_line, clean_text
+from normalizers.common.charset import media_type
+from normalizers.common.text import clean_line, clean_text
 
 TIMES = ("started_at", "answered_at", "ended_at")
 _TRUE = {"1", "true", "yes", "on", "是"}

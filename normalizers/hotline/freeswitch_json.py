@@ -26,11 +26,11 @@ from gateway.model.errors import Rejected
 from gateway.model.input_limits import InputLimits, WithLimits
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import Fields, check_order, form_fields, json_object
-from normalizers.call_notes import notes_from
-from normalizers.call_state import CDR, CallEvent, single_record_draft
-from normalizers.charset import media_type
-from normalizers.phone import caller_to_e164
+from normalizers.common.charset import media_type
+from normalizers.common.phone import caller_to_e164
+from normalizers.hotline.call_fields import Fields, check_order, form_fields, json_object
+from normalizers.hotline.call_notes import notes_from
+from normalizers.hotline.call_state import CDR, CallEvent, single_record_draft
 
 BASE64_TYPE = "application/x-www-form-base64-encoded"
 # Hang-up causes of an unanswered call; any other cause is "failed".

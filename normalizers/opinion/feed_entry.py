@@ -7,7 +7,7 @@ feed it came from. A whole feed document (``application/rss+xml``, ``…/xml``) 
 too, its first entry taken, so ``minsheng normalize --format feed_entry sample.xml``
 works on a saved feed.
 
-Feeds are messy: the bytes are decoded by ``normalizers.charset`` (a BOM or blank line
+Feeds are messy: the bytes are decoded by ``normalizers.common.charset`` (a BOM or blank line
 before ``<?xml``, a declared encoding that lies, GB2312 and Big5 labels), then handed to
 feedparser as UTF-8; whatever can be read is read.
 """
@@ -27,11 +27,11 @@ import feedparser  # type: ignore[import-untyped]
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, PostInfo, RawRecord
-from normalizers.charset import decode, media_type
-from normalizers.html_text import html_to_text
-from normalizers.opinion_post import OpinionSettings, post_draft
-from normalizers.post_time import parse_post_time
-from normalizers.text import clean_line, clean_text
+from normalizers.common.charset import decode, media_type
+from normalizers.common.html_text import html_to_text
+from normalizers.common.text import clean_line, clean_text
+from normalizers.opinion.opinion_post import OpinionSettings, post_draft
+from normalizers.opinion.post_time import parse_post_time
 
 ENTRY_TYPE = "application/vnd.minsheng.feed-entry+json"
 _DECLARATION_ENCODING = re.compile(r"""^(<\?xml[^>]*?)\s+encoding\s*=\s*["'][^"']*["']""")

@@ -23,9 +23,9 @@ import soupsieve
 from bs4 import BeautifulSoup, Tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from normalizers.charset import codec_name
-from normalizers.html_text import element_text, parse_html
-from normalizers.text import clean_line
+from normalizers.common.charset import codec_name
+from normalizers.common.html_text import element_text, parse_html
+from normalizers.common.text import clean_line
 
 # The key of the parsed definition in ``NormalizerContext.resources``.
 SITE_RESOURCE = "site_definition"

@@ -4,7 +4,7 @@ The notes an agent writes (subject, content, address, category, the caller's nam
 arrive on their own at ``POST /intake/<source>/calls/<call_id>/notes`` and are read
 here; ``notes_from`` also reads notes that phone formats carry in their own fields
 (IVR variables of a call record). The ``Notes`` model itself is in
-``normalizers.call_state``, with the call it belongs to.
+``normalizers.hotline.call_state``, with the call it belongs to.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from gateway.model.errors import Rejected
 from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import ComplaintDraft, RawRecord
-from normalizers.call_fields import Fields, read_body
-from normalizers.call_state import NOTES, CallEvent, Notes, single_record_draft
-from normalizers.phone import InvalidPhone, to_e164
+from normalizers.common.phone import InvalidPhone, to_e164
+from normalizers.hotline.call_fields import Fields, read_body
+from normalizers.hotline.call_state import NOTES, CallEvent, Notes, single_record_draft
 
 NOTES_FIELDS = {"subject": 200, "content": 5000, "address": 200, "category": 100,
                 "caller_name": 50, "agent": 100}
