@@ -88,6 +88,22 @@ def test_shared_bike_example_of_the_seed_centre(
     assert (routed.department, routed.rule) == (department, rule)
 
 
+@pytest.mark.parametrize("matter", [
+    Matter("JT.BIKE", "共享单车押金退不了", "押金99元还没退", channel="web"),
+    Matter("JT.BIKE", "单车挡路", "共享单车乱停放", address="正阳路绿化带旁", channel="phone"),
+    Matter("CJ.SD.HEAT", "暖气不热", "家里暖气不热已经三天"),
+    Matter(None, "", "某小区发生燃气泄漏", channel="opinion"),
+    Matter("JY", "学校收费", "学校违规收取补课费", district="城阳区"),
+    Matter(None, "", ""),
+])
+def test_the_fast_check_agrees_with_the_explained_one(matter: Matter) -> None:
+    """Intake asks ``holds`` (short-circuit, no sentences); explain asks ``check``: for
+    every rule of the example they must agree."""
+    rules = load_rules(RULES, load_taxonomy(TAXONOMY))
+    for rule in rules.rules:
+        assert rules.holds(rule, matter) == all(c.held for c in rules.check(rule, matter))
+
+
 def test_class_channel_and_taxonomy_fallback() -> None:
     rules = load_rules(RULES, load_taxonomy(TAXONOMY))
     heating = rules.route(Matter("CJ.SD.HEAT", "暖气不热", "家里暖气不热已经三天"))
