@@ -8,16 +8,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from gateway.model.schema import Classification, ComplaintDraft, RoutingInfo
-from gateway.routing.classifier import TrainedModel, load_model
 from gateway.routing.deadlines import due_at
 from gateway.routing.rules import Matter, RuleSet, load_rules
 from gateway.routing.taxonomy import Taxonomy, load_taxonomy
 from gateway.support.logging import get_logger
 from gateway.support.routing_config import ClassifierConfig, DeadlinesConfig
+
+if TYPE_CHECKING:  # scikit-learn is imported only when a model is configured
+    from gateway.routing.classifier import TrainedModel
 
 log = get_logger("gateway.routing")
 HintKind = Literal["classification", "routing", "due_at"]
@@ -101,7 +103,11 @@ def load_hints(taxonomy_path: Path | None, classifier: ClassifierConfig,
     """Load what the config names, once; a missing or broken file is a ConfigError at
     start, not a failure per complaint."""
     taxonomy = load_taxonomy(taxonomy_path) if taxonomy_path else None
-    model = load_model(classifier.model) if classifier.model else None
+    model = None
+    if classifier.model:  # scikit-learn and skops take ~1 s to import: only when used
+        from gateway.routing.classifier import load_model
+
+        model = load_model(classifier.model)
     rules = load_rules(rules_path, taxonomy) if rules_path else None
     return RoutingHints(timezone=timezone, classifier=classifier, deadlines=deadlines,
                         taxonomy=taxonomy, model=model, rules=rules)
