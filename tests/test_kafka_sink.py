@@ -256,13 +256,13 @@ async def test_broker_restart_mid_stream_resends_every_unacknowledged_case(
         stream = asyncio.create_task(
             _submit_slowly(gw, [submission(n, "restart") for n in range(total)]))
         await wait_for(lambda: _delivered_at_least(gw, 5), "5 deliveries before the stop")
-        own_broker.stop()
+        await asyncio.to_thread(own_broker.stop)
         failed_before = gw.forwarder.failed[SINK]
         # The sink loop settles one batch before it claims the next, so once a batch has
         # failed against the stopped broker, every earlier acknowledgement is recorded.
         await wait_for(lambda: _failed_since(gw, failed_before), "a failed batch")
         acked_by_lost_broker = await _delivered_codes(gw)
-        own_broker.start()
+        await asyncio.to_thread(own_broker.start)
         codes = await stream
         await wait_for(lambda: _settled(gw, total), f"{total} deliveries", timeout=45)
     unacknowledged = set(codes) - acked_by_lost_broker
