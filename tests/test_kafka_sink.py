@@ -39,6 +39,7 @@ from tests import kafka_broker
 from tests.conftest import gateway_config
 from tests.kafka_broker import KafkaBroker, consume
 from tests.pg import free_port
+from tests.procs import run_cli
 from tests.receiver import verify_signature
 from tests.test_forwarding import running, submission, submit
 
@@ -155,6 +156,16 @@ def test_model_rules_name_each_problem() -> None:
     assert "'no-port' is not host:port" in text
     assert "sasl: required" in text
     assert "tls: needs security_protocol" in text
+
+
+def test_the_example_passes_check_config_and_names_a_missing_secret() -> None:
+    secrets = {"KAFKA_USER": "gateway", "KAFKA_PASSWORD": "pw", "KAFKA_HMAC_SECRET": "s"}
+    ok = run_cli("check-config", "--config", "config/examples/kafka.yaml", env=secrets)
+    assert ok.returncode == 0, ok.stderr
+    missing = run_cli("check-config", "--config", "config/examples/kafka.yaml",
+                      env={**secrets, "KAFKA_PASSWORD": ""})
+    assert missing.returncode == 2
+    assert "sinks[0] (name=platform-kafka): sasl.password" in missing.stderr, missing.stderr
 
 
 def test_errors_map_to_retry_or_dead_letter() -> None:

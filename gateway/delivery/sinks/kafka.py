@@ -43,7 +43,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 from aiokafka.helpers import create_ssl_context
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.delivery.sinks.http import sign
@@ -88,6 +88,11 @@ class KafkaSasl(BaseModel):
     username: str = Field(min_length=1)
     password: SecretStr
 
+    @field_validator("password")
+    @classmethod
+    def _password_set(cls, value: SecretStr) -> SecretStr:
+        return _not_empty(value)
+
 
 class KafkaTls(BaseModel):
     """Passed to ``aiokafka.helpers.create_ssl_context``; no CA file: the system's CAs."""
@@ -117,6 +122,11 @@ class KafkaOptions(BaseModel):
     sasl: KafkaSasl | None = None
     tls: KafkaTls | None = None
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_set(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _not_empty(value)
+
     @model_validator(mode="before")
     @classmethod
     def _one_server_as_list(cls, data: Any) -> Any:
@@ -144,6 +154,13 @@ class KafkaOptions(BaseModel):
 
     def topic_for(self, kind: DeliveryKind) -> str:
         return getattr(self.topics, kind) or self.topic
+
+
+def _not_empty(value: SecretStr) -> SecretStr:
+    """An empty ``${VAR}`` would sign with an empty key or log in without a password."""
+    if not value.get_secret_value():
+        raise ValueError("empty (is its environment variable set?)")
+    return value
 
 
 def _is_server(server: str) -> bool:
