@@ -256,6 +256,21 @@ async def test_unreachable_broker_is_a_retriable_failure_for_the_whole_batch() -
     assert all(isinstance(o, RetriableSinkError) for o in outcomes), outcomes
 
 
+async def test_idempotent_producer_refused_by_the_broker_says_how_to_switch_it_off(
+    broker: KafkaBroker,
+) -> None:
+    sink = KafkaSink(SinkConfig(name=SINK, kind="kafka"), {
+        "bootstrap_servers": broker.bootstrap, "topic": unique("cases"), "send_timeout_s": 5,
+    })  # idempotent by default: tansu's memory mode refuses InitProducerId
+    await sink.start()
+    try:
+        [outcome] = await sink.deliver([delivery(1, "case", "CY1", "{}")])
+    finally:
+        await sink.close()
+    assert isinstance(outcome, RetriableSinkError)
+    assert "set idempotent: false" in str(outcome)
+
+
 async def test_broker_restart_mid_stream_resends_every_unacknowledged_case(
     tmp_path: Path, store_url: str, own_broker: KafkaBroker
 ) -> None:

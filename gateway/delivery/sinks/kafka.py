@@ -212,16 +212,31 @@ class KafkaSink(Sink[KafkaOptions]):
         try:
             producer = await self._started_producer()
         except (KafkaError, OSError, TimeoutError) as exc:
-            error = classify(exc)
+            error = self._start_error(exc)
             return [error for _ in batch]
         outcomes: list[Outcome] = list(
             await asyncio.gather(*(self._produce(producer, d) for d in batch))
         )
-        if any(isinstance(o, RetriableSinkError) for o in outcomes):
+        failed = sum(isinstance(o, RetriableSinkError) for o in outcomes)
+        if failed:
             # The producer may hold a dead connection or stale metadata (a broker that came
             # back empty): the next batch starts from a fresh one.
+            log.warning("kafka_producer_reset", sink=self.name, failed=failed)
             await self._drop_producer()
         return outcomes
+
+    def _start_error(self, exc: BaseException) -> SinkError:
+        """Why the producer did not start. The idempotent producer asks the broker for a
+        producer id at start; a broker without them answers an error (aiokafka says only
+        "UnknownError"), so a broker's refusal at start carries the hint."""
+        error = classify(exc)
+        refused = isinstance(exc, KafkaError) and not isinstance(
+            exc, KafkaConnectionError | KafkaTimeoutError)
+        if self.options.idempotent and refused:
+            error = RetriableSinkError(
+                f"{error} (at producer start; a broker without producer ids refuses the "
+                "idempotent producer: set idempotent: false for it)")
+        return error
 
     async def _produce(self, producer: AIOKafkaProducer, delivery: Delivery) -> Outcome:
         value = delivery.body.encode("utf-8")
