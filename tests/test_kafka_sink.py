@@ -211,35 +211,45 @@ def delivery(outbox_id: int, kind: DeliveryKind, code: str | None, body: str) ->
     return Delivery(outbox_id, SINK, kind, code, body, 0, time.time())
 
 
-async def test_each_kind_goes_to_its_topic(broker: KafkaBroker) -> None:
-    # Deliveries are built here rather than filed through the gateway: updates come from
-    # the phone channel's late call records and events from hot topics, both slow to set up.
+async def test_each_kind_goes_to_its_topic(
+    tmp_path: Path, broker: KafkaBroker
+) -> None:
+    # Two reporters with one complaint: the second is related to the first, so dedup puts
+    # the first case in a cluster (an ``update``) and, at two cases, raises a hot topic
+    # (an ``event``): all three kinds from the real flow.
     topics = {"case": unique("cases"), "update": unique("updates"), "event": unique("events")}
-    sink = KafkaSink(SinkConfig(name=SINK, kind="kafka"), {
-        "bootstrap_servers": broker.bootstrap, "topic": topics["case"], "idempotent": False,
-        "topics": {"update": topics["update"], "event": topics["event"]},
-    })
-    event = json.dumps({"type": "hot_topic", "cluster_id": "c-42", "count": 5})
-    batch = [
-        delivery(1, "case", "CY20261204000001", '{"case_code": "CY20261204000001"}'),
-        delivery(2, "update", "CY20261204000001", '{"case_code": "CY20261204000001"}'),
-        delivery(3, "event", None, event),
-    ]
-    await sink.start()
-    try:
-        assert await sink.deliver(batch) == [None, None, None]
-    finally:
-        await sink.close()
+    sink = kafka_sink(broker.bootstrap, topics["case"], events=True,
+                      topics={"update": topics["update"], "event": topics["event"]})
+    config = gateway_config(tmp_path, f"sqlite:///{tmp_path / 'g.db'}", sinks=[sink],
+                            dedup={"hot_topic_cases": 2})
+    first, second = submission(1, "kinds"), submission(2, "kinds")
+    second.update(name="李先生", phone="13900139000", subject=first["subject"],
+                  content=first["content"])
+    async with running(config) as gw:
+        codes = await submit(gw, [first, second])
+        await wait_for(lambda: _settled(gw, 4), "2 cases, 1 update and 1 event")
     records = await consume(broker.bootstrap, list(topics.values()), unique("platform"),
-                            until=lambda got: len(got) >= 3)
-    seen = {r.topic: (r.key, header(r, "minsheng-kind")) for r in records}
-    assert seen == {
-        topics["case"]: (b"CY20261204000001", b"case"),
-        topics["update"]: (b"CY20261204000001", b"update"),
-        topics["event"]: (b"cluster.c-42", b"event"),
-    }
-    assert all("minsheng-signature" not in dict(r.headers) for r in records)  # no secret
+                            until=lambda got: len(got) >= 4)
+    by_topic: dict[str, Records] = {t: [] for t in topics.values()}
+    for record in records:
+        by_topic[record.topic].append(record)
+    assert sorted(r.key for r in by_topic[topics["case"]]) == sorted(c.encode() for c in codes)
+    [update] = by_topic[topics["update"]]
+    [event] = by_topic[topics["event"]]
+    assert (update.key, header(update, "minsheng-kind")) == (codes[0].encode(), b"update")
+    cluster = Complaint.model_validate_json(update.value).dedup.cluster_id
+    assert cluster
+    assert (event.key, header(event, "minsheng-kind")) == (f"cluster.{cluster}".encode(),
+                                                           b"event")
+    assert json.loads(event.value)["first_case_code"] == codes[0]
+    assert all(verify_signature(SECRET, header(r, "minsheng-signature").decode(), r.value)
+               for r in records)
+
+
+def test_an_event_without_a_cluster_has_a_key_of_its_own() -> None:
     assert record_key(delivery(9, "event", None, "not json")) == b"event.9"
+    assert record_key(delivery(9, "event", None, '{"cluster_id": "c-1"}')) == b"cluster.c-1"
+    assert record_key(delivery(9, "update", "CY-1", "{}")) == b"CY-1"
 
 
 async def test_unreachable_broker_is_a_retriable_failure_for_the_whole_batch() -> None:
