@@ -272,7 +272,7 @@ def test_every_error_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> Non
         "sources[2] (name=web): name: used twice",
         f"sources[2] (name=web): unknown adapter 'carrier_pigeon' (known: {KNOWN_ADAPTERS})",
         "sinks[0] (name=platform): url: String should match pattern '^https?://'",
-        "sinks[1] (name=file): unknown sink 'smoke_signal' (known: http, jsonl)",
+        "sinks[1] (name=file): unknown sink 'smoke_signal' (known: http, jsonl, kafka)",
     ])
 
 
