@@ -105,4 +105,6 @@ def writable_folder(path: Path) -> ConnectionCheck:
         return ConnectionCheck.failed("上级路径不是目录", f"{folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         return ConnectionCheck.failed("目录不可写", f"cannot create files in {folder}")
+    if folder != path.parent:
+        return ConnectionCheck.ok("目录将被创建", f"{path.parent} will be created in {folder}")
     return ConnectionCheck.ok("目录可写", f"{path.parent} is writable")
