@@ -43,11 +43,13 @@ def _sinks(config: GatewayConfig) -> dict[str, Sink[Any]]:
 
 
 def _probes(config: GatewayConfig, adapters: dict[str, Adapter[Any]],
-            sinks: dict[str, Sink[Any]]) -> list[tuple[str, Probe]]:
-    """(target as the config names it, its check) for the store, each source, each sink."""
+            sinks: dict[str, Sink[Any]], timeout_s: float) -> list[tuple[str, Probe]]:
+    """(target as the config names it, its check) for the store, each source, each sink.
+    The store's driver blocks a thread: its own connect timeout is kept within ours."""
     engine = config.store.url.partition(":")[0]
+    connect_s = min(config.store.connect_timeout_s, timeout_s)
     probes: list[tuple[str, Probe]] = [
-        (f"store ({engine})", check_store(config.store.url, config.store.connect_timeout_s)),
+        (f"store ({engine})", check_store(config.store.url, connect_s)),
     ]
     for source in config.sources:
         adapter = adapters.get(source.name)
@@ -66,7 +68,7 @@ async def check_connections(config: GatewayConfig,
     adapters = build_adapters(config)
     sinks = _sinks(config)
     try:
-        probes = _probes(config, adapters, sinks)
+        probes = _probes(config, adapters, sinks, timeout_s)
         results = await asyncio.gather(*(_settled(p, timeout_s) for _, p in probes))
     finally:
         for adapter in adapters.values():  # an opinion source's HTTP client
