@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-import gateway.server
+import gateway.server.http
 from gateway.cli import main
 
 _build_app = gateway.server.http.build_app
