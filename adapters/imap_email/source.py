@@ -49,6 +49,7 @@ from gateway.intake.sources import AdapterEnv
 from gateway.model.errors import SourceError, SourceMisconfigured
 from gateway.model.schema import RawRecord
 from gateway.support.config import SourceConfig
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.logging import get_logger
 from normalizers.email import MEDIA_TYPE, address_of, header_text, message_ref, parse_message
 from normalizers.email import filters as mail_filters
@@ -114,6 +115,21 @@ class ImapEmailSource(PolledAdapter[ImapEmailOptions]):
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
         await self._close_session()
+
+    async def check_connection(self) -> ConnectionCheck:
+        """Log in and look for every configured folder (STATUS: nothing is selected,
+        read or flagged), for ``minsheng check-config --connect``."""
+        session = ImapSession(self.options, self.name)
+        try:
+            await session.open()
+            missing = [f for f in self.options.folders if not await session.folder_exists(f)]
+        finally:
+            await session.close()
+        if missing:
+            return ConnectionCheck.failed("登录成功，但文件夹不存在",
+                                          f"logged in, but no folder {', '.join(missing)}")
+        return ConnectionCheck.ok("登录成功", f"logged in to {session.where}, "
+                                             f"{len(self.options.folders)} folder(s) found")
 
     # -- a poll ----------------------------------------------------------------------
 

@@ -84,6 +84,9 @@ class FeedSource(WebSource[FeedOptions]):
     lease_s = 60.0  # renewed between items; the first one follows one GET and a parse
     default_format = "feed_entry"
 
+    def first_url(self) -> str:
+        return self.options.url
+
     async def read_feed(self, checkpoint: Any) -> tuple[ParsedFeed | None, dict[str, Any]]:
         """The parsed feed (``None`` on 304) and the checkpoint that covers it."""
         url = self.options.url

@@ -101,6 +101,9 @@ class HtmlPagesSource(WebSource[HtmlPagesOptions]):
                 if fetched is not None:
                     yield fetched
 
+    def first_url(self) -> str:
+        return (self.options.start_urls or load_site(self.options.definition).start_urls)[0]
+
     def _share(self, definition: SiteDefinition) -> None:
         """The normalizer reads pages by the definition this poll read (it may have
         changed on disk since the last one)."""

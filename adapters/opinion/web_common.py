@@ -27,6 +27,7 @@ from gateway.intake.sources import AdapterEnv
 from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from gateway.model.schema import RawRecord
 from gateway.support.config import SourceConfig
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.http_client import USER_AGENT, make_client
 from gateway.support.logging import get_logger
 from normalizers.opinion.opinion_post import OpinionSettings
@@ -76,6 +77,19 @@ class WebSource(PolledAdapter[WebOptionsT]):
 
     async def stop(self) -> None:
         await self.fetcher.close()
+
+    def first_url(self) -> str:
+        """The URL a poll starts from (the feed, a site's first list page)."""
+        raise NotImplementedError
+
+    async def check_connection(self) -> ConnectionCheck:
+        """Fetch the first URL as a poll would (robots.txt, redirects, size bound), for
+        ``minsheng check-config --connect``."""
+        url = self.first_url()
+        page = await self.fetcher.get(url)
+        return ConnectionCheck.ok(f"可访问，HTTP {page.status}",
+                                  f"fetched {url}: HTTP {page.status}, "
+                                  f"{len(page.content)} bytes")
 
 
 class PageGone(Exception):

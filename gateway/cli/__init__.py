@@ -82,15 +82,24 @@ def run(config_path: Path) -> None:
 
 @main.command("check-config")
 @config_option
-def check_config(config_path: Path) -> None:
+@click.option("--connect", is_flag=True,
+              help="also reach the store, each source and each sink (exit 1 if any fails)")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1, max=120), default=10.0,
+              show_default=True, help="seconds each target may take with --connect")
+def check_config(config_path: Path, connect: bool, timeout_s: float) -> None:
     """Validate the config; list every error and exit 2, or exit 0.
 
     Off loopback, something that answers the network without credentials is an error
-    (docs/security.md). Secrets written in clear instead of ${VAR} are warnings."""
+    (docs/security.md). Secrets written in clear instead of ${VAR} are warnings. With
+    --connect, one line per target says whether it was reached (docs/attachments-and-checks.md)."""
     config = load_or_exit(config_path)
     for warning in clear_secret_warnings(read_config_file(config_path)):
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"{config_path}: ok ({len(config.sources)} sources, {len(config.sinks)} sinks)")
+    if connect:
+        from gateway.cli.connect import report_connections
+
+        sys.exit(report_connections(config, timeout_s))
 
 
 @main.command()

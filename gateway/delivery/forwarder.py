@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.delivery.attachments import AttachmentShaper
 from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.model.errors import PermanentSinkError
 from gateway.store import Store, StoreUnavailable, Tx, outbox
@@ -59,9 +60,12 @@ def settle(tx: Tx, policy: RetryPolicy, batch: Sequence[Delivery], outcomes: lis
 class Forwarder:
     def __init__(
         self, store: Store, sinks: list[tuple[SinkConfig, Sink[Any]]],
-        retention_s: float | None = None,
+        retention_s: float | None = None, attachments: AttachmentShaper | None = None,
     ) -> None:
-        """``retention_s``: delete entries delivered longer ago than this (None: keep)."""
+        """``retention_s``: delete entries delivered longer ago than this (None: keep).
+        ``attachments``: shapes each batch for its sink's ``attachments`` mode (None: as
+        stored)."""
+        self.attachments = attachments
         self.store = store
         self.sinks = sinks
         self.retention_s = retention_s
@@ -151,7 +155,8 @@ class Forwarder:
         )
         if not batch:
             return 0
-        outcomes = await sink.deliver(batch)
+        shaped = batch if self.attachments is None else await self.attachments.shape(config, batch)
+        outcomes = await sink.deliver(shaped)
         await self.store.write(lambda tx: settle(tx, config.retry, batch, outcomes))
         ok = sum(1 for o in outcomes if o is None)
         self.delivered[config.name] += ok

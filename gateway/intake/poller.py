@@ -27,6 +27,7 @@ from gateway.intake.sources import Adapter
 from gateway.model.errors import SourceMisconfigured, SourceUnavailable
 from gateway.model.schema import ComplaintDraft, RawRecord
 from gateway.store import Store, checkpoints
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.logging import get_logger
 from gateway.support.plugin import OptionsT
 
@@ -63,6 +64,10 @@ class PolledAdapter(Adapter[OptionsT]):
 
     async def after_journaled(self, fetched: Fetched, result: IntakeResult) -> None:
         """The item is durable: act on the source now (e.g. flag a mail as seen)."""
+
+    async def check_connection(self) -> ConnectionCheck:
+        """A pulled source reaches out: kinds that can tell implement the check."""
+        return ConnectionCheck.not_checked()
 
     def wake(self) -> None:
         """Ask the poller to poll now (e.g. an IMAP IDLE push)."""

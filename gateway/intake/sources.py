@@ -22,6 +22,7 @@ from gateway.intake.openapi import ApiPart
 from gateway.model.attachments import AttachmentStore
 from gateway.model.schema import Channel
 from gateway.support.config import SourceConfig
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.plugin import Configurable, OptionsT
 
 if TYPE_CHECKING:
@@ -101,6 +102,13 @@ class Adapter(Configurable[OptionsT]):
 
     async def stop(self) -> None:
         """Stop background work."""
+
+    async def check_connection(self) -> ConnectionCheck:
+        """Reach what this source reads from (log in, fetch the first URL), for
+        ``minsheng check-config --connect``; the command bounds the time. A push source
+        has nothing to reach: others connect to the gateway."""
+        return ConnectionCheck.not_checked("推送来源，由对方连接本网关",
+                                           "push source: senders connect to the gateway")
 
     def openapi(self) -> ApiPart:
         """The adapter's operations in the gateway's OpenAPI document (gateway/intake/openapi.py):

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.dedup.deduplicator import Deduplicator
+from gateway.delivery.attachments import AttachmentShaper
 from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.sinks.base import Sink, SinkClass
 from gateway.intake.health import UP, SourceStatus
@@ -133,7 +134,10 @@ class Gateway:
         await self.store.start()
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
             await self.store.write(lambda tx: outbox.release_leases(tx))
-        self.forwarder = Forwarder(self.store, self._sinks(), config.store.outbox_retention_s)
+        self.forwarder = Forwarder(
+            self.store, self._sinks(), config.store.outbox_retention_s,
+            AttachmentShaper(AttachmentStore(config.attachments_dir), config.api.public_url),
+        )
         self.routing_hints = routing_hints(config)
         self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints)
         self.intake.on_enqueued = self.forwarder.notify

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
-from gateway.server import openapi
+from gateway.server import attachment_route, openapi
 from gateway.server.http_edge import watch_requests
 from gateway.server.http_errors import make_edge_errors
 from gateway.store import StoreUnavailable, cases
@@ -148,6 +148,7 @@ def build_app(gateway: RunningGateway) -> web.Application:
         web.get("/v1/cases", list_cases),
         web.get("/v1/cases/{case_code}", get_case),
     ])
+    app.add_routes(attachment_route.routes(gateway, _authorized))
     ops.setup(app, gateway)  # /metrics, /v1/status, /ops
     openapi.setup(app, gateway)  # /openapi.json
     for adapter in gateway.adapters.values():

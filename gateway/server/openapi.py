@@ -31,6 +31,7 @@ from gateway.intake.openapi import (
     string,
     text_answer,
 )
+from gateway.server import attachment_route
 
 if TYPE_CHECKING:
     from gateway.ops.running import RunningGateway
@@ -125,6 +126,7 @@ def core_part(config: GatewayConfig) -> ApiPart:
     part = ApiPart()
     _health(part)
     _pull_feed(part, config)
+    part.merge(attachment_route.openapi_part(config))
     _ops(part, config)
     _ops_page(part)
     return part

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.store import attachment_index
 from gateway.store.engine import Tx
 
 FEED_SCOPE = "feed"
@@ -68,6 +69,7 @@ def insert(
         "updated_at, feed_pos, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (case_code, source, source_ref, channel, raw_id, now, now, feed_pos, document),
     )
+    attachment_index.record(tx, int(row[0]), document)
     return CaseRow(int(row[0]), case_code, feed_pos, document)
 
 
@@ -78,6 +80,7 @@ def update_document(tx: Tx, case_id: int, document: str) -> int:
         "UPDATE cases SET document = ?, updated_at = ?, feed_pos = ? WHERE id = ?",
         (document, time.time(), feed_pos, case_id),
     )
+    attachment_index.record(tx, case_id, document)
     return feed_pos
 
 

@@ -9,7 +9,9 @@ Append new migrations; never edit an applied one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from gateway.store import attachment_index
 from gateway.store.engine import Tx
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -173,7 +175,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX calls_abandoned ON calls (id) WHERE direction = 'inbound' "
         "AND status = 'missed' AND disposition = 'abandoned'",
     ]),
+    # GET /v1/attachments/{sha256} serves only attachments some case lists
+    # (gateway/store/attachment_index.py); existing cases are indexed by the backfill.
+    (6, "attachments of cases", [
+        """CREATE TABLE case_attachments (
+            sha256 TEXT NOT NULL,
+            case_id {bigint} NOT NULL,
+            file_name TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            size {bigint} NOT NULL,
+            PRIMARY KEY (sha256, case_id)
+        )""",
+        "CREATE INDEX case_attachments_case ON case_attachments (case_id)",
+    ]),
 ]
+
+# Data a migration derives from what is stored already, run right after its statements.
+BACKFILLS: dict[int, Callable[[Tx], None]] = {6: attachment_index.backfill}
 
 
 # Table options only one engine has; empty elsewhere.
@@ -199,6 +217,8 @@ def migrate(tx: Tx) -> list[int]:
             continue
         for statement in statements:
             tx.execute(statement.format(**slots))
+        if version in BACKFILLS:
+            BACKFILLS[version](tx)
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
             (version, name, time.time()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -106,7 +106,12 @@ class StoreConfig(_Strict):
 
 
 class ApiConfig(_Strict):
+    """The pull API. ``public_url``: where downstream systems reach this gateway (e.g.
+    ``https://gateway.example.gov.cn``, behind a reverse proxy its public address), the
+    base of the attachment links sinks deliver (gateway/delivery/attachments.py)."""
+
     token: SecretStr | None = None
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
 
     @field_validator("token", mode="before")
     @classmethod
@@ -175,6 +180,10 @@ class SourceConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+# What a sink delivers of a case's attachments (gateway/delivery/attachments.py).
+AttachmentMode = Literal["link", "inline", "omit"]
+
+
 class SinkConfig(BaseModel):
     """One configured sink; keys other than these are the sink kind's own options."""
 
@@ -188,6 +197,8 @@ class SinkConfig(BaseModel):
     poll_interval_s: float = Field(default=1.0, gt=0)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     events: bool = False  # also deliver events (hot topics), not only cases
+    attachments: AttachmentMode = "link"
+    attachments_inline_max_kb: int = Field(default=256, ge=1, le=10240)
 
     @property
     def options(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from gateway.model.errors import SinkError
 from gateway.store.outbox import Delivery
 from gateway.support.config import SinkConfig
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.plugin import Configurable, OptionsT
 
 Outcome = SinkError | None
@@ -44,6 +45,12 @@ class Sink(Configurable[OptionsT]):
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[Outcome]:
         raise NotImplementedError
+
+    async def check_connection(self) -> ConnectionCheck:
+        """Reach the destination without delivering anything, for ``minsheng check-config
+        --connect`` (the command bounds the time; it need not ``start`` the sink first).
+        Kinds that can tell implement it; the others say so."""
+        return ConnectionCheck.not_checked()
 
 
 SinkClass = type[Sink[Any]]

@@ -29,6 +29,7 @@ from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.model.errors import PermanentSinkError, RetriableSinkError, SinkError
 from gateway.store.outbox import Delivery
 from gateway.support.config import SinkConfig
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.http_client import make_client
 
 SIGNATURE_HEADER = "X-Minsheng-Signature"
@@ -42,6 +43,8 @@ class HttpOptions(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     max_in_flight: int = Field(default=8, ge=1, le=64)
     headers: dict[str, str] = Field(default_factory=dict)
+    health_url: str | None = Field(default=None, pattern=r"^https?://",
+                                   description="GET by check-config --connect; 2xx is healthy")
 
 
 def classify_status(status: int, body: str = "") -> Outcome:
@@ -86,6 +89,25 @@ class HttpSink(Sink[HttpOptions]):
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[Outcome]:
         return list(await asyncio.gather(*(self._deliver_one(d) for d in batch)))
+
+    async def check_connection(self) -> ConnectionCheck:
+        """``GET health_url`` must answer 2xx; without one, ``OPTIONS url`` must answer at
+        all below 500 (a receiver that allows only POST still says 405: it is there)."""
+        health = self.options.health_url
+        async with make_client(timeout_s=self.options.timeout_s) as client:
+            if health is not None:
+                response = await client.get(health, headers=self.options.headers)
+            else:
+                response = await client.options(self.options.url, headers=self.options.headers)
+        status = response.status_code
+        if health is not None and not 200 <= status < 300:
+            return ConnectionCheck.failed(f"健康检查返回 HTTP {status}",
+                                          f"health_url answered HTTP {status}")
+        if status >= 500:
+            return ConnectionCheck.failed(f"接收方返回 HTTP {status}",
+                                          f"the receiver answered HTTP {status}")
+        what = "health_url" if health is not None else "OPTIONS"
+        return ConnectionCheck.ok(f"可达，HTTP {status}", f"reachable, {what} HTTP {status}")
 
     async def _deliver_one(self, delivery: Delivery) -> Outcome:
         async with self._slots:

@@ -21,6 +21,7 @@ from gateway.model.errors import RetriableSinkError
 from gateway.model.private_files import open_private, private_dir
 from gateway.store.outbox import Delivery
 from gateway.support.config import SinkConfig
+from gateway.support.connection_check import ConnectionCheck, writable_folder
 
 
 class JsonlOptions(BaseModel):
@@ -42,6 +43,10 @@ class JsonlSink(Sink[JsonlOptions]):
             error = RetriableSinkError(f"cannot write {self.path}: {exc.strerror}")
             return [error for _ in batch]
         return [None for _ in batch]
+
+    async def check_connection(self) -> ConnectionCheck:
+        """The file (or the folder it would be created in) is writable by this user."""
+        return await asyncio.to_thread(writable_folder, self.path)
 
     def _append(self, bodies: list[str]) -> None:
         private_dir(self.path.parent)
