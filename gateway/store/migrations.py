@@ -173,6 +173,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX calls_abandoned ON calls (id) WHERE direction = 'inbound' "
         "AND status = 'missed' AND disposition = 'abandoned'",
     ]),
+    # Statuses the case platform sends back (gateway/store/statuses.py): a history per
+    # case, one row per (case, status, time) so a repeated update is the same entry.
+    (6, "case statuses", [
+        """CREATE TABLE case_statuses (
+            id {id},
+            case_id {bigint} NOT NULL,
+            case_code TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at {real} NOT NULL,
+            at_text TEXT NOT NULL,
+            department TEXT,
+            text TEXT,
+            category TEXT,
+            origin TEXT NOT NULL,
+            received_at {real} NOT NULL,
+            UNIQUE (case_id, status, at)
+        )""",
+        "CREATE INDEX case_statuses_code ON case_statuses (case_code, at)",
+        "CREATE INDEX case_statuses_status ON case_statuses (status, case_id)",
+    ]),
 ]
 
 
