@@ -14,7 +14,7 @@ import pytest
 
 from gateway.model.errors import ConfigError
 from gateway.server.app import Gateway
-from gateway.support.config import parse_config
+from gateway.support.config import load_config, parse_config
 from tests.conftest import base_url, gateway_config
 
 AUTH = {"Authorization": "Bearer test-api-token"}
@@ -79,6 +79,13 @@ async def test_not_served_without_the_block(gateway: Gateway) -> None:
         document = (await client.get("/openapi.json")).json()
     assert response.status_code == 404
     assert not [p for p in document["paths"] if p.startswith("/open311")]
+
+
+def test_the_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINSHENG_API_TOKEN", "x")
+    config = load_config(Path(__file__).resolve().parents[1] / "config/examples/open311.yaml")
+    assert config.open311 is not None
+    assert config.open311.service_for(["交通运输"]).code == "traffic"  # type: ignore[union-attr]
 
 
 def test_block_errors_all_at_once() -> None:

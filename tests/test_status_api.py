@@ -21,8 +21,8 @@ AUTH = {"Authorization": "Bearer test-api-token"}
 FORM = {"name": "黄女士", "phone": "13800138000", "content": "小区门口垃圾三天未清运"}
 
 
-async def file_case(client: httpx.AsyncClient) -> str:
-    response = await client.post("/intake/web", json=FORM)
+async def file_case(client: httpx.AsyncClient, content: str = FORM["content"]) -> str:
+    response = await client.post("/intake/web", json={**FORM, "content": content})
     assert response.status_code == 202, response.text
     code: str = response.json()["case_code"]
     return code
@@ -114,10 +114,17 @@ async def test_accept_delay_histogram(gateway: Gateway) -> None:
         for minutes in (0, 30):  # a second "accepted" later does not count again
             await post_status(client, code, {"status": "accepted",
                                              "at": (at + timedelta(minutes=minutes)).isoformat()})
-        text = (await client.get("/metrics")).text
-    assert 'minsheng_case_accept_delay_seconds_bucket{le="300"} 0.0' in text
-    assert 'minsheng_case_accept_delay_seconds_bucket{le="900"} 1.0' in text
-    assert "minsheng_case_accept_delay_seconds_count 1.0" in text
+        one = (await client.get("/metrics")).text
+        early = await file_case(client, "另一件事：路灯不亮")  # the platform's clock is an hour behind
+        await post_status(client, early, {"status": "accepted",
+                                          "at": (at - timedelta(hours=1)).isoformat()})
+        two = (await client.get("/metrics")).text
+    assert 'minsheng_case_accept_delay_seconds_bucket{le="300"} 0.0' in one
+    assert 'minsheng_case_accept_delay_seconds_bucket{le="900"} 1.0' in one
+    assert "minsheng_case_accept_delay_seconds_count 1.0" in one
+    assert 'minsheng_case_accept_delay_seconds_bucket{le="60"} 1.0' in two  # counted as 0 s
+    assert "minsheng_case_accept_delay_seconds_count 2.0" in two
+    assert "minsheng_case_accept_delay_seconds_sum 600.0" in two
 
 
 async def test_store_queries(store: Store) -> None:

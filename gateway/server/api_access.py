@@ -1,7 +1,10 @@
-"""What every route of the case API shares: the running gateway behind a request and the
-bearer check of ``api.token`` (the pull feed, the status API, the case look-up)."""
+"""What every route of the case API shares: the running gateway behind a request, the
+bearer check of ``api.token`` (the pull feed, the status API, the case look-up) and the
+JSON answer."""
 
 from __future__ import annotations
+
+import json
 
 from aiohttp import web
 
@@ -14,6 +17,12 @@ GATEWAY_KEY = web.AppKey("gateway", object)
 
 def gateway_of(request: web.Request) -> RunningGateway:
     return request.app[GATEWAY_KEY]  # type: ignore[return-value]
+
+
+def json_answer(value: object, status: int = 200) -> web.Response:
+    """``value`` as JSON with Chinese kept readable (not ``\\uXXXX``)."""
+    return web.json_response(value, status=status,
+                             dumps=lambda v: json.dumps(v, ensure_ascii=False))
 
 
 def authorized(request: web.Request) -> web.Response | None:

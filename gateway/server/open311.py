@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.model.case_status import CaseStatus
-from gateway.server.api_access import gateway_of
+from gateway.server.api_access import gateway_of, json_answer
 from gateway.store import Tx, cases, statuses
 from gateway.store.statuses import StatusEntry
 from gateway.support import problem
@@ -53,15 +53,11 @@ async def services(request: web.Request) -> web.Response:
     config = _config(request)
     if (refusal := _wrong_jurisdiction(request, config)) is not None:
         return refusal
-    return web.json_response([
+    return json_answer([
         {"service_code": s.code, "service_name": s.name, "description": s.description,
          "metadata": False, "type": "realtime", "keywords": ",".join(s.keywords),
          "group": s.group or ""}
-        for s in config.services], dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+        for s in config.services])
 
 
 async def service_request(request: web.Request) -> web.Response:
@@ -78,8 +74,7 @@ async def service_request(request: web.Request) -> web.Response:
     if found is None:
         return problem.problem(404, "not-found", "未找到该案件 (no such case)", code[:64])
     document, history = found
-    return web.json_response([as_service_request(json.loads(document), history, config)],
-                             dumps=_dumps)
+    return json_answer([as_service_request(json.loads(document), history, config)])
 
 
 def as_service_request(document: dict[str, Any], history: list[StatusEntry],

@@ -18,7 +18,7 @@ from gateway.model import strict_json
 from gateway.model.case_status import parse_update
 from gateway.model.errors import FieldError, Rejected
 from gateway.model.input_limits import InputLimits
-from gateway.server.api_access import authorized, gateway_of
+from gateway.server.api_access import authorized, gateway_of, json_answer
 from gateway.store import Tx, cases, statuses
 from gateway.support import problem
 from gateway.support.logging import get_logger
@@ -62,8 +62,7 @@ async def post_status(request: web.Request) -> web.Response:
         return _not_found(code)
     entry, created = found
     log.info("case_status", case_code=code, status=entry.status, created=created)
-    return web.json_response({"case_code": code, **entry.as_json()},
-                             status=201 if created else 200)
+    return json_answer({"case_code": code, **entry.as_json()}, 201 if created else 200)
 
 
 def _refusal(errors: list[FieldError]) -> web.Response:

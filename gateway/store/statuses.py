@@ -121,12 +121,14 @@ def final_categories(tx: Tx) -> list[tuple[str, str, str]]:
 def accept_delays(tx: Tx, bounds: Sequence[float]) -> tuple[list[int], float, int]:
     """Seconds from intake to a case's first ``accepted`` status, as a histogram:
     (cumulative counts at or below each bound, sum, count). Counted in SQL, so a scrape
-    reads one row however many cases there are."""
+    reads one row however many cases there are. A platform whose clock says it accepted
+    a case before the gateway took it counts as 0 s, not as a negative time."""
     buckets = ", ".join("COALESCE(SUM(CASE WHEN d <= ? THEN 1 ELSE 0 END), 0)"
                         for _ in bounds)
     row = tx.fetchone(
-        "WITH firsts AS (SELECT MIN(s.at) - MIN(c.created_at) AS d FROM case_statuses s "
-        "JOIN cases c ON c.id = s.case_id WHERE s.status = 'accepted' GROUP BY s.case_id) "
+        "WITH delays AS (SELECT MIN(s.at) - MIN(c.created_at) AS d FROM case_statuses s "
+        "JOIN cases c ON c.id = s.case_id WHERE s.status = 'accepted' GROUP BY s.case_id), "
+        "firsts AS (SELECT CASE WHEN d < 0 THEN 0 ELSE d END AS d FROM delays) "
         f"SELECT COUNT(*), COALESCE(SUM(d), 0){', ' if bounds else ''}{buckets} FROM firsts",
         tuple(bounds))
     return [int(v) for v in row[2:]], float(row[1]), int(row[0])
