@@ -32,14 +32,10 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.intake.health import DEGRADED, DISABLED, DOWN, STANDBY, STARTING, UP
+from gateway.ops.case_metrics import ACCEPT_BUCKETS, accept_delay
 from gateway.ops.running import RunningGateway
 from gateway.store import Tx, outbox, quarantine, statuses
 from gateway.store import ops_queries as q
@@ -50,9 +46,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATES = (UP, DEGRADED, DOWN, STANDBY, DISABLED, STARTING)
 OUTCOMES = ("new", "repeat", "related", "replay", "rejected", "quarantined", "filtered")
 ACCEPTED = ("new", "repeat", "related")
-# Minutes to a week: a platform accepts within the hour or within the working days.
-ACCEPT_BUCKETS = (60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 8 * 3600.0, 86400.0, 3 * 86400.0,
-                  7 * 86400.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A journaled rejection older than this is surely committed: the tally's floor passes it.
 SETTLE_S = 300.0
@@ -338,7 +331,7 @@ class _StoreFigures:
             hot = CounterMetricFamily("minsheng_hot_topic_events", "Hot-topic events raised")
             hot.add_metric([], snap.hot_topic_events)
             yield hot
-        yield _accept_delay(snap.accept_delays)
+        yield accept_delay(snap.accept_delays)
 
     def _rejections(self) -> Metric:
         family = CounterMetricFamily(
@@ -367,18 +360,6 @@ class _StoreFigures:
             dead.add_metric([sink], entry.get("dead", 0))
             delivered.add_metric([sink], entry.get("delivered", 0))
         yield from (pending, age, dead, delivered)
-
-
-def _accept_delay(delays: tuple[list[int], float, int]) -> Metric:
-    """Intake to the platform's first ``accepted`` status, over every case of the store
-    that has one (counted by the store, so statuses imported from a file count too)."""
-    cumulative, total_s, count = delays
-    family = HistogramMetricFamily(
-        "minsheng_case_accept_delay_seconds",
-        "Time from intake to the case platform's first 'accepted' status, per case")
-    buckets = [(f"{bound:g}", n) for bound, n in zip(ACCEPT_BUCKETS, cumulative, strict=True)]
-    family.add_metric([], [*buckets, ("+Inf", count)], total_s)
-    return family
 
 
 def _calls(kpis: dict[str, Any] | None) -> Iterator[Metric]:
