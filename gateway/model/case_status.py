@@ -77,10 +77,17 @@ def _text(value: Any, name: str, errors: list[FieldError]) -> str | None:
     return value or None
 
 
+def _named(field: str, errors: list[FieldError]) -> bool:
+    """Whether ``field`` has an error already (one reason per field is enough)."""
+    return any(e.field == field for e in errors)
+
+
 def _status(value: str | None, errors: list[FieldError]) -> CaseStatus | None:
     for known in CASE_STATUSES:
         if value == known:
             return known
+    if _named("status", errors):
+        return None
     wanted = " | ".join(CASE_STATUSES)
     errors.append(FieldError("status", "required" if value is None else "unknown_status",
                              f"状态必须是 {wanted} 之一", f"status must be one of {wanted}"))
@@ -95,6 +102,8 @@ def _moment(value: str | None, errors: list[FieldError]) -> datetime | None:
         at = datetime.fromisoformat(value) if value is not None else None
     except ValueError:
         at = None
+    if at is None and _named("at", errors):
+        return None
     if at is None or at.tzinfo is None or at.utcoffset() is None:
         errors.append(FieldError("at", "required" if value is None else "bad_time",
                                  f"at 必须是带时区的 ISO 8601 时间，例如 {example}",
