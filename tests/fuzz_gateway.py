@@ -72,6 +72,9 @@ def fuzz_config(tmp_path: Path, port: int) -> dict[str, Any]:
         "sources": [{"name": "web", "adapter": "web_mailbox", "token": "${FUZZ_WEB_TOKEN}"},
                     *hotlines],
         "sinks": [{"name": "file", "kind": "jsonl", "path": str(tmp_path / "cases.jsonl")}],
+        "open311": {"jurisdiction_id": "cy.example", "services": [
+            {"code": "sanitation", "name": "环境卫生 Sanitation", "group": "城乡建设",
+             "categories": ["城乡建设"]}]},
     }
 
 

@@ -154,7 +154,9 @@ async def test_request_is_signed_keyed_and_carries_the_canonical_complaint(
     assert not verify_signature("another-secret", header, request.body)
     assert not verify_signature(SECRET, header, request.body + b" ")
     assert stored.status_code == 200
-    assert request.body == stored.content  # the stored canonical document, byte for byte
+    # Changed with the status API (issue 14): GET adds `status_history` at the end of the
+    # stored document; the document itself is still the delivered one, byte for byte.
+    assert stored.content == request.body[:-1] + b',"status_history":[]}'
     complaint = Complaint.model_validate_json(request.body)
     assert complaint.case_code == code
     assert complaint.schema_version == 1

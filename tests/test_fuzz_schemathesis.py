@@ -112,11 +112,11 @@ def _fuzz_operation(live: FuzzGateway, session: requests.Session, op: Any,
 @pytest.mark.parametrize("path", [
     "/healthz", "/readyz", "/openapi.json", "/v1/cases", "/metrics", "/v1/status",
     "/ops/login",
-    "/ops",
+    "/ops", "/open311",
 ])
 def test_core_operations(live: FuzzGateway, schema: Any, path: str) -> None:
-    """The core's routes (``/v1/cases`` covers ``/v1/cases/{case_code}``, ``/ops`` the
-    login and the static files)."""
+    """The core's routes (``/v1/cases`` covers ``/v1/cases/{case_code}`` and its
+    ``/status``, ``/ops`` the login and the static files, ``/open311`` both Open311 reads)."""
     ops = operations(schema, path)
     if path == "/ops":
         ops = [op for op in ops if op.path != "/ops/login"]

@@ -1,7 +1,7 @@
 """The weekly report on both engines: figures from a store with nine weeks of cases
 (written here), Markdown, the xlsx opened with openpyxl, the HTML rendered in chromium
 (screenshot: docs/img/weekly-report.png; no request leaves the page), the command, the
-Monday schedule, and the feedback export that waits for case statuses (issue 14)."""
+Monday schedule, and the feedback export from the case statuses the platform sent back."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from openpyxl import load_workbook
 from playwright.async_api import Request, async_playwright
 
 from gateway.cli import main
+from gateway.model.case_status import parse_update
 from gateway.routing.report import render, weekly_report, write_report
 from gateway.routing.report_data import Week
 from gateway.routing.schedule import WeeklyReports, next_run
-from gateway.store import Store, Tx, cases
+from gateway.store import Store, Tx, cases, statuses
 from gateway.support.config import parse_config
 from tests.conftest import started_store
 from tests.test_ops_page import CHROMIUM, CHROMIUM_ARGS
@@ -79,6 +80,20 @@ async def fill(store: Store) -> None:
     await store.write(write)
 
 
+async def send_statuses(store: Store, updates: list[tuple[str, dict[str, str]]]) -> None:
+    """Statuses as the case platform sends them back (the status API's store function)."""
+
+    def write(tx: Tx) -> None:
+        for code, body in updates:
+            assert statuses.record_for_code(tx, code, parse_update(body), "api") is not None
+
+    await store.write(write)
+
+
+def closing(n: int, at: str = "2026-11-27T10:00:00+08:00") -> tuple[str, dict[str, str]]:
+    return f"CY-T-{n:04d}", {"status": "closed", "at": at}
+
+
 async def test_weekly_figures(store: Store) -> None:
     await fill(store)
     report = await weekly_report(store, WEEK, SHANGHAI, NOW)
@@ -95,7 +110,17 @@ async def test_weekly_figures(store: Store) -> None:
     assert report.repeat_trend[-1].week == "2026-W48"
     assert (report.repeat_trend[-1].cases, report.repeat_trend[-1].repeats) == (9, 4)
     assert report.repeat_trend[0].week == "2026-W41" and report.repeat_trend[0].repeats == 1
-    assert report.overdue is None  # statuses do not come back yet (issue 14)
+    # Changed with the status API (issue 14): statuses come back now, so the overdue list
+    # is known. Every case of the window is past its due_at (26 November); closed ones
+    # drop out, a case reopened after closing is open again.
+    reported = len(week_cases()) - 1  # the last case is older than the eight weeks
+    updates = [closing(n) for n in range(reported) if n not in (0, 1, 5)]
+    updates += [closing(1), ("CY-T-0001", {"status": "reopened",
+                                           "at": "2026-11-28T10:00:00+08:00"})]
+    await send_statuses(store, updates)
+    report = await weekly_report(store, WEEK, SHANGHAI, NOW)
+    assert report.overdue is not None
+    assert sorted(report.overdue) == ["CY-T-0000", "CY-T-0001", "CY-T-0005"]
 
 
 async def report_of(store_url: str) -> Any:
@@ -114,7 +139,10 @@ def test_markdown_and_xlsx(filled_report: Any) -> None:
     assert markdown.startswith("# 每周热点报告 Weekly hot-spot report 2026-W48")
     assert "| phone | 5 | 1 | +4 |" in markdown
     assert "| 2026-W48 | 9 | 4 | 44.4% |" in markdown
-    assert "Not available: the gateway does not receive case statuses" in markdown
+    # Changed with the status API (issue 14): no case of the fixture is closed, so every
+    # case past its due_at is listed instead of "not available".
+    assert "Not available: the gateway does not receive case statuses" not in markdown
+    assert "- CY-T-0000" in markdown
     assert "13800138000" not in markdown  # citizens' numbers are masked
     book = load_workbook(BytesIO(render(filled_report, "xlsx")))
     assert book.sheetnames == ["Summary", "Channels", "Classes", "Districts", "Hot topics",
@@ -167,6 +195,11 @@ def test_report_command(tmp_path: Path) -> None:
     async def prepare() -> None:
         async with started_store(f"sqlite:///{tmp_path / 'r.db'}") as store:
             await fill(store)
+            await send_statuses(store, [
+                ("CY-T-0005", {"status": "accepted", "at": "2026-11-26T10:00:00+08:00",
+                               "category": "交通运输"}),
+                ("CY-T-0005", {"status": "closed", "at": "2026-11-27T10:00:00+08:00",
+                               "category": "城乡建设"})])
 
     asyncio.run(prepare())
     config = config_file(tmp_path)
@@ -184,10 +217,12 @@ def test_report_command(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "2026-W48" in bad.output
     feedback = runner.invoke(main, ["classify", "export-feedback", "--out",
                                     str(tmp_path / "f.csv"), "--config", str(config)])
-    assert feedback.exit_code == 0
+    # Changed with the status API (issue 14): real rows, the platform's latest category.
+    assert feedback.exit_code == 0, feedback.output
     assert (tmp_path / "f.csv").read_text(encoding="utf-8").splitlines() == [
-        "case_code,subject,body,label"]
-    assert "does not receive case statuses yet" in feedback.output
+        "case_code,subject,body,label",
+        "CY-T-0005,共享单车乱停放,共享单车乱停放，请尽快处理。,城乡建设"]
+    assert "1 rows" in feedback.output
 
 
 def test_next_monday_run() -> None:

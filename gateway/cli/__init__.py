@@ -27,6 +27,7 @@ T = TypeVar("T")
 # modules pull in parsers a plain `minsheng run` does not need).
 LAZY_COMMANDS: dict[str, str] = {
     "calls": "adapters.cdr_webhook.cli:calls",
+    "cases": "gateway.cli.cases:cases_group",
     "classify": "gateway.cli.routing:classify",
     "clusters": "gateway.cli.dedup:clusters",
     "deadline": "gateway.cli.routing:deadline",

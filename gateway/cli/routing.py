@@ -144,7 +144,8 @@ def _eval_table(result: Evaluation) -> str:
 def classify_export_feedback(out: Path, config_path: Path) -> None:
     """The case platform's final categories as training rows (subject, body, label).
 
-    Needs the case statuses of issue 14, not received yet: the file has its header only."""
+    Read from the status history (docs/status-api.md): the latest ``category`` the
+    platform sent per case; cases without one are not exported."""
     config = load_or_exit(config_path)
     rows = with_store(config, lambda store: case_statuses(store).final_categories())
     with out.open("w", encoding="utf-8", newline="") as handle:
@@ -153,8 +154,8 @@ def classify_export_feedback(out: Path, config_path: Path) -> None:
         writer.writerows([r.case_code, r.subject, r.body, r.category] for r in rows)
     click.echo(f"{out}: {len(rows)} rows")
     if not rows:
-        click.echo("没有办理结果分类 No final categories: the gateway does not receive case "
-                   "statuses yet.", err=True)
+        click.echo("没有办理结果分类 No final categories: no status update with a "
+                   "category has been received yet.", err=True)
 
 
 @click.group()

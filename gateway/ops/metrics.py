@@ -35,8 +35,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.intake.health import DEGRADED, DISABLED, DOWN, STANDBY, STARTING, UP
+from gateway.ops.case_metrics import ACCEPT_BUCKETS, accept_delay
 from gateway.ops.running import RunningGateway
-from gateway.store import Tx, outbox, quarantine
+from gateway.store import Tx, outbox, quarantine, statuses
 from gateway.store import ops_queries as q
 from gateway.support.logging import get_logger
 
@@ -128,6 +129,7 @@ class StoreSnapshot:
     quarantine_open: int = 0
     calls: dict[str, Any] | None = None
     hot_topic_events: int | None = None
+    accept_delays: tuple[list[int], float, int] = ([], 0.0, 0)
 
 
 class GatewayMetrics:
@@ -175,6 +177,7 @@ class GatewayMetrics:
             ok=True, at=now, sinks=outbox.stats(tx), quarantine_open=quarantine.count_open(tx),
             calls=None if kpis is None else dict(kpis),
             hot_topic_events=None if hot is None else int(hot),
+            accept_delays=statuses.accept_delays(tx, ACCEPT_BUCKETS),
         )
 
     async def render(self) -> bytes:
@@ -328,6 +331,7 @@ class _StoreFigures:
             hot = CounterMetricFamily("minsheng_hot_topic_events", "Hot-topic events raised")
             hot.add_metric([], snap.hot_topic_events)
             yield hot
+        yield accept_delay(snap.accept_delays)
 
     def _rejections(self) -> Metric:
         family = CounterMetricFamily(

@@ -1,18 +1,18 @@
 """Case statuses coming back from the case platform (issue 14), as this package needs
 them: which cases are closed (the report's overdue list) and the platform's final
-category (training feedback). Issue 14's status API does not exist yet, so the only
-implementation, ``NoStatuses``, knows nothing: the report says the overdue figure is not
-available and ``classify export-feedback`` exports no rows. When issue 14 lands, an
-implementation over its store replaces it in ``case_statuses``; nothing is made up here.
+category (training feedback). The protocol keeps the report and the export independent
+of the table; ``StoredStatuses`` reads the history the status API and
+``minsheng cases import-status`` write (gateway/store/statuses.py).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.store import Store
+from gateway.store import Store, statuses
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,29 @@ class CaseStatuses(Protocol):
         """Cases whose final category the platform sent back."""
 
 
-class NoStatuses:
-    """Statuses are not received yet (issue 14): nothing is known, nothing is faked."""
+class StoredStatuses:
+    """The statuses kept in the store's ``case_statuses`` table (gateway/store/statuses.py),
+    filled by ``POST /v1/cases/{code}/status`` and ``minsheng cases import-status``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     async def closed(self, case_codes: Iterable[str]) -> set[str] | None:
-        return None
+        codes = list(case_codes)
+        return await self.store.read(lambda tx: statuses.closed_among(tx, codes))
 
     async def final_categories(self) -> list[FinalCategory]:
-        return []
+        rows = await self.store.read(statuses.final_categories)
+        return [FinalCategory(code, *_text_of(document), category)
+                for code, document, category in rows]
+
+
+def _text_of(document: str) -> tuple[str, str]:
+    """Subject and body of a stored case document."""
+    data = json.loads(document)
+    return str(data.get("subject") or ""), str(data.get("body") or "")
 
 
 def case_statuses(store: Store) -> CaseStatuses:
-    """The statuses of ``store``; issue 14 adds the real source here."""
-    del store  # read by the implementation issue 14 brings
-    return NoStatuses()
+    """The statuses of ``store``."""
+    return StoredStatuses(store)

@@ -1,4 +1,5 @@
-"""The inbound HTTP surface: intake routes of push adapters, health, and the pull feed."""
+"""The inbound HTTP surface: intake routes of push adapters, health, the pull feed, the
+status API (gateway/server/status_api.py) and the Open311 read side (gateway/server/open311.py)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,20 @@ from aiohttp import web
 
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
-from gateway.server import attachment_route, openapi
+from gateway.server import attachment_route, open311, openapi, status_api
+from gateway.server.api_access import GATEWAY_KEY
+from gateway.server.api_access import authorized as _authorized
+from gateway.server.api_access import gateway_of as _gateway
 from gateway.server.http_edge import watch_requests
 from gateway.server.http_errors import make_edge_errors
 from gateway.store import StoreUnavailable, cases
 from gateway.support import problem
 from gateway.support.logging import get_logger, mask_text
 from gateway.support.query import whole_number
-from gateway.support.tokens import bearer_ok
 
 log = get_logger("gateway.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FEED_MAX_LIMIT = 500
-GATEWAY_KEY = web.AppKey("gateway", object)
 
 
 @web.middleware
@@ -53,10 +55,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-def _gateway(request: web.Request) -> RunningGateway:
-    return request.app[GATEWAY_KEY]  # type: ignore[return-value]
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
@@ -82,18 +80,6 @@ async def readyz(request: web.Request) -> web.Response:
         body["critical_down"] = down
         return web.json_response({"status": "not ready", **body}, status=503)
     return web.json_response({"status": "ready", **body})
-
-
-def _authorized(request: web.Request) -> web.Response | None:
-    token = _gateway(request).config.api.token
-    if token is None:
-        return problem.problem(
-            403, "api-disabled", "拉取接口未启用 (pull API disabled)",
-            "set api.token in the config (e.g. token: ${MINSHENG_API_TOKEN})",
-        )
-    if not bearer_ok(request, token.get_secret_value()):
-        return problem.unauthorized("a valid 'Authorization: Bearer <token>' is required")
-    return None
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -125,16 +111,6 @@ async def list_cases(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="application/json")
 
 
-async def get_case(request: web.Request) -> web.Response:
-    if (refusal := _authorized(request)) is not None:
-        return refusal
-    code = request.match_info["case_code"].upper()
-    row = await _gateway(request).store.read(lambda tx: cases.get_by_code(tx, code))
-    if row is None:
-        return problem.problem(404, "not-found", "未找到该案件 (no such case)", code)
-    return web.Response(text=row.document, content_type="application/json")
-
-
 def build_app(gateway: RunningGateway) -> web.Application:
     limits = [getattr(a, "max_body", 0) for a in gateway.adapters.values()]
     app = web.Application(
@@ -146,9 +122,12 @@ def build_app(gateway: RunningGateway) -> web.Application:
         web.get("/healthz", healthz),
         web.get("/readyz", readyz),
         web.get("/v1/cases", list_cases),
-        web.get("/v1/cases/{case_code}", get_case),
+        web.get("/v1/cases/{case_code}", status_api.get_case),
+        web.post("/v1/cases/{case_code}/status", status_api.post_status),
     ])
     app.add_routes(attachment_route.routes(gateway, _authorized))
+    if gateway.config.open311 is not None:
+        app.add_routes(open311.routes())
     ops.setup(app, gateway)  # /metrics, /v1/status, /ops
     openapi.setup(app, gateway)  # /openapi.json
     for adapter in gateway.adapters.values():

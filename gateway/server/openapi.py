@@ -72,11 +72,75 @@ def _pull_feed(part: ApiPart, config: GatewayConfig) -> None:
                   "the cursor: `next_cursor` of the previous page (default 0)"),
             query("limit", {"type": "integer", "minimum": 1, "maximum": 500},
                   "at most this many cases (default 100)")]))
+    case = {"type": "object", "properties": {
+        "status_history": {"type": "array", "items": STATUS_ENTRY}}}
     part.add("/v1/cases/{case_code}", "get", operation(
-        "One complaint by its case code", ["feed"],
-        {"200": json_answer("the complaint document", {"type": "object"}),
+        "One complaint by its case code, with its status history", ["feed"],
+        {"200": json_answer("the complaint document, `status_history` added", case),
          **problem_answers(401, 403, 404, 503)},
         scheme=scheme, parameters=[path_param("case_code", "e.g. CY-20191120-W-000123-7")]))
+    _status_api(part, scheme)
+
+
+STATUSES = ["accepted", "assigned", "replied", "closed", "reopened"]
+STATUS_ENTRY = obj({
+    "status": {"enum": STATUSES}, "at": string(format="date-time"),
+    "department": {"type": ["string", "null"]}, "text": {"type": ["string", "null"]},
+    "category": {"type": ["string", "null"]}, "origin": {"enum": ["api", "import"]},
+}, ["status", "at"])
+
+
+def _status_api(part: ApiPart, scheme: str | None) -> None:
+    """``POST /v1/cases/{case_code}/status`` (gateway/server/status_api.py)."""
+    update = obj({
+        "status": {"enum": STATUSES},
+        "at": string(format="date-time", description="with its UTC offset"),
+        "department": string(200, description="required with `assigned`"),
+        "text": string(10_000, description="required with `replied`"),
+        "category": string(200, description="the platform's final category"),
+    }, ["status", "at"], additionalProperties=False)
+    entry = obj({"case_code": string(), **STATUS_ENTRY["properties"]},
+                ["case_code", "status", "at"])
+    part.add("/v1/cases/{case_code}/status", "post", operation(
+        "Add a status the case platform sends back (docs/status-api.md)", ["status"],
+        {"201": json_answer("a new entry of the history", entry),
+         "200": json_answer("the same (case, status, at) came before: the stored entry",
+                            entry),
+         **problem_answers(401, 403, 404, 413, 422, 503)},
+        scheme=scheme,
+        parameters=[path_param("case_code", "e.g. CY-20191120-W-000123-7")],
+        requestBody={"required": True, "content": {"application/json": {"schema": update}}}))
+
+
+def _open311(part: ApiPart, config: GatewayConfig) -> None:
+    """The Open311 GeoReport v2 read side (gateway/server/open311.py), open as the spec's
+    GET methods are."""
+    if config.open311 is None:
+        return
+    jurisdiction = query("jurisdiction_id", string(), "optional; another one is a 404")
+    service = obj({"service_code": string(), "service_name": string(),
+                   "description": string(), "metadata": {"type": "boolean"},
+                   "type": {"enum": ["realtime", "batch", "blackbox"]},
+                   "keywords": string(), "group": string()},
+                  ["service_code", "service_name", "metadata", "type"])
+    part.add("/open311/v2/services.json", "get", operation(
+        "Open311 GeoReport v2: the services", ["open311"],
+        {"200": json_answer("the services", {"type": "array", "items": service}),
+         **problem_answers(404)}, parameters=[jurisdiction]))
+    nullable = {"type": ["string", "null"]}
+    request = obj({"service_request_id": string(), "status": {"enum": ["open", "closed"]},
+                   "status_notes": string(), "service_name": nullable,
+                   "service_code": nullable, "agency_responsible": nullable,
+                   "requested_datetime": nullable, "updated_datetime": nullable,
+                   "expected_datetime": nullable},
+                  ["service_request_id", "status"])
+    part.add("/open311/v2/requests/{case_code}.json", "get", operation(
+        "Open311 GeoReport v2: one service request (a case), no personal data", ["open311"],
+        {"200": json_answer("an array of one service request",
+                            {"type": "array", "items": request, "minItems": 1, "maxItems": 1}),
+         **problem_answers(404, 503)},
+        parameters=[path_param("case_code", "the case code, e.g. CY-20191120-W-000123-7"),
+                    jurisdiction]))
 
 
 def _ops(part: ApiPart, config: GatewayConfig) -> None:
@@ -129,6 +193,7 @@ def core_part(config: GatewayConfig) -> ApiPart:
     part.merge(attachment_route.openapi_part(config))
     _ops(part, config)
     _ops_page(part)
+    _open311(part, config)
     return part
 
 

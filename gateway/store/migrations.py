@@ -188,6 +188,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX case_attachments_case ON case_attachments (case_id)",
     ]),
+    # Statuses the case platform sends back (gateway/store/statuses.py): a history per
+    # case, one row per (case, status, time) so a repeated update is the same entry.
+    (7, "case statuses", [
+        """CREATE TABLE case_statuses (
+            id {id},
+            case_id {bigint} NOT NULL,
+            case_code TEXT NOT NULL,
+            status TEXT NOT NULL,
+            at {real} NOT NULL,
+            at_text TEXT NOT NULL,
+            department TEXT,
+            text TEXT,
+            category TEXT,
+            origin TEXT NOT NULL,
+            received_at {real} NOT NULL,
+            UNIQUE (case_id, status, at)
+        )""",
+        "CREATE INDEX case_statuses_code ON case_statuses (case_code, at)",
+        "CREATE INDEX case_statuses_status ON case_statuses (status, case_id)",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.

@@ -27,6 +27,7 @@ from pydantic import (
 from gateway.model.errors import ConfigError
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
+from gateway.support.open311_config import Open311Config
 from gateway.support.routing_config import (
     ClassifierConfig,
     DeadlinesConfig,
@@ -254,6 +255,8 @@ class GatewayConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    # The Open311 GeoReport v2 read side (gateway/server/open311.py); None: not served.
+    open311: Open311Config | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -29,7 +29,9 @@ def problem(
     body.update(extra)
     return web.Response(
         status=status,
-        body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        # A detail may quote the request (a path, a header) and so hold a lone surrogate,
+        # which UTF-8 cannot encode: it is written as its JSON escape (\udcff) instead.
+        body=json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace"),
         content_type=PROBLEM_TYPE,
         charset="utf-8",
     )

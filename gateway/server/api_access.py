@@ -1,0 +1,38 @@
+"""What every route of the case API shares: the running gateway behind a request, the
+bearer check of ``api.token`` (the pull feed, the status API, the case look-up) and the
+JSON answer."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from gateway.ops.running import RunningGateway
+from gateway.support import problem
+from gateway.support.tokens import bearer_ok
+
+GATEWAY_KEY = web.AppKey("gateway", object)
+
+
+def gateway_of(request: web.Request) -> RunningGateway:
+    return request.app[GATEWAY_KEY]  # type: ignore[return-value]
+
+
+def json_answer(value: object, status: int = 200) -> web.Response:
+    """``value`` as JSON with Chinese kept readable (not ``\\uXXXX``)."""
+    return web.json_response(value, status=status,
+                             dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+def authorized(request: web.Request) -> web.Response | None:
+    """None when the request carries ``api.token``; else the refusal to answer."""
+    token = gateway_of(request).config.api.token
+    if token is None:
+        return problem.problem(
+            403, "api-disabled", "拉取接口未启用 (pull API disabled)",
+            "set api.token in the config (e.g. token: ${MINSHENG_API_TOKEN})",
+        )
+    if not bearer_ok(request, token.get_secret_value()):
+        return problem.unauthorized("a valid 'Authorization: Bearer <token>' is required")
+    return None
