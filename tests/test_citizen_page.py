@@ -5,6 +5,7 @@ and the parts of the page's machinery (Accept negotiation, CSRF tokens) on their
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -15,10 +16,11 @@ from gateway.server.app import Gateway
 from tests.citizen_page import BROWSER_ACCEPT, GOOD, field_error, form_values, page_gateway, png
 from tests.conftest import base_url
 
+Files = Sequence[tuple[str, bytes, str]]  # (file name, bytes, media type)
 CODE = re.compile(r'id="case-code"[^>]*>([A-Z0-9-]+)<')
 
 
-def multipart(fields: dict[str, str], files: list[tuple[str, bytes, str]] = ()) -> aiohttp.FormData:  # type: ignore[assignment]
+def multipart(fields: dict[str, str], files: Files = ()) -> aiohttp.FormData:
     # As a browser sends it: multipart even without files, file names as raw UTF-8.
     form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
     for name, value in fields.items():
@@ -37,7 +39,7 @@ async def fetch_form(session: aiohttp.ClientSession, base: str) -> dict[str, str
 
 
 async def post_page(session: aiohttp.ClientSession, base: str, fields: dict[str, str],
-                    files: list[tuple[str, bytes, str]] = ()) -> tuple[int, str]:  # type: ignore[assignment]
+                    files: Files = ()) -> tuple[int, str]:
     async with session.post(f"{base}/intake/web", data=multipart(fields, files),
                             headers={"Accept": BROWSER_ACCEPT}) as response:
         assert response.content_type == "text/html"
@@ -191,3 +193,14 @@ def test_csrf_tokens() -> None:
     assert not CsrfTokens("web", None, 3600).valid(token, now=10_000)  # another key
     for forged in ("", ".", "10000.", "10000.00", "１0000." + token.split(".")[1], "x.y"):
         assert not tokens.valid(forged, now=10_000)
+
+
+async def test_an_empty_file_input_is_no_attachment(tmp_path: Path) -> None:
+    """A browser sends an unused file input as a part with an empty file name and no
+    bytes: that is no file, for the page and the API alike."""
+    async with page_gateway(tmp_path) as gw, aiohttp.ClientSession() as session:
+        base = base_url(gw)
+        values = await fetch_form(session, base)
+        status, html = await post_page(session, base, {**values, **GOOD},
+                                       [("", b"", "application/octet-stream")])
+        assert status == 202 and CODE.search(html)

@@ -244,6 +244,8 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
             if part.filename is None:
                 self._text_part(part, data, fields, errors)
                 continue
+            if not part.filename and not data:  # a browser's file input left empty
+                continue
             error = self._check_file(part, data, limit, len(files))
             if error is not None:
                 errors.append(error)
