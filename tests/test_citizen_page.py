@@ -136,7 +136,7 @@ async def test_the_rate_limit_applies_to_the_page(tmp_path: Path) -> None:
                                 headers={"Accept": BROWSER_ACCEPT}) as response:
             assert response.status == 429 and response.content_type == "text/html"
             assert int(response.headers["Retry-After"]) > 0
-            assert "提交太频繁" in await response.text()
+            assert "提交过于频繁" in await response.text()
 
 
 async def test_limits_and_messages_come_from_the_source_options(tmp_path: Path) -> None:
@@ -204,3 +204,21 @@ async def test_an_empty_file_input_is_no_attachment(tmp_path: Path) -> None:
         status, html = await post_page(session, base, {**values, **GOOD},
                                        [("", b"", "application/octet-stream")])
         assert status == 202 and CODE.search(html)
+
+
+@pytest.mark.parametrize(("content_type", "body", "status"), [
+    ("multipart/form-data", b"--x\r\n", 400),  # no boundary parameter
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; na", 400),
+    ("multipart/form-data; boundary=x", b"--x\r\n" + b"X: y\r\n" * 40 + b"\r\n", 400),
+    ("multipart/form-data; boundary=x",
+     b"".join(b'--x\r\nContent-Disposition: form-data; name="f"\r\n\r\nv\r\n'
+              for _ in range(60)) + b"--x--\r\n", 413),
+])
+async def test_a_malformed_page_post_is_a_page_too(tmp_path: Path, content_type: str,
+                                                   body: bytes, status: int) -> None:
+    async with page_gateway(tmp_path) as gw, aiohttp.ClientSession() as session, \
+            session.post(f"{base_url(gw)}/intake/web", data=body, headers={
+                "Content-Type": content_type, "Accept": BROWSER_ACCEPT}) as response:
+        assert response.status == status
+        assert response.content_type == "text/html"
+        assert "返回" in await response.text()

@@ -171,9 +171,6 @@ class CitizenPage:
         assert isinstance(answer.body, bytes)
         body = json.loads(answer.body)
         detail = body.get("detail") or ""
-        if answer.status == 429:
-            detail = ("提交太频繁，请稍后再试。 Too many submissions: please try again later."
-                      f" ({answer.headers.get('Retry-After', '60')} s)")
         keep = {k: v for k, v in answer.headers.items() if k == "Retry-After"}
         return self._page(body.get("title", ""), refusal_main(
             body.get("title", ""), detail, self.path), answer.status, keep)
