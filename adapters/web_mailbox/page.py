@@ -30,7 +30,6 @@ from aiohttp import web
 from adapters.web_mailbox.options import WebMailboxOptions
 from adapters.web_mailbox.page_html import (
     SHELL,
-    bilingual,
     form_main,
     refusal_main,
     result_main,
@@ -174,6 +173,3 @@ class CitizenPage:
         keep = {k: v for k, v in answer.headers.items() if k == "Retry-After"}
         return self._page(body.get("title", ""), refusal_main(
             body.get("title", ""), detail, self.path), answer.status, keep)
-
-
-__all__ = ["CSP", "CitizenPage", "CsrfTokens", "bilingual", "prefers_html"]

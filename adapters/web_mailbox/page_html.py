@@ -35,6 +35,11 @@ from normalizers.web_form import (
 SHELL = Template((Path(__file__).parent / "templates" / "shell.html").read_text("utf-8"))
 InputKind = Literal["textarea", "text", "tel", "email"]
 CSRF_FIELD = "csrf_token"
+LEAD = ("提交后会得到案件编号，请记下以便查询。",
+        "After sending you get a case code: keep it to follow your case.")
+ANONYMOUS = ("匿名反映（可不留联系方式）", "Anonymous (no contact needed)")
+KEEP_THE_CODE = ("请把编号写下来或截屏保存，查询办理进度时需要它。",
+                 "Write the code down or take a screenshot: you need it to follow your case.")
 ANSWERED: dict[str, tuple[str, str]] = {
     "new": ("提交成功", "Submitted"),
     "repeat": ("提交成功", "Submitted"),
@@ -178,7 +183,7 @@ def form_main(options: WebMailboxOptions, action: str, token: str, values: dict[
                    for spec, limit in fields)
     return (
         f"<h1>{bilingual('我要写信', 'Write to the 12345 hotline')}</h1>"
-        f'<p class="lead">{bilingual("提交后会得到案件编号，请记下以便查询。", "After sending you get a case code: keep it to follow your case.")}</p>'  # noqa: E501
+        f'<p class="lead">{bilingual(*LEAD)}</p>'
         f"{_summary(errors, shown)}"
         f'<form id="mailbox" method="post" action="{escape(action)}" '
         f'enctype="multipart/form-data" accept-charset="utf-8">'
@@ -186,7 +191,7 @@ def form_main(options: WebMailboxOptions, action: str, token: str, values: dict[
         f'<input type="hidden" name="submission_id" '
         f'value="{escape(values.get("submission_id", ""))}">'
         f"{body}"
-        f"{_checkbox('anonymous', '匿名反映（可不留联系方式）', 'Anonymous (no contact needed)', anonymous)}"  # noqa: E501
+        f"{_checkbox('anonymous', *ANONYMOUS, anonymous)}"
         f"{_checkbox('reply_wanted', '需要回复', 'I want a reply', reply)}"
         f"{_file_field(options, by_field)}"
         f'<button type="submit" id="send">{bilingual("提交", "Send")}</button>'
@@ -209,7 +214,7 @@ def result_main(outcome: str, case_code: str | None, page_path: str) -> str:
         f'<p class="case-code" id="case-code" aria-labelledby="code-label">{escape(case_code)}</p>'
         f'<p><button type="button" id="copy" hidden>{bilingual("复制编号", "Copy the code")}'
         f'</button> <span id="copied" class="note" aria-live="polite"></span></p>'
-        f'<p class="keep">{bilingual("请把编号写下来或截屏保存，查询办理进度时需要它。", "Write the code down or take a screenshot: you need it to follow your case.")}</p>'  # noqa: E501
+        f'<p class="keep">{bilingual(*KEEP_THE_CODE)}</p>'
         f"{back}")
 
 
