@@ -195,7 +195,32 @@ async def test_keyboard_alone_and_every_stop_visibly_focused(gateway: Gateway,
     guard.check()
 
 
-async def test_every_field_has_an_accessible_name(gateway: Gateway, browser: Browser) -> None:
+# The WCAG contrast ratio of every element's own text against the background it sits on.
+CONTRASTS = """() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => v / 255)
+    .map((v) => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) { return c; }
+    }
+    return [255, 255, 255];
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter((el) => [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
+    .filter((el) => el.offsetParent !== null)
+    .map((el) => {
+      const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      return [el.textContent.trim().slice(0, 20), ratio];
+    });
+}"""
+
+
+async def test_every_field_has_an_accessible_name_and_text_has_contrast(
+        gateway: Gateway, browser: Browser) -> None:
     guard = Guarded(base_url(gateway))
     context, page = await guard.open(browser)
     controls = page.locator("#mailbox input:not([type=hidden]), #mailbox textarea, button")
@@ -206,6 +231,11 @@ async def test_every_field_has_an_accessible_name(gateway: Gateway, browser: Bro
     tree = await page.locator("main").aria_snapshot()
     for name in ("内容 What happened", "电话 Phone", "电子邮箱 E-mail", "需要回复 I want a reply"):
         assert name in tree, tree
+    await page.get_by_role("button", name="提交").click()  # errors shown: their colours too
+    contrasts = await page.evaluate(CONTRASTS)
+    assert len(contrasts) > 20
+    low = [(text, round(ratio, 2)) for text, ratio in contrasts if ratio < 4.5]
+    assert low == [], f"text below a contrast of 4.5:1: {low}"
     await context.close()
     guard.check()
 
