@@ -123,15 +123,15 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
         problem+json to everyone else."""
         page = self.page if self.page is not None and self.page.wants(request) else None
         refusal = self._gate(request)
-        try:
-            if refusal is None:
+        if refusal is None:
+            try:
                 async with self.budget.hold(request.content_length or self.max_body):
                     if page is not None:
                         return await self._take_page(request, intake, page)
                     return await self._take(request, intake)
-        except BudgetExhausted:
-            self.refusals["busy"] += 1
-            refusal = self.budget.busy()
+            except BudgetExhausted:
+                self.refusals["busy"] += 1
+                refusal = self.budget.busy()
         return page.refusal(refusal) if page is not None else refusal
 
     def _gate(self, request: web.Request) -> web.Response | None:

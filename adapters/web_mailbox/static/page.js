@@ -19,7 +19,7 @@
     }
   }
 
-  function textProblem(field, form) {
+  function textProblem(field, form, sending) {
     var messages = JSON.parse(field.dataset.messages || "{}");
     var value = field.value.trim();
     if (!value && messages.required) { return messages.required; }
@@ -27,7 +27,9 @@
     if (value && field.dataset.pattern && !new RegExp(field.dataset.pattern).test(value)) {
       return messages.invalid_email;
     }
-    if (field.name === "phone" && !value && !form.elements.email.value.trim()
+    // Phone or e-mail is asked only on sending: leaving the phone box empty on the way
+    // to the e-mail box is no mistake yet.
+    if (sending && field.name === "phone" && !value && !form.elements.email.value.trim()
         && !document.getElementById("f-anonymous").checked) {
       return messages.contact_required;
     }
@@ -50,8 +52,8 @@
     return null;
   }
 
-  function check(field, form) {
-    var problem = field.type === "file" ? fileProblem(field) : textProblem(field, form);
+  function check(field, form, sending) {
+    var problem = field.type === "file" ? fileProblem(field) : textProblem(field, form, sending);
     show(field, problem);
     return !problem;
   }
@@ -61,11 +63,11 @@
     var fields = Array.from(form.querySelectorAll("[data-messages], [data-rules]"));
     fields.forEach(function (field) {
       field.addEventListener(field.type === "file" ? "change" : "blur", function () {
-        check(field, form);
+        check(field, form, false);
       });
     });
     form.addEventListener("submit", function (event) {
-      var bad = fields.filter(function (field) { return !check(field, form); });
+      var bad = fields.filter(function (field) { return !check(field, form, true); });
       if (bad.length) {
         event.preventDefault();
         bad[0].focus();
