@@ -156,6 +156,9 @@ async def test_wrong_input_shows_errors_beside_the_fields(gateway: Gateway,
     await page.get_by_label("附件").set_input_files(
         [{"name": "x.exe", "mimeType": "application/x-msdownload", "buffer": b"MZ"}])
     assert "不接受 application/x-msdownload 类型的附件" in await page.inner_text("#err-attachments")
+    photos = [{"name": f"{n}.png", "mimeType": "image/png", "buffer": png()} for n in range(6)]
+    await page.get_by_label("附件").set_input_files(photos)
+    assert await page.inner_text("#err-attachments") == "附件不能超过 5 个 at most 5 attachments"
     await page.get_by_label("附件").set_input_files([])
     # What only the server checks (a phone number's shape) comes back beside its field.
     await page.get_by_label("内容").fill(GOOD["content"])
