@@ -23,7 +23,9 @@ import json
 import secrets
 import time
 import uuid
+from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -37,6 +39,9 @@ from adapters.web_mailbox.page_html import (
 from gateway.model.errors import FieldError
 from gateway.support import problem
 from gateway.support.tokens import same_secret
+
+if TYPE_CHECKING:
+    from gateway.intake.pipeline import Outcome
 
 STATIC_DIR = Path(__file__).parent / "static"
 _MEDIA = {".css": "text/css", ".js": "text/javascript"}
@@ -120,6 +125,7 @@ class CitizenPage:
                                if options.csrf_secret else None, options.csrf_max_age_s)
         self.files = {p.name: p.read_bytes() for p in STATIC_DIR.iterdir()
                       if p.suffix in _MEDIA}
+        self.integrity = {name: _sri(data) for name, data in self.files.items()}
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(self.path, self.get),
@@ -144,9 +150,9 @@ class CitizenPage:
 
     def _page(self, title: str, main: str, status: int,
               headers: dict[str, str] | None = None) -> web.Response:
-        html = SHELL.substitute(title=title, main=main, static=self.static_prefix,
-                                css_sri=_sri(self.files["page.css"]),
-                                js_sri=_sri(self.files["page.js"]))
+        html = SHELL.substitute(title=escape(title), main=main, static=self.static_prefix,
+                                css_sri=self.integrity["page.css"],
+                                js_sri=self.integrity["page.js"])
         return web.Response(text=html, status=status, content_type="text/html",
                             headers={**_HEADERS, **(headers or {})})
 
@@ -160,7 +166,7 @@ class CitizenPage:
     def stale(self, values: dict[str, str]) -> web.Response:
         return self.form(values, [STALE_PAGE], 403)
 
-    def result(self, outcome: str, case_code: str | None, status: int) -> web.Response:
+    def result(self, outcome: Outcome, case_code: str | None, status: int) -> web.Response:
         return self._page("已提交 Submitted · 网上信箱",
                           result_main(outcome, case_code, self.path), status)
 

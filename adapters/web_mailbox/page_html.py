@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from adapters.web_mailbox.options import (
     WebMailboxOptions,
@@ -32,6 +32,9 @@ from normalizers.web_form import (
     too_long_error,
 )
 
+if TYPE_CHECKING:
+    from gateway.intake.pipeline import Outcome
+
 SHELL = Template((Path(__file__).parent / "templates" / "shell.html").read_text("utf-8"))
 InputKind = Literal["textarea", "text", "tel", "email"]
 CSRF_FIELD = "csrf_token"
@@ -40,7 +43,7 @@ LEAD = ("提交后会得到案件编号，请记下以便查询。",
 ANONYMOUS = ("匿名反映（可不留联系方式）", "Anonymous (no contact needed)")
 KEEP_THE_CODE = ("请把编号写下来或截屏保存，查询办理进度时需要它。",
                  "Write the code down or take a screenshot: you need it to follow your case.")
-ANSWERED: dict[str, tuple[str, str]] = {
+ANSWERED: dict[Outcome, tuple[str, str]] = {
     "new": ("提交成功", "Submitted"),
     "repeat": ("提交成功", "Submitted"),
     "related": ("提交成功", "Submitted"),
@@ -198,7 +201,7 @@ def form_main(options: WebMailboxOptions, action: str, token: str, values: dict[
         "</form>")
 
 
-def result_main(outcome: str, case_code: str | None, page_path: str) -> str:
+def result_main(outcome: Outcome, case_code: str | None, page_path: str) -> str:
     """The answer to a filed submission: the case code in large type, a copy button (the
     script shows it) and the advice to keep the code."""
     back = f'<p><a href="{escape(page_path)}">{bilingual("再写一封", "Write another")}</a></p>'
