@@ -29,6 +29,34 @@ _TRUE = {"1", "true", "yes", "on", "y", "是", "需要"}
 _FALSE = {"0", "false", "no", "off", "n", "否", "不需要", ""}
 
 
+# The fields' names in messages (Chinese); the citizen page labels its fields the same.
+LABELS = {"name": "姓名", "phone": "电话", "email": "电子邮箱", "subject": "标题",
+          "content": "内容", "address": "地址", "district_code": "区划代码",
+          "category": "类别", "submission_id": "提交编号", "submitted_at": "提交时间"}
+EMAIL_PATTERN = _EMAIL.pattern  # the page checks addresses with the same expression
+INVALID_PHONE = FieldError(
+    "phone", "invalid_phone", "不是有效的中国手机或固定电话号码",
+    "not a valid Chinese mobile or landline number (landlines need the area code)")
+INVALID_EMAIL = FieldError("email", "invalid_email", "电子邮箱格式不正确",
+                           "not a valid e-mail address")
+CONTACT_REQUIRED = FieldError(
+    "phone", "contact_required", "非匿名反映须留电话或电子邮箱",
+    "a phone number or an e-mail address is required unless anonymous")
+
+
+def required_error(name: str) -> FieldError:
+    """The error for an empty required field (the citizen page shows the same one)."""
+    return FieldError(name, "required", f"{LABELS.get(name, '')}不能为空", f"{name} is required")
+
+
+def too_long_error(name: str, limit: int, length: int | None = None) -> FieldError:
+    """The error for a field over ``limit`` characters; the page, which checks as the
+    citizen types, leaves out the ``length`` the server adds."""
+    counted = f" ({length})" if length is not None else ""
+    return FieldError(name, "too_long", f"{LABELS.get(name, '')}不能超过 {limit} 字",
+                      f"{name} is longer than {limit} characters{counted}")
+
+
 class WebFormLimits(BaseModel):
     """Length limits of the form's fields, in characters (config keys of the source)."""
 
@@ -80,25 +108,21 @@ class _Form:
         self.fields = fields
         self.errors: list[FieldError] = []
 
-    def text(self, name: str, limit: int, *, required: bool = False, multiline: bool = False,
-             label: str = "") -> str | None:
+    def text(self, name: str, limit: int, *, required: bool = False,
+             multiline: bool = False) -> str | None:
         value = self.fields.get(name)
         if value is not None and (isinstance(value, bool)
                                   or not isinstance(value, (str, int, float))):
-            self.errors.append(FieldError(name, "invalid_type", f"{label}须为文本",
+            self.errors.append(FieldError(name, "invalid_type", f"{LABELS.get(name, '')}须为文本",
                                           f"{name} must be a text"))
             return None
         text = (clean_text if multiline else clean_line)(str(value)) if value is not None else ""
         if not text:
             if required:
-                self.errors.append(FieldError(name, "required", f"{label}不能为空",
-                                              f"{name} is required"))
+                self.errors.append(required_error(name))
             return None
         if len(text) > limit:
-            self.errors.append(FieldError(
-                name, "too_long", f"{label}不能超过 {limit} 字",
-                f"{name} is longer than {limit} characters ({len(text)})",
-            ))
+            self.errors.append(too_long_error(name, limit, len(text)))
             return None
         return text
 
@@ -122,8 +146,9 @@ class _Form:
                                       f"{name} must be true or false"))
         return default
 
-    def when(self, name: str, label: str = "") -> datetime | None:
-        text = self.text(name, 40, label=label)
+    def when(self, name: str) -> datetime | None:
+        label = LABELS.get(name, "")
+        text = self.text(name, 40)
         if text is None:
             return None
         try:
@@ -140,25 +165,18 @@ class _Form:
 
 
 def _contact(form: _Form, anonymous: bool) -> tuple[str | None, str | None]:
-    phone_text = form.text("phone", 32, label="电话")
-    email = form.text("email", 254, label="电子邮箱")
+    phone_text = form.text("phone", 32)
+    email = form.text("email", 254)
     phone = None
     if phone_text is not None:
         try:
             phone = to_e164(phone_text)
         except InvalidPhone:
-            form.errors.append(FieldError(
-                "phone", "invalid_phone", "不是有效的中国手机或固定电话号码",
-                "not a valid Chinese mobile or landline number (landlines need the area code)",
-            ))
+            form.errors.append(INVALID_PHONE)
     if email is not None and not _EMAIL.match(email):
-        form.errors.append(FieldError("email", "invalid_email", "电子邮箱格式不正确",
-                                      "not a valid e-mail address"))
+        form.errors.append(INVALID_EMAIL)
     if not anonymous and not form.given("phone") and not form.given("email"):
-        form.errors.append(FieldError(
-            "phone", "contact_required", "非匿名反映须留电话或电子邮箱",
-            "a phone number or an e-mail address is required unless anonymous",
-        ))
+        form.errors.append(CONTACT_REQUIRED)
     return phone, email
 
 
@@ -167,16 +185,15 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     fields, attachments = decode_fields(raw, ctx.settings(WithLimits).limits)
     form = _Form(fields)
     anonymous = form.flag("anonymous", False)
-    name = form.text("name", limits.max_name_chars, label="姓名")
+    name = form.text("name", limits.max_name_chars)
     phone, email = _contact(form, anonymous)
-    subject = form.text("subject", limits.max_subject_chars, label="标题")
-    content = form.text("content", limits.max_content_chars, required=True, multiline=True,
-                        label="内容")
-    address = form.text("address", limits.max_address_chars, label="地址")
-    district = form.text("district_code", 12, label="区划代码")
-    category = form.text("category", 100, label="类别")
-    submission_id = form.text("submission_id", 128, label="提交编号")
-    submitted_at = form.when("submitted_at", label="提交时间")
+    subject = form.text("subject", limits.max_subject_chars)
+    content = form.text("content", limits.max_content_chars, required=True, multiline=True)
+    address = form.text("address", limits.max_address_chars)
+    district = form.text("district_code", 12)
+    category = form.text("category", 100)
+    submission_id = form.text("submission_id", 128)
+    submitted_at = form.when("submitted_at")
     reply_wanted = form.flag("reply_wanted", not anonymous)
     if form.errors:
         raise Rejected(form.errors)

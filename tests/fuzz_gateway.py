@@ -7,6 +7,7 @@ the 401s).
 source             format           authentication
 =================  ===============  =========================================
 web                web_mailbox      bearer token
+citizen            web_mailbox      none: the public citizen page (``GET /``)
 hotline-json       generic_json     HMAC signature of the body
 hotline-fs         freeswitch_json  HTTP basic
 hotline-cti        zammad_cti       path token
@@ -54,7 +55,7 @@ AUTH = {
 
 
 def fuzz_config(tmp_path: Path, port: int) -> dict[str, Any]:
-    """The raw config: SQLite, a JSONL sink, the five sources, every token set."""
+    """The raw config: SQLite, a JSONL sink, the six sources, every token set."""
     hotlines = [{
         "name": name, "adapter": "cdr_webhook", "format": fmt, "auth": AUTH[name],
         "missed_calls": "callback", "ops_token": "${FUZZ_OPS_TOKEN}",
@@ -70,7 +71,7 @@ def fuzz_config(tmp_path: Path, port: int) -> dict[str, Any]:
         "ops": {"token": "${FUZZ_OPS_TOKEN}"},
         "log": {"format": "json", "level": "warning"},
         "sources": [{"name": "web", "adapter": "web_mailbox", "token": "${FUZZ_WEB_TOKEN}"},
-                    *hotlines],
+                    {"name": "citizen", "adapter": "web_mailbox"}, *hotlines],
         "sinks": [{"name": "file", "kind": "jsonl", "path": str(tmp_path / "cases.jsonl")}],
         "open311": {"jurisdiction_id": "cy.example", "services": [
             {"code": "sanitation", "name": "环境卫生 Sanitation", "group": "城乡建设",

@@ -127,6 +127,11 @@ def test_web_mailbox(live: FuzzGateway, schema: Any) -> None:
     fuzz(live, operations(schema, "/intake/web"))
 
 
+def test_citizen_page(live: FuzzGateway, schema: Any) -> None:
+    """The public web mailbox with its page: the page, its files and its intake."""
+    fuzz(live, operations(schema, "/") + operations(schema, "/intake/citizen"))
+
+
 @pytest.mark.parametrize("source", ["hotline-json", "hotline-fs", "hotline-cti",
                                     "hotline-twilio"])
 def test_hotline(live: FuzzGateway, schema: Any, source: str) -> None:

@@ -28,7 +28,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 async def gateway(request: pytest.FixtureRequest, tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Gateway]:
     """A gateway in this process on SQLite, with the web mailbox alone (as shipped) or
-    with the fuzzers' five sources (every format, every authentication scheme)."""
+    with the fuzzers' six sources (every format, every authentication scheme)."""
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     url = f"sqlite:///{tmp_path / 'gateway.db'}"

@@ -92,6 +92,9 @@ async def test_a_submission_passes_and_an_oversized_body_stops_at_nginx(
         assert answer.json()["case_code"].startswith("CY-")
         assert len(answer.headers["X-Request-Id"]) == 32  # nginx's $request_id, echoed
         assert (await client.get("/healthz")).json() == {"status": "alive"}
+        page = await client.get("/")  # the citizen page is public, its files too
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert (await client.get("/intake/web/static/page.css")).status_code == 200
         for inside in ("/v1/cases", "/v1/status", "/metrics", "/ops", "/readyz"):
             refused = await client.get(inside, headers={"Authorization": "Bearer x"})
             assert refused.status_code == 404, inside

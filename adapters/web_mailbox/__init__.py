@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
-from pydantic import ConfigDict, Field, SecretStr
 
 from adapters.web_mailbox import openapi as web_mailbox_openapi
 from adapters.web_mailbox.multipart import (
@@ -26,13 +26,21 @@ from adapters.web_mailbox.multipart import (
     named_parts,
     open_reader,
 )
+from adapters.web_mailbox.options import (
+    DEFAULT_MEDIA_TYPES,
+    WebMailboxOptions,
+    file_too_large,
+    too_many_files,
+    type_not_allowed,
+)
+from adapters.web_mailbox.page import CitizenPage
+from adapters.web_mailbox.page_html import CSRF_FIELD
 from gateway.intake.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.intake.openapi import ApiPart
-from gateway.intake.ratelimit import RateLimiter, RateLimitOptions, too_many
+from gateway.intake.ratelimit import RateLimiter, too_many
 from gateway.intake.sources import Adapter, AdapterEnv
 from gateway.model.attachments import describe
 from gateway.model.errors import FieldError, Rejected, encodable
-from gateway.model.input_limits import InputLimits
 from gateway.model.schema import Attachment, RawRecord
 from gateway.model.strict_json import has_lone_surrogate, safe_name
 from gateway.support import problem
@@ -40,19 +48,14 @@ from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from gateway.support.tokens import bearer_ok
 from normalizers.common.charset import media_type
-from normalizers.web_form import ENVELOPE_TYPE, WebFormLimits
+from normalizers.web_form import ENVELOPE_TYPE
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Intake, IntakeResult
 
 log = get_logger("adapters.web_mailbox")
+__all__ = ["DEFAULT_MEDIA_TYPES", "WebMailboxOptions", "WebMailboxSource", "answer"]
 
-DEFAULT_MEDIA_TYPES = [
-    "image/jpeg", "image/png", "image/gif", "image/webp", "application/pdf", "text/plain",
-    "audio/mpeg", "audio/amr", "video/mp4",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-]
 # Magic numbers of the types people most often mislabel; others are taken as declared.
 _MAGIC = {
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -64,16 +67,21 @@ STATUS_BY_OUTCOME = {"new": 202, "repeat": 202, "related": 202, "replay": 200,
                      "quarantined": 202}
 
 
-class WebMailboxOptions(WebFormLimits):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class ReadForm:
+    """A multipart form as read: its text fields, the files kept, the files' errors."""
 
-    token: SecretStr | None = None
-    max_body_kb: int = Field(default=30 * 1024, ge=1)
-    max_attachments: int = Field(default=5, ge=0)
-    max_attachment_mb: float = Field(default=10.0, gt=0)
-    allowed_media_types: list[str] = Field(default_factory=lambda: list(DEFAULT_MEDIA_TYPES))
-    rate_limit: RateLimitOptions | None = Field(default_factory=RateLimitOptions)
-    limits: InputLimits = Field(default_factory=InputLimits)
+    fields: dict[str, str]
+    files: list[Attachment]
+    errors: list[FieldError]
+
+    def envelope(self) -> bytes:
+        """What is journaled: the fields and the files' descriptions (ENVELOPE_TYPE)."""
+        doc = {"fields": self.fields, "attachments": [f.model_dump() for f in self.files]}
+        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+    def rejection(self) -> Rejected | None:
+        return Rejected(self.errors) if self.errors else None
 
 
 def answer(result: IntakeResult) -> web.Response:
@@ -99,24 +107,32 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
         rate = self.options.rate_limit
         self.limiter = RateLimiter(rate) if rate is not None else None
         self.budget = BodyBudget(self.options.limits)
+        self.page = CitizenPage(self.name, self.options) if self.options.serves_page else None
 
     def routes(self, intake: Intake) -> list[web.RouteDef]:
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self.handle(request, intake)
 
-        return [web.post(f"/intake/{self.name}", handle)]
+        page = self.page.routes() if self.page is not None else []
+        return [web.post(f"/intake/{self.name}", handle), *page]
 
     async def handle(self, request: web.Request, intake: Intake) -> web.StreamResponse:
         """Refuse what costs nothing to refuse (rate, token, declared size), take the
-        body's bytes from the budget, then read, journal and answer."""
-        if (refusal := self._gate(request)) is not None:
-            return refusal
-        try:
-            async with self.budget.hold(request.content_length or self.max_body):
-                return await self._take(request, intake)
-        except BudgetExhausted:
-            self.refusals["busy"] += 1
-            return self.budget.busy()
+        body's bytes from the budget, then read, journal and answer: as HTML to the
+        citizen page (adapters/web_mailbox/page.py says how it is told apart), as JSON or
+        problem+json to everyone else."""
+        page = self.page if self.page is not None and self.page.wants(request) else None
+        refusal = self._gate(request)
+        if refusal is None:
+            try:
+                async with self.budget.hold(request.content_length or self.max_body):
+                    if page is not None:
+                        return await self._take_page(request, intake, page)
+                    return await self._take(request, intake)
+            except BudgetExhausted:
+                self.refusals["busy"] += 1
+                refusal = self.budget.busy()
+        return page.refusal(refusal) if page is not None else refusal
 
     def _gate(self, request: web.Request) -> web.Response | None:
         if self.limiter is not None:
@@ -147,16 +163,15 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
         return form, "limits.max_form_kb"
 
     async def _take(self, request: web.Request, intake: Intake) -> web.StreamResponse:
-        key = encodable(request.headers.get("Idempotency-Key", "").strip()[:200]) or None
-        received_at = datetime.now(UTC)
         blobs: dict[str, bytes] = {}
         rejection: Rejected | None = None
         if request.content_type == "multipart/form-data":
             try:
-                payload, content_type, rejection = await self._read_multipart(request, blobs)
+                form = await self._read_multipart(request, blobs)
             except Refused as refused:
                 self.refusals[refused.error.code] += 1
                 return refused.response()
+            payload, content_type, rejection = form.envelope(), ENVELOPE_TYPE, form.rejection()
         else:
             limit, setting = self._limit_of(request)
             found = await read_bounded(request, limit)
@@ -164,25 +179,49 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
                 self.refusals["too_large"] += 1
                 return problem.too_large(limit, setting)
             payload, content_type = found, request.content_type
-        raw = RawRecord(
+        raw = self._raw(request, payload, content_type)
+        if rejection is not None:
+            return answer(await intake.record_rejection(raw, rejection))
+        return answer(await intake.submit(raw, blobs=blobs))
+
+    async def _take_page(self, request: web.Request, intake: Intake,
+                         page: CitizenPage) -> web.StreamResponse:
+        """The citizen page's post: its CSRF token checked (a stale or foreign one is
+        refused before anything is journaled), then filed like any other, and answered
+        with the case code, or with the form again, the citizen's input kept."""
+        blobs: dict[str, bytes] = {}
+        try:
+            form = await self._read_multipart(request, blobs)
+        except Refused as refused:
+            self.refusals[refused.error.code] += 1
+            return page.refusal(refused.response())
+        if not page.csrf.valid(form.fields.pop(CSRF_FIELD, "")):
+            self.refusals["csrf_invalid"] += 1
+            return page.stale(form.fields)
+        raw = self._raw(request, form.envelope(), ENVELOPE_TYPE)
+        rejection = form.rejection()
+        result = await (intake.record_rejection(raw, rejection) if rejection is not None
+                        else intake.submit(raw, blobs=blobs))
+        if result.outcome == "rejected":
+            return page.form(form.fields, result.errors, 422)
+        return page.result(result.outcome, result.case_code, STATUS_BY_OUTCOME[result.outcome])
+
+    def _raw(self, request: web.Request, payload: bytes, content_type: str) -> RawRecord:
+        key = encodable(request.headers.get("Idempotency-Key", "").strip()[:200]) or None
+        return RawRecord(
             channel="web", source=self.name, source_ref=key or f"web-{uuid.uuid4().hex}",
-            payload=payload, content_type=content_type, received_at=received_at,
+            payload=payload, content_type=content_type, received_at=datetime.now(UTC),
             metadata={"remote": request.remote or "", "user_agent":
                       request.headers.get("User-Agent", "")[:200]},
             idempotency_key=key,
         )
-        if rejection is not None:
-            return answer(await intake.record_rejection(raw, rejection))
-        return answer(await intake.submit(raw, blobs=blobs))
 
     def _authorized(self, request: web.Request) -> bool:
         if self.options.token is None:
             return True
         return bearer_ok(request, self.options.token.get_secret_value())
 
-    async def _read_multipart(
-        self, request: web.Request, blobs: dict[str, bytes]
-    ) -> tuple[bytes, str, Rejected | None]:
+    async def _read_multipart(self, request: web.Request, blobs: dict[str, bytes]) -> ReadForm:
         """Text parts become fields; file parts are checked and described in the envelope,
         their bytes put in ``blobs`` (kept by the pipeline unless the form is rejected).
         A body malformed or over the shape limits raises ``Refused`` (web_multipart)."""
@@ -192,7 +231,7 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
         errors: list[FieldError] = []
         total = 0
         async for part in named_parts(open_reader(request, limits), limits):
-            limit = int(self.options.max_attachment_mb * 1024 * 1024) if part.filename else 64_000
+            limit = self.options.max_attachment_bytes if part.filename else 64_000
             try:
                 data = await _read_part(part, limit + 1)
             except READER_ERRORS as exc:
@@ -205,6 +244,8 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
             if part.filename is None:
                 self._text_part(part, data, fields, errors)
                 continue
+            if not part.filename and not data:  # a browser's file input left empty
+                continue
             error = self._check_file(part, data, limit, len(files))
             if error is not None:
                 errors.append(error)
@@ -212,9 +253,7 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
             attachment = describe(data, part.filename, _part_type(part))
             blobs[attachment.sha256] = data
             files.append(attachment)
-        envelope = {"fields": fields, "attachments": [f.model_dump() for f in files]}
-        payload = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
-        return payload, ENVELOPE_TYPE, Rejected(errors) if errors else None
+        return ReadForm(fields, files, errors)
 
     @staticmethod
     def _text_part(part: BodyPartReader, data: bytes, fields: dict[str, str],
@@ -238,16 +277,11 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
         name = part.name or "attachments"
         declared = _part_type(part)
         if kept >= self.options.max_attachments:
-            return FieldError(name, "too_many_files",
-                              f"附件不能超过 {self.options.max_attachments} 个",
-                              f"at most {self.options.max_attachments} attachments")
+            return too_many_files(self.options, name)
         if len(data) > limit:
-            return FieldError(name, "file_too_large",
-                              f"附件不能超过 {self.options.max_attachment_mb:g} MB",
-                              f"an attachment is larger than {self.options.max_attachment_mb:g} MB")
+            return file_too_large(self.options, name)
         if declared not in self.options.allowed_media_types:
-            return FieldError(name, "media_type_not_allowed", f"不接受 {declared} 类型的附件",
-                              f"attachments of type {declared} are not accepted")
+            return type_not_allowed(declared, name)
         magic = _MAGIC.get(declared)
         if magic and not data.startswith(magic):
             return FieldError(name, "media_type_mismatch", "附件内容与声明的类型不符",

@@ -10,14 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gateway.intake.openapi import (
+    HTML,
     ApiPart,
     JsonObject,
     bearer_scheme,
     json_answer,
     obj,
     operation,
+    path_param,
     problem_answers,
     string,
+    text_answer,
 )
 
 if TYPE_CHECKING:
@@ -68,8 +71,31 @@ def request_body(options: WebMailboxOptions) -> JsonObject:
     }}
 
 
+def _with_html(answers: dict[str, JsonObject]) -> dict[str, JsonObject]:
+    """Each answer also as an HTML page: what the citizen page's posts get
+    (adapters/web_mailbox/page.py)."""
+    return {status: {**answer, "content": {**answer["content"], HTML: {
+        "schema": {"type": "string"}}}} for status, answer in answers.items()}
+
+
+def page_operations(api: ApiPart, name: str, page_path: str) -> None:
+    """The citizen page and its style and script."""
+    api.add(page_path, "get", operation(
+        f"The citizen page of the {name} web mailbox (网上信箱), docs/web-mailbox.md",
+        ["intake"], {"200": text_answer("the form, in Chinese with English beside", HTML),
+                     **problem_answers()}))
+    api.add(f"/intake/{name}/static/{{name}}", "get", operation(
+        "The citizen page's style sheet and script", ["intake"],
+        {"200": {"description": "the file", "content": {
+            "text/css": {"schema": {"type": "string"}},
+            "text/javascript": {"schema": {"type": "string"}}}},
+         **problem_answers(404)},
+        parameters=[path_param("name", "the file's name (page.css, page.js)")]))
+
+
 def part(name: str, options: WebMailboxOptions) -> ApiPart:
-    """The operation of the web mailbox source ``name``."""
+    """The operations of the web mailbox source ``name``: the intake and, when the
+    source serves it, the citizen page."""
     api = ApiPart()
     scheme = None
     if options.token is not None:
@@ -77,11 +103,16 @@ def part(name: str, options: WebMailboxOptions) -> ApiPart:
         api.security_schemes[scheme] = bearer_scheme(f"the {name} source's token")
     limited = {**problem_answers(429)["429"],
                "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+    answers = {"202": json_answer("a new case (or one kept in the quarantine)", ANSWER),
+               "200": json_answer("a replay: the first submission's case", ANSWER),
+               **problem_answers(400, 401, 413, 415, 422, 503), "429": limited}
+    if options.serves_page and options.page_path is not None:
+        answers = _with_html({**answers, **problem_answers(403)})
+        page_operations(api, name, options.page_path)
     api.add(f"/intake/{name}", "post", operation(
-        "Submit a complaint from the web mailbox (网上信箱), docs/web-mailbox.md", ["intake"],
-        {"202": json_answer("a new case (or one kept in the quarantine)", ANSWER),
-         "200": json_answer("a replay: the first submission's case", ANSWER),
-         **problem_answers(400, 401, 413, 415, 422, 503), "429": limited},
+        "Submit a complaint from the web mailbox (网上信箱), docs/web-mailbox.md; a post "
+        "of the citizen page (multipart, Accept preferring text/html) is answered in HTML",
+        ["intake"], answers,
         scheme=scheme, requestBody=request_body(options),
         parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
                      "schema": string(200), "description": "the same key again is a replay"}]))
