@@ -20,9 +20,9 @@ from playwright.async_api import Request, async_playwright
 
 from gateway.cli import main
 from gateway.model.case_status import parse_update
-from gateway.routing.report import render, weekly_report, write_report
-from gateway.routing.report_data import Week
-from gateway.routing.schedule import WeeklyReports, next_run
+from gateway.reports.data import Week
+from gateway.reports.schedule import WeeklyReports, next_run
+from gateway.reports.weekly import render, weekly_report, write_report
 from gateway.store import Store, Tx, cases, statuses
 from gateway.support.config import parse_config
 from tests.conftest import started_store

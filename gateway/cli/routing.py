@@ -16,15 +16,15 @@ from gateway.cli.common import config_option, echo_json, json_option, load_or_ex
 from gateway.cli.status import table
 from gateway.model.errors import ConfigError
 from gateway.model.schema import CHANNELS
+from gateway.reports.data import Week
+from gateway.reports.statuses import case_statuses
+from gateway.reports.weekly import last_full_week, render, weekly_report
 from gateway.routing.classifier import load_model, train
 from gateway.routing.deadlines import due_at
 from gateway.routing.evaluation import Evaluation, LabelledData, cross_validate, evaluate
 from gateway.routing.evaluation import read_labelled as read_csv
 from gateway.routing.hints import RoutingHints
-from gateway.routing.report import last_full_week, render, weekly_report
-from gateway.routing.report_data import Week
 from gateway.routing.rules import Matter
-from gateway.routing.statuses import case_statuses
 from gateway.routing.taxonomy import load_taxonomy
 from gateway.support.config import GatewayConfig
 from gateway.support.routing_config import ReportFormat

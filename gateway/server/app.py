@@ -22,8 +22,8 @@ from gateway.model.attachments import AttachmentStore
 from gateway.model.normalize import NormalizerContext
 from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.ops.metrics import GatewayMetrics
+from gateway.reports.schedule import WeeklyReports
 from gateway.routing.hints import RoutingHints, load_hints
-from gateway.routing.schedule import WeeklyReports
 from gateway.server.http_edge import EdgeSite, start_site
 from gateway.server.loop_lag import LoopLagMonitor
 from gateway.store import Store, outbox

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from datetime import datetime, timedelta
 
-from gateway.routing.report import last_full_week, weekly_report, write_report
+from gateway.reports.weekly import last_full_week, weekly_report, write_report
 from gateway.store import Store
 from gateway.support.config import GatewayConfig
 from gateway.support.logging import get_logger

@@ -8,7 +8,7 @@ from html import escape
 from importlib import resources
 from string import Template
 
-from gateway.routing.report_data import Compared, WeeklyReport, WeekRate
+from gateway.reports.data import Compared, WeeklyReport, WeekRate
 
 BAR_THIS, BAR_LAST = "#1f77b4", "#b0bec5"
 OVERDUE_UNKNOWN = ("未接收办理状态，无法统计 Not available: the gateway does not receive case "
@@ -16,7 +16,7 @@ OVERDUE_UNKNOWN = ("未接收办理状态，无法统计 Not available: the gate
 
 
 def _template() -> Template:
-    text = resources.files("gateway.routing").joinpath("templates/weekly.html").read_text(
+    text = resources.files("gateway.reports").joinpath("templates/weekly.html").read_text(
         encoding="utf-8")
     return Template(text)
 

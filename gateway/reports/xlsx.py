@@ -9,8 +9,8 @@ from openpyxl import Workbook
 from openpyxl.chart import LineChart, Reference
 from openpyxl.worksheet.worksheet import Worksheet
 
-from gateway.routing.report_data import Compared, WeeklyReport
-from gateway.routing.report_render import OVERDUE_UNKNOWN
+from gateway.reports.data import Compared, WeeklyReport
+from gateway.reports.render import OVERDUE_UNKNOWN
 
 COMPARED_HEADER = ["this week 本周", "last week 上周", "change 变化"]
 

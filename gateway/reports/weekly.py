@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gateway.routing.report_data import TREND_WEEKS, Week, WeeklyReport, build_report, read_facts
-from gateway.routing.report_render import render_html, render_markdown
-from gateway.routing.statuses import case_statuses
+from gateway.reports.data import TREND_WEEKS, Week, WeeklyReport, build_report, read_facts
+from gateway.reports.render import render_html, render_markdown
+from gateway.reports.statuses import case_statuses
 from gateway.store import Store
 from gateway.support.routing_config import ReportFormat
 
@@ -30,7 +30,7 @@ async def weekly_report(store: Store, week: Week, tz: ZoneInfo, now: datetime) -
 
 def render(report: WeeklyReport, fmt: ReportFormat) -> bytes:
     if fmt == "xlsx":
-        from gateway.routing.report_xlsx import render_xlsx  # openpyxl: ~0.2 s to import
+        from gateway.reports.xlsx import render_xlsx  # openpyxl: ~0.2 s to import
 
         return render_xlsx(report)
     text = render_html(report) if fmt == "html" else render_markdown(report)
