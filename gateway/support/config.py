@@ -27,6 +27,7 @@ from pydantic import (
 from gateway.model.errors import ConfigError
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
+from gateway.support.mail_config import SmtpConfig
 from gateway.support.routing_config import (
     ClassifierConfig,
     DeadlinesConfig,
@@ -243,6 +244,8 @@ class GatewayConfig(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     deadlines: DeadlinesConfig = Field(default_factory=DeadlinesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    # Outbound mail (gateway/support/mail.py, docs/configuration.md#smtp); none: no mail.
+    smtp: SmtpConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -252,6 +255,13 @@ class GatewayConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _mail_has_a_server(self) -> GatewayConfig:
+        if self.reports.email_to and self.smtp is None:
+            raise ValueError("reports.email_to: needs the smtp block (the server to send "
+                             "through)")
+        return self
 
     @property
     def tz(self) -> ZoneInfo:
