@@ -38,6 +38,7 @@ class Attachment:
     filename: str
     content: bytes
     mime_type: str  # "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    # A text/* attachment is UTF-8.
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,22 @@ def build_message(mail: OutgoingMail, config: SmtpConfig, now: datetime) -> Emai
         message["In-Reply-To"] = mail.in_reply_to
     if mail.references:
         message["References"] = " ".join(mail.references)
-    message.set_content(mail.text, subtype="plain", charset="utf-8")
+    message.set_content(mail.text, subtype="plain", charset="utf-8", cte=_encoding(mail.text))
     if mail.html is not None:
-        message.add_alternative(mail.html, subtype="html", charset="utf-8")
+        message.add_alternative(mail.html, subtype="html", charset="utf-8",
+                                cte=_encoding(mail.html))
     for item in mail.attachments:
         maintype, _, subtype = item.mime_type.partition("/")
+        params = {"charset": "utf-8"} if maintype == "text" else {}  # our texts are UTF-8
         message.add_attachment(item.content, maintype=maintype, subtype=subtype,
-                               filename=item.filename)
+                               filename=item.filename, params=params)
     return message
+
+
+def _encoding(text: str) -> str | None:
+    """Base64 for Chinese text: 7-bit safe on every relay (8BITMIME is not everywhere)
+    and shorter than quoted-printable for CJK; ASCII text is left to the library."""
+    return None if text.isascii() else "base64"
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext:
@@ -114,7 +123,8 @@ def mail_error(exc: Exception) -> MailError:
         return MailError(f"login refused ({exc.code})", retriable=False)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return MailError("every recipient refused", retriable=False)
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+    if isinstance(exc, aiosmtplib.SMTPNotSupported) or type(exc) is aiosmtplib.SMTPException:
+        # aiosmtplib's own refusals before asking the server: no STARTTLS, no AUTH offered
         return MailError("the server does not support what the config asks "
                          "(STARTTLS or AUTH)", retriable=False)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
