@@ -2,7 +2,8 @@
 STARTTLS with a test CA trusted through ``smtp.ca_file``, AUTH required): the message as
 received (headers, UTF-8 body, the report's HTML and its xlsx), a refused login, a server
 that is down and a certificate nobody trusts are counted failures; the Monday task mails
-after writing and keeps writing when the mail fails; ``minsheng report weekly --mail-to``."""
+after writing, once per week across replicas, and keeps writing when the mail fails;
+``minsheng report weekly --mail-to``; the gateway's mailer counts in /metrics."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -26,11 +28,12 @@ from gateway.routing.report import weekly_report
 from gateway.routing.report_data import Week, WeeklyReport
 from gateway.routing.report_mail import mail_report
 from gateway.routing.schedule import WeeklyReports
+from gateway.server.app import Gateway
 from gateway.support.config import parse_config
 from gateway.support.mail import Attachment, Mailer, MailError, OutgoingMail, build_message
 from gateway.support.mail_config import SmtpConfig
 from tests import dovecot
-from tests.conftest import started_store
+from tests.conftest import base_url, gateway_config, started_store
 from tests.pg import free_port
 from tests.smtp_server import PASSWORD, USER, SmtpServer, smtp_server
 
@@ -195,17 +198,20 @@ def monday_config(tmp_path: Path, smtp_block: dict[str, Any]) -> Any:
     })
 
 
-async def test_monday_task_writes_then_mails(server: SmtpServer, tmp_path: Path) -> None:
+async def test_monday_task_writes_then_mails_once(server: SmtpServer, tmp_path: Path) -> None:
     config = monday_config(tmp_path, server.config())
     async with started_store(config.store.url) as store:
         reports = WeeklyReports(config, store)
         await reports.write_now()
+        replica = WeeklyReports(config, store)  # another gateway on the same store
+        await replica.write_now()
     last_week = Week.of(datetime.now(config.tz).date() - timedelta(weeks=1))
     assert [p.name for p in (tmp_path / "out").iterdir()] == [f"weekly-{last_week}.md"]
     [got] = server.received
     assert got.recipients == LEADERS[:1] and f"weekly-{last_week}.xlsx" in parts(got.message)
-    assert reports.mailer is not None
+    assert reports.mailer is not None and replica.mailer is not None
     assert reports.mailer.outcomes[("weekly_report", "sent")] == 1
+    assert replica.mailer.outcomes[("weekly_report", "sent")] == 0
 
 
 async def test_monday_task_writes_when_the_mail_fails(tmp_path: Path) -> None:
@@ -256,3 +262,21 @@ def test_report_command_says_when_the_mail_failed(server: SmtpServer, tmp_path: 
     refused = runner.invoke(main, ["report", "weekly", "--mail-to", LEADERS[0], "--config",
                                    str(without)])
     assert refused.exit_code == 2 and "needs the smtp block" in refused.output
+
+
+async def test_gateway_shares_its_mailer_and_counts_in_metrics(server: SmtpServer,
+                                                               tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", smtp=server.config(),
+                            reports={"enabled": True, "folder": None, "email_to": LEADERS})
+    gateway = Gateway(config)
+    await gateway.start()
+    try:
+        assert gateway.reports is not None and gateway.reports.mailer is gateway.mailer
+        await gateway.reports.write_now()
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"{base_url(gateway)}/metrics")).text
+    finally:
+        await gateway.stop()
+    assert 'minsheng_mails_total{outcome="sent",purpose="weekly_report"} 1.0' in metrics
+    assert 'minsheng_mails_total{outcome="failed",purpose="weekly_report"} 0.0' in metrics
+    assert len(server.received) == 1

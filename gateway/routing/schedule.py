@@ -3,23 +3,28 @@ every Monday at ``at`` (local time), writes it into ``folder`` and then mails it
 ``email_to``. Each step fails on its own: a mail that cannot be sent is logged and counted
 (``Mailer.outcomes``, in /metrics) and never stops the files, and the other way round.
 With several replicas, each writes the same files (the same figures, same names, atomic
-renames): harmless; but each would also mail the report, so enable mailing on one."""
+renames): harmless. The mail goes out once: the replica that takes the week's lease in the
+store sends it, the others skip it (a failed mail is not retried by another replica;
+``minsheng report weekly --mail-to`` sends it again)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from datetime import datetime, timedelta
 
 from gateway.routing.report import last_full_week, weekly_report, write_report
 from gateway.routing.report_data import WeeklyReport
 from gateway.routing.report_mail import mail_report
-from gateway.store import Store
+from gateway.store import Store, checkpoints
 from gateway.support.config import GatewayConfig
 from gateway.support.logging import get_logger
 from gateway.support.mail import Mailer, MailError
 
 log = get_logger("gateway.routing.reports")
+MAIL_LEASE = "weekly-report-mail"
+MAIL_LEASE_S = 6 * 86400.0  # held for the week's mail; expired before next Monday's
 
 
 def next_run(now: datetime, config: GatewayConfig) -> datetime:
@@ -39,6 +44,7 @@ class WeeklyReports:
         if mailer is None and config.reports.email_to and config.smtp is not None:
             mailer = Mailer(config.smtp)
         self.mailer = mailer
+        self._replica = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -91,9 +97,18 @@ class WeeklyReports:
         settings = self.config.reports
         if self.mailer is None or not settings.email_to:
             return
+        if not await self._claim_mail(report):
+            log.info("weekly_report_mailed_elsewhere", week=str(report.week))
+            return
         try:
             await mail_report(self.mailer, report, settings.email_to, settings.email_attach)
         except MailError:
             return  # logged (without addresses) and counted by the mailer
         log.info("weekly_report_mailed", week=str(report.week),
                  recipients=len(settings.email_to))
+
+    async def _claim_mail(self, report: WeeklyReport) -> bool:
+        """Whether this replica sends the week's mail: the first to take the lease does."""
+        owner = f"{report.week}:{self._replica}"
+        return await self.store.write(
+            lambda tx: checkpoints.acquire_lease(tx, MAIL_LEASE, owner, MAIL_LEASE_S))
