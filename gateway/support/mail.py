@@ -10,6 +10,7 @@ outbox delivery can retry or dead-letter it.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections import Counter
 from dataclasses import dataclass
@@ -166,13 +167,25 @@ class Mailer:
         return sent
 
     async def _deliver(self, message: EmailMessage) -> int:
+        """Connect (and STARTTLS), log in, send; leaving the block says QUIT, also after a
+        refused login. The socket is then closed at once: a TLS goodbye (close_notify)
+        still pending would otherwise keep it open past a short-lived event loop (the
+        command line's)."""
         config = self.config
-        password = config.password.get_secret_value() if config.password else None
-        errors, _ = await aiosmtplib.send(
-            message, hostname=config.host, port=config.server_port,
-            username=config.username, password=password,
+        client = aiosmtplib.SMTP(
+            hostname=config.host, port=config.server_port,
             use_tls=config.security == "tls", start_tls=config.security == "starttls",
             tls_context=tls_context(config) if config.security != "none" else None,
             timeout=config.timeout_s,
         )
+        transport: asyncio.BaseTransport | None = None
+        try:
+            async with client:
+                transport = client.transport
+                if config.username is not None and config.password is not None:
+                    await client.login(config.username, config.password.get_secret_value())
+                errors, _ = await client.send_message(message)
+        finally:
+            if isinstance(transport, asyncio.Transport):  # a socket's, with abort()
+                transport.abort()
         return len(errors)
