@@ -97,13 +97,16 @@ class WeeklyReports:
         settings = self.config.reports
         if self.mailer is None or not settings.email_to:
             return
-        if not await self._claim_mail(report):
-            log.info("weekly_report_mailed_elsewhere", week=str(report.week))
-            return
         try:
+            if not await self._claim_mail(report):
+                log.info("weekly_report_mailed_elsewhere", week=str(report.week))
+                return
             await mail_report(self.mailer, report, settings.email_to, settings.email_attach)
         except MailError:
             return  # logged (without addresses) and counted by the mailer
+        except Exception as exc:  # a store or rendering failure must not end the Monday task
+            log.error("weekly_report_mail_failed", week=str(report.week), error=repr(exc))
+            return
         log.info("weekly_report_mailed", week=str(report.week),
                  recipients=len(settings.email_to))
 
