@@ -3,6 +3,7 @@ explain routing, compute a due date, write the weekly report (docs/routing.md)."
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import sys
 from collections.abc import Callable
@@ -16,7 +17,8 @@ from gateway.cli.common import config_option, echo_json, json_option, load_or_ex
 from gateway.cli.status import table
 from gateway.model.errors import ConfigError
 from gateway.model.schema import CHANNELS
-from gateway.reports.data import Week
+from gateway.reports.data import Week, WeeklyReport
+from gateway.reports.mail import mail_report
 from gateway.reports.statuses import case_statuses
 from gateway.reports.weekly import last_full_week, render, weekly_report
 from gateway.routing.classifier import load_model, train
@@ -27,6 +29,8 @@ from gateway.routing.hints import RoutingHints
 from gateway.routing.rules import Matter
 from gateway.routing.taxonomy import load_taxonomy
 from gateway.support.config import GatewayConfig
+from gateway.support.mail import Mailer, MailError
+from gateway.support.mail_config import check_address
 from gateway.support.routing_config import ReportFormat
 
 DEFAULT_MODEL = Path("var/classifier.skops")
@@ -237,9 +241,12 @@ def report() -> None:
               show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="file to write (default: standard output; xlsx needs --out)")
+@click.option("--mail-to", multiple=True, metavar="ADDR",
+              help="mail the report now through the config's smtp block (repeatable); "
+                   "nothing is printed then unless --out is given")
 @config_option
 def report_weekly(week: str | None, fmt: ReportFormat, out: Path | None,
-                  config_path: Path) -> None:
+                  mail_to: tuple[str, ...], config_path: Path) -> None:
     """Intake by channel, class and district, hot topics, repeat rate, overdue cases."""
     config = load_or_exit(config_path)
     try:
@@ -248,11 +255,36 @@ def report_weekly(week: str | None, fmt: ReportFormat, out: Path | None,
         raise click.BadParameter(str(exc), param_hint="--week") from None
     if fmt == "xlsx" and out is None:
         raise click.UsageError("--format xlsx needs --out FILE")
+    recipients = _recipients(config, mail_to)
     now = datetime.now(config.tz)
-    data = render(with_store(config, lambda store: weekly_report(store, chosen, config.tz, now)),
-                  fmt)
-    if out is None:
-        click.echo(data.decode("utf-8"), nl=False)
-    else:
-        out.write_bytes(data)
+    built = with_store(config, lambda store: weekly_report(store, chosen, config.tz, now))
+    if out is not None:
+        out.write_bytes(render(built, fmt))
         click.echo(f"{out}: weekly report {chosen} ({fmt})", err=True)
+    elif not recipients:
+        click.echo(render(built, fmt).decode("utf-8"), nl=False)
+    if recipients:
+        _mail_now(config, built, recipients)
+
+
+def _recipients(config: GatewayConfig, mail_to: tuple[str, ...]) -> list[str]:
+    """The --mail-to addresses, checked like the config's ``reports.email_to``."""
+    if mail_to and config.smtp is None:
+        raise click.UsageError("--mail-to needs the smtp block in the config "
+                               "(docs/configuration.md#smtp)")
+    try:
+        return [check_address(a) for a in dict.fromkeys(mail_to)]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mail-to") from None
+
+
+def _mail_now(config: GatewayConfig, report: WeeklyReport, recipients: list[str]) -> None:
+    assert config.smtp is not None  # _recipients refused --mail-to without it
+    mailer = Mailer(config.smtp)
+    try:
+        sent = asyncio.run(mail_report(mailer, report, recipients, config.reports.email_attach))
+    except MailError as exc:
+        click.echo(f"周报未发送 The report was not mailed: {exc.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"周报已发送 weekly report {report.week} mailed to {len(recipients)} "
+               f"recipient(s), {sent.message_id}", err=True)

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -40,6 +40,7 @@ from gateway.ops.running import RunningGateway
 from gateway.store import Tx, outbox, quarantine, statuses
 from gateway.store import ops_queries as q
 from gateway.support.logging import get_logger
+from gateway.support.mail import MAIL_PURPOSES, MailOutcome
 
 log = get_logger("gateway.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -209,6 +210,7 @@ class _ProcessFigures:
         yield from self._sources()
         yield from self._deliveries()
         yield self._hint_failures()
+        yield self._mails()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
         started.add_metric([], 1.0 if gw.started else 0.0)
         yield started
@@ -295,6 +297,18 @@ class _ProcessFigures:
         for kind in ("classification", "routing", "due_at"):
             failures.add_metric([kind], hints.failures[kind] if hints is not None else 0)
         return failures
+
+    def _mails(self) -> Metric:
+        """Mails the gateway sent or failed to send (the weekly report), by purpose."""
+        mails = CounterMetricFamily(
+            "minsheng_mails", "Mails sent through the smtp block, by purpose (weekly_report) "
+            "and outcome (sent, failed: logged without addresses)", labels=["purpose", "outcome"])
+        mailer = getattr(self.gateway, "mailer", None)
+        for purpose in MAIL_PURPOSES:
+            for outcome in get_args(MailOutcome):
+                count = mailer.outcomes[(purpose, outcome)] if mailer is not None else 0
+                mails.add_metric([purpose, outcome], count)
+        return mails
 
     def _deliveries(self) -> Iterator[Metric]:
         forwarder = getattr(self.gateway, "forwarder", None)

@@ -30,6 +30,7 @@ from gateway.store import Store, outbox
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, SourceConfig
 from gateway.support.logging import get_logger
+from gateway.support.mail import Mailer
 
 log = get_logger("gateway")
 
@@ -121,6 +122,7 @@ class Gateway:
     site: EdgeSite | None = field(init=False, default=None)
     routing_hints: RoutingHints = field(init=False)
     reports: WeeklyReports | None = field(init=False, default=None)
+    mailer: Mailer | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
 
@@ -161,8 +163,9 @@ class Gateway:
                 self.status.set(adapter.name, UP, "listening")
         self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
         self.loop_lag.start()
+        self.mailer = Mailer(config.smtp) if config.smtp is not None else None
         if config.reports.enabled:
-            self.reports = WeeklyReports(config, self.store)
+            self.reports = WeeklyReports(config, self.store, self.mailer)
             self.reports.start()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,

@@ -27,6 +27,7 @@ from pydantic import (
 from gateway.model.errors import ConfigError
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
+from gateway.support.mail_config import SmtpConfig
 from gateway.support.open311_config import Open311Config
 from gateway.support.routing_config import (
     ClassifierConfig,
@@ -257,6 +258,8 @@ class GatewayConfig(_Strict):
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     # The Open311 GeoReport v2 read side (gateway/server/open311.py); None: not served.
     open311: Open311Config | None = None
+    # Outbound mail (gateway/support/mail.py, docs/configuration.md#smtp); none: no mail.
+    smtp: SmtpConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -266,6 +269,13 @@ class GatewayConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _mail_has_a_server(self) -> GatewayConfig:
+        if self.reports.email_to and self.smtp is None:
+            raise ValueError("reports.email_to: needs the smtp block (the server to send "
+                             "through)")
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

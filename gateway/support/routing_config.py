@@ -8,10 +8,13 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.support.mail_config import MailAddress
 
 ReportFormat = Literal["html", "xlsx", "md"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("html", "xlsx", "md")
+DEFAULT_ATTACHED: tuple[ReportFormat, ...] = ("xlsx",)
 
 
 class _Strict(BaseModel):
@@ -51,10 +54,26 @@ class DeadlinesConfig(_Strict):
 
 
 class ReportsConfig(_Strict):
-    """The weekly report written every Monday at ``at`` (local time) into ``folder``.
-    E-mail delivery is not built yet (it needs the SMTP support of another issue)."""
+    """The weekly report, built every Monday at ``at`` (local time): written into
+    ``folder`` (null: not written) and/or mailed to ``email_to`` through the ``smtp`` block,
+    as an HTML mail (Markdown as its plain-text part) with ``email_attach`` attached."""
 
     enabled: bool = False
     at: time = time(8, 0)
-    folder: Path = Path("var/reports")
+    folder: Path | None = Path("var/reports")
     formats: list[ReportFormat] = Field(default_factory=lambda: list(REPORT_FORMATS))
+    email_to: list[MailAddress] = Field(default_factory=list, max_length=100)
+    email_attach: list[ReportFormat] = Field(default_factory=lambda: list(DEFAULT_ATTACHED))
+
+    @field_validator("email_to", "email_attach")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an entry is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _goes_somewhere(self) -> ReportsConfig:
+        if self.enabled and self.folder is None and not self.email_to:
+            raise ValueError("an enabled report needs a folder or email_to (or both)")
+        return self
