@@ -115,9 +115,11 @@ def test_answers_map_to_delivered_retry_or_dead_letter() -> None:
         read_answer(200, "[]")
 
 
-def test_url_must_be_the_v2_base() -> None:
+def test_url_must_be_the_v2_base_and_the_key_not_empty() -> None:
     with pytest.raises(ValueError, match="url"):
         Open311Options.model_validate(options(url="https://city.example/open311"))
+    with pytest.raises(ValueError, match="api_key"):
+        Open311Options.model_validate(options(api_key=""))
 
 
 # -- against the endpoint ------------------------------------------------------------------

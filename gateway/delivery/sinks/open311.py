@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.delivery.sinks.http import classify_status
@@ -49,6 +49,14 @@ class Open311Options(BaseModel):
     service_code_map: dict[str, str] = Field(default_factory=dict)
     default_service_code: str | None = Field(default=None, min_length=1)
     timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_set(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty ``${VAR}`` would post every case without a key, each refused."""
+        if value is not None and not value.get_secret_value():
+            raise ValueError("empty (is its environment variable set?)")
+        return value
 
     def endpoint(self, document: str) -> str:
         return f"{self.url.rstrip('/')}/{document}"
