@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from gateway.cli.connect import check_connections
 from gateway.delivery.sinks.open311 import Open311Options, Open311Sink, read_answer, request_form
 from gateway.model.errors import PermanentSinkError, RetriableSinkError
 from gateway.server.app import Gateway
 from gateway.store import outbox
 from gateway.store.outbox import Delivery, DeliveryKind
-from gateway.support.config import SinkConfig
-from tests.conftest import gateway_config
+from gateway.support.config import SinkConfig, parse_config
+from tests.conftest import gateway_config, raw_config
 from tests.open311_server import Open311Server
 from tests.test_forwarding import running, submission, submit
 
@@ -181,3 +182,14 @@ async def _wait_delivered(gw: Gateway) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the case never reached the Open311 endpoint")
+
+
+async def test_check_config_connect_lists_the_sink(tmp_path: Path, endpoint: Open311Server,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, API_KEY)
+    sink_config = {"name": "city", "kind": "open311", **options(endpoint.url,
+                                                                 api_key=f"${{{KEY_ENV}}}")}
+    raw = raw_config(tmp_path, f"sqlite:///{tmp_path / 'gw.db'}", sinks=[sink_config])
+    results = dict(await check_connections(parse_config(raw), 5.0))
+    [line] = [result for target, result in results.items() if target.startswith("sinks.city")]
+    assert line.state == "ok" and "2 services" in line.detail
