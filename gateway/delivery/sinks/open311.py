@@ -20,6 +20,7 @@ so updates of a case (and hot-topic events) are not posted: they count as delive
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,7 @@ class Open311Options(BaseModel):
     service_code_map: dict[str, str] = Field(default_factory=dict)
     default_service_code: str | None = Field(default=None, min_length=1)
     timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_in_flight: int = Field(default=4, ge=1, le=32)
 
     @field_validator("api_key")
     @classmethod
@@ -157,6 +159,7 @@ class Open311Sink(Sink[Open311Options]):
     def __init__(self, config: SinkConfig, options: Any) -> None:
         super().__init__(config, options)
         self._client: httpx.AsyncClient | None = None
+        self._slots = asyncio.Semaphore(self.options.max_in_flight)
 
     async def start(self) -> None:
         self._client = make_client(timeout_s=self.options.timeout_s)
@@ -167,15 +170,16 @@ class Open311Sink(Sink[Open311Options]):
             self._client = None
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[Outcome]:
-        return [await self._deliver_one(d) for d in batch]
+        return list(await asyncio.gather(*(self._deliver_one(d) for d in batch)))
 
     async def _deliver_one(self, delivery: Delivery) -> Outcome:
         if delivery.kind != "case":
             return None  # GeoReport v2 cannot amend a request; see the module docstring
-        try:
-            await self._post(delivery)
-        except SinkError as exc:
-            return exc
+        async with self._slots:
+            try:
+                await self._post(delivery)
+            except SinkError as exc:
+                return exc
         return None
 
     async def _post(self, delivery: Delivery) -> None:
