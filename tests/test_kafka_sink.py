@@ -336,3 +336,22 @@ async def _delivered_codes(gw: Gateway) -> set[str]:
 
 def _keys(records: Records) -> set[str]:
     return {r.key.decode() for r in records if r.key is not None}
+
+
+# -- check-config --connect -------------------------------------------------------------
+
+
+async def test_connection_check_reads_the_cluster_metadata(broker: KafkaBroker) -> None:
+    topic = unique("not-yet")
+    sink = KafkaSink(SinkConfig(name=SINK, kind="kafka"), {
+        "bootstrap_servers": broker.bootstrap, "topic": topic, "send_timeout_s": 5})
+    check = await sink.check_connection()
+    assert check.state == "ok", check.detail
+    assert "1 brokers" in check.detail and topic in check.detail
+
+
+async def test_connection_check_names_a_refused_broker() -> None:
+    sink = KafkaSink(SinkConfig(name=SINK, kind="kafka"), {
+        "bootstrap_servers": f"127.0.0.1:{free_port()}", "topic": "cases", "send_timeout_s": 2})
+    check = await sink.check_connection()
+    assert check.state == "failed" and "kafka unreachable" in check.detail

@@ -83,9 +83,11 @@ async def test_not_served_without_the_block(gateway: Gateway) -> None:
 
 def test_the_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINSHENG_API_TOKEN", "x")
+    monkeypatch.setenv("OPEN311_API_KEY", "y")
     config = load_config(Path(__file__).resolve().parents[1] / "config/examples/open311.yaml")
     assert config.open311 is not None
     assert config.open311.service_for(["交通运输"]).code == "traffic"  # type: ignore[union-attr]
+    assert [s.kind for s in config.sinks] == ["jsonl", "open311"]
 
 
 def test_block_errors_all_at_once() -> None:

@@ -90,7 +90,7 @@ def check_config(config_path: Path, connect: bool, timeout_s: float) -> None:
 
     Off loopback, something that answers the network without credentials is an error
     (docs/security.md). Secrets written in clear instead of ${VAR} are warnings. With
-    --connect, one line per target says whether it was reached (docs/attachments-and-checks.md)."""
+    --connect, one line per target says whether it was reached (docs/downstream.md)."""
     config = load_or_exit(config_path)
     for warning in clear_secret_warnings(read_config_file(config_path)):
         click.echo(f"warning: {warning}", err=True)

@@ -1,5 +1,5 @@
 """``minsheng cases show | import-status``: a case's status history as the case platform
-sent it back, and the same updates from a file (docs/status-api.md)."""
+sent it back, and the same updates from a file (docs/downstream.md)."""
 
 from __future__ import annotations
 

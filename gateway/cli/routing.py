@@ -148,7 +148,7 @@ def _eval_table(result: Evaluation) -> str:
 def classify_export_feedback(out: Path, config_path: Path) -> None:
     """The case platform's final categories as training rows (subject, body, label).
 
-    Read from the status history (docs/status-api.md): the latest ``category`` the
+    Read from the status history (docs/downstream.md): the latest ``category`` the
     platform sent per case; cases without one are not exported."""
     config = load_or_exit(config_path)
     rows = with_store(config, lambda store: case_statuses(store).final_categories())

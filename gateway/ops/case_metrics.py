@@ -1,5 +1,5 @@
 """Figures of what became of cases after intake, from the statuses the case platform sends
-back (docs/status-api.md); read by the store snapshot of ``gateway.ops.metrics``."""
+back (docs/downstream.md); read by the store snapshot of ``gateway.ops.metrics``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Open311 GeoReport v2, the read side: city apps list the services
 (``GET /open311/v2/services.json``, from the ``open311:`` config block) and look a case up
 the standard way (``GET /open311/v2/requests/{case_code}.json``, an array of one service
-request, as the spec has it). docs/status-api.md maps the fields.
+request, as the spec has it). docs/downstream.md maps the fields.
 
 Open like the spec's GET methods (no api_key), so a service request says nothing a
 stranger may not read: no citizen's words (``description``), no address or coordinates,

@@ -65,7 +65,7 @@ def _pull_feed(part: ApiPart, config: GatewayConfig) -> None:
                 "next_cursor": string(pattern="^[0-9]+$"), "has_more": {"type": "boolean"}},
                ["cases", "next_cursor", "has_more"])
     part.add("/v1/cases", "get", operation(
-        "Complaints in commit order after a cursor (docs/pull-feed.md)", ["feed"],
+        "Complaints in commit order after a cursor (docs/downstream.md)", ["feed"],
         {"200": json_answer("a page of the feed", feed), **problem_answers(401, 403, 422, 503)},
         scheme=scheme, parameters=[
             query("after", {"type": "integer", "minimum": 0, "maximum": 2**62},
@@ -102,7 +102,7 @@ def _status_api(part: ApiPart, scheme: str | None) -> None:
     entry = obj({"case_code": string(), **STATUS_ENTRY["properties"]},
                 ["case_code", "status", "at"])
     part.add("/v1/cases/{case_code}/status", "post", operation(
-        "Add a status the case platform sends back (docs/status-api.md)", ["status"],
+        "Add a status the case platform sends back (docs/downstream.md)", ["status"],
         {"201": json_answer("a new entry of the history", entry),
          "200": json_answer("the same (case, status, at) came before: the stored entry",
                             entry),

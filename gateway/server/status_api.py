@@ -1,4 +1,4 @@
-"""The status API (docs/status-api.md): the case platform tells the gateway what became of
+"""The status API (docs/downstream.md): the case platform tells the gateway what became of
 a case (``POST /v1/cases/{case_code}/status``), and ``GET /v1/cases/{case_code}`` shows
 the history beside the document.
 

@@ -1,5 +1,5 @@
 """The ``open311:`` config block: what ``GET /open311/v2/services.json`` lists and how a
-case maps to one of those services (gateway/server/open311.py, docs/status-api.md).
+case maps to one of those services (gateway/server/open311.py, docs/downstream.md).
 
 Open311 GeoReport v2 names a *service* per kind of request (``service_code``); the
 gateway's cases carry a taxonomy class (``classification``), a category hint from the

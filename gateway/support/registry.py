@@ -45,6 +45,7 @@ SINKS: dict[str, str] = {
     "http": "gateway.delivery.sinks.http:HttpSink",
     "jsonl": "gateway.delivery.sinks.jsonl:JsonlSink",
     "kafka": "gateway.delivery.sinks.kafka:KafkaSink",
+    "open311": "gateway.delivery.sinks.open311:Open311Sink",
 }
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
@@ -51,6 +52,7 @@ from gateway.model.errors import PermanentSinkError, RetriableSinkError, SinkErr
 from gateway.model.schema import SCHEMA_VERSION
 from gateway.store.outbox import Delivery, DeliveryKind
 from gateway.support.config import SinkConfig
+from gateway.support.connection_check import ConnectionCheck
 from gateway.support.logging import get_logger
 
 log = get_logger("gateway.sinks.kafka")
@@ -155,6 +157,9 @@ class KafkaOptions(BaseModel):
     def topic_for(self, kind: DeliveryKind) -> str:
         return getattr(self.topics, kind) or self.topic
 
+    def all_topics(self) -> set[str]:
+        return {self.topic_for(kind) for kind in ("case", "update", "event")}
+
 
 def _not_empty(value: SecretStr) -> SecretStr:
     """An empty ``${VAR}`` would sign with an empty key or log in without a password."""
@@ -251,6 +256,28 @@ class KafkaSink(Sink[KafkaOptions]):
             return classify(exc)
         return None
 
+    async def check_connection(self) -> ConnectionCheck:
+        """Fetch the cluster's metadata with a client of its own (no producer: a broker
+        that refuses the idempotent producer is still reachable). A configured topic the
+        broker does not list yet is named, not failed: brokers may create it on first write."""
+        client = AIOKafkaClient(**connection_settings(self.options))
+        try:
+            async with asyncio.timeout(self.options.send_timeout_s):
+                await client.bootstrap()
+                cluster = await client.fetch_all_metadata()
+        except (KafkaError, OSError) as exc:
+            return ConnectionCheck.failed("无法连接 Kafka", f"kafka unreachable: {exc}")
+        finally:
+            await client.close()
+        brokers = len(cluster.brokers())
+        missing = sorted(self.options.all_topics() - cluster.topics())
+        if missing:
+            names = ", ".join(missing)
+            return ConnectionCheck.ok(f"可达，{brokers} 个 broker；主题尚不存在：{names}",
+                                      f"reachable, {brokers} brokers; topics not there yet: "
+                                      f"{names} (created on first write if the broker allows)")
+        return ConnectionCheck.ok(f"可达，{brokers} 个 broker", f"reachable, {brokers} brokers")
+
     def _headers(self, kind: DeliveryKind, value: bytes) -> list[tuple[str, bytes]]:
         headers = [(KIND_HEADER, kind.encode()), (SCHEMA_HEADER, str(SCHEMA_VERSION).encode())]
         if self.options.secret is not None:
@@ -281,15 +308,22 @@ class KafkaSink(Sink[KafkaOptions]):
 
 def producer_settings(options: KafkaOptions) -> dict[str, Any]:
     """The keyword arguments of ``AIOKafkaProducer`` for these options."""
-    timeout_ms = int(options.send_timeout_s * 1000)
+    return {
+        **connection_settings(options),
+        "acks": "all",
+        "enable_idempotence": options.idempotent,
+        "linger_ms": options.linger_ms,
+        "max_request_size": options.max_request_bytes,
+    }
+
+
+def connection_settings(options: KafkaOptions) -> dict[str, Any]:
+    """What any aiokafka client needs to reach and log in to the cluster (the producer,
+    and the bare client of the connection check)."""
     settings: dict[str, Any] = {
         "bootstrap_servers": [s.strip() for s in options.bootstrap_servers],
         "client_id": options.client_id,
-        "acks": "all",
-        "enable_idempotence": options.idempotent,
-        "request_timeout_ms": timeout_ms,
-        "linger_ms": options.linger_ms,
-        "max_request_size": options.max_request_bytes,
+        "request_timeout_ms": int(options.send_timeout_s * 1000),
         "security_protocol": options.security_protocol,
     }
     if options.sasl is not None:
