@@ -103,7 +103,9 @@ async def test_a_stale_or_missing_token_is_refused_and_nothing_is_journaled(
         base = base_url(gw)
         values = await fetch_form(session, base)
         stale = CsrfTokens("web", "test-csrf-key", 3600).issue(now=0)
-        for token in ("", stale, values["csrf_token"][:-1] + "0", "9" * 30):
+        real = values["csrf_token"]
+        tampered = real[:-1] + ("1" if real[-1] == "0" else "0")  # never the token itself
+        for token in ("", stale, tampered, "9" * 30):
             status, html = await post_page(session, base, {**values, **GOOD,
                                                            "csrf_token": token})
             assert status == 403
