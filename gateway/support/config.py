@@ -29,6 +29,7 @@ from gateway.support.config_text import Loc, config_location, is_secret_key, ite
 from gateway.support.logging import register_secret
 from gateway.support.mail_config import SmtpConfig
 from gateway.support.open311_config import Open311Config
+from gateway.support.privacy_config import PrivacyConfig
 from gateway.support.routing_config import (
     ClassifierConfig,
     DeadlinesConfig,
@@ -260,6 +261,8 @@ class GatewayConfig(_Strict):
     open311: Open311Config | None = None
     # Outbound mail (gateway/support/mail.py, docs/configuration.md#smtp); none: no mail.
     smtp: SmtpConfig | None = None
+    # Personal data: identifier keys (gateway/support/keyed_ids.py, docs/personal-data.md).
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @field_validator("timezone")
     @classmethod
