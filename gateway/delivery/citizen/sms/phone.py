@@ -19,7 +19,7 @@ def e164(phone: str) -> str:
     """``phone`` if it is E.164; else a non-retryable ``SmsError`` (without the number:
     the message reaches the logs)."""
     if not _E164.fullmatch(phone):
-        raise SmsError("the phone number is not in E.164 form (+8613800138000)",
+        raise SmsError("the phone number is not in E.164 form (+, country code, number)",
                        retryable=False)
     return phone
 
