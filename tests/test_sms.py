@@ -6,12 +6,15 @@ providers (and the SDK tests that quote them) publish."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from gateway.delivery.citizen.sms import SmsError, SmsMessage, SmsProvider, sms_provider
@@ -283,3 +286,24 @@ def test_no_sms_block_means_no_sms() -> None:
     assert parse_config({}).sms is None
     with pytest.raises(ValidationError):
         parse_sms_config({"provider": "generic", "url": "https://x", "header": {}})
+
+
+def _yaml_blocks(doc: str, heading: str) -> list[str]:
+    """The ```yaml blocks under ``heading`` (up to the next heading of its level or up)."""
+    text = (Path(__file__).parent.parent / "docs" / doc).read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}\n", 1)[1]
+    level = len(heading.split(" ", 1)[0])
+    section = re.split(rf"\n#{{1,{level}}} ", section, maxsplit=1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_documented_examples_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``sms:`` example in docs/citizen.md#sms and docs/configuration.md#sms loads."""
+    for var in ("SMS_TOKEN", "SMS_SIGNING_SECRET", "SMS_API_KEY",
+                "ALIYUN_SMS_ACCESS_KEY_SECRET", "TENCENT_SMS_SECRET_ID",
+                "TENCENT_SMS_SECRET_KEY"):
+        monkeypatch.setenv(var, f"value-of-{var.lower()}")
+    blocks = _yaml_blocks("citizen.md", "## SMS") + _yaml_blocks("configuration.md", "### SMS")
+    providers = [parse_config(yaml.safe_load(block)).sms for block in blocks]
+    assert sorted(p.provider for p in providers if p is not None) == [
+        "aliyun", "generic", "tencent", "tencent"]
