@@ -23,6 +23,7 @@ from gateway.delivery.citizen.sms.phone import aliyun_number
 from gateway.delivery.citizen.sms.tencent import tc3_authorization
 from gateway.model.errors import ConfigError
 from gateway.support.config import parse_config
+from gateway.support.config_checks import clear_secret_warnings
 from gateway.support.sms_config import SmsConfig, parse_sms_config
 from tests.sms_server import Answer, Credentials, SmsServer
 
@@ -307,3 +308,15 @@ def test_documented_examples_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     providers = [parse_config(yaml.safe_load(block)).sms for block in blocks]
     assert sorted(p.provider for p in providers if p is not None) == [
         "aliyun", "generic", "tencent", "tencent"]
+
+
+def test_secrets_written_in_clear_are_warned_about() -> None:
+    """``check-config`` warns about every secret key of the block written in clear."""
+    warnings = clear_secret_warnings({"sms": {
+        "provider": "aliyun", "access_key_id": "LTAI5tExampleKeyId",
+        "access_key_secret": "in-clear", "sign_name": "s", "template_code": "SMS_1"}})
+    assert [w.split(":")[0] for w in warnings] == ["sms.access_key_secret"]
+    warnings = clear_secret_warnings({"sms": {
+        "provider": "generic", "url": "https://x", "token": "t-in-clear",
+        "secret": "s-in-clear"}})
+    assert sorted(w.split(":")[0] for w in warnings) == ["sms.secret", "sms.token"]

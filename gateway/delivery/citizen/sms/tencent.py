@@ -76,6 +76,7 @@ def _authority(endpoint: str) -> str:
     """The ``Host`` header of the endpoint: its host, and its port when one is written."""
     url = URL(endpoint)
     host = url.raw_host or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
     return f"{host}:{url.port}" if url.explicit_port else host
 
 
