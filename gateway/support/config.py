@@ -37,6 +37,7 @@ from gateway.support.routing_config import (
     RoutingConfig,
     TaxonomyConfig,
 )
+from gateway.support.sms_config import SmsConfig
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.yaml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -261,6 +262,8 @@ class GatewayConfig(_Strict):
     open311: Open311Config | None = None
     # Outbound mail (gateway/support/mail.py, docs/configuration.md#smtp); none: no mail.
     smtp: SmtpConfig | None = None
+    # The SMS provider the case code goes out through (docs/citizen.md#sms); none: no SMS.
+    sms: SmsConfig | None = None
     # Personal data: identifier keys (gateway/support/keyed_ids.py, docs/personal-data.md).
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
