@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from gateway.store.engine import Tx
 
@@ -23,6 +23,25 @@ NoticeChannel = Literal["email", "sms"]
 # ``sent``: the citizen has it; ``skipped``: it was decided for good not to send (the
 # interval rule), so a retry or a replay decides the same.
 NoticeState = Literal["sent", "skipped"]
+
+# Why a case got no notice (the citizen sinks, gateway/delivery/citizen/; the label of
+# minsheng_citizen_notices_skipped_total).
+SkipReason = Literal[
+    "update",            # not a new case: an update or an event of one already notified
+    "channel",           # a case of a channel this sink does not answer
+    "not_wanted",        # reporter.reply_wanted is false
+    "anonymous",         # reporter.anonymous
+    "no_address",        # no e-mail address / phone number to send to
+    "no_auto_reply",     # a list, bulk or newsletter mail (normalizers/email/bulk.py)
+    "own_address",       # one of the gateway's own addresses
+    "automated_sender",  # mailer-daemon@, postmaster@, no-reply@…
+    "not_mobile",        # a number that takes no SMS (a landline)
+    "interval",          # another notice went to the address within min_interval_hours
+]
+SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
+# What became of an entry (the label of minsheng_citizen_notices_total).
+NoticeOutcome = Literal["sent", "already_sent", "skipped", "failed"]
+NOTICE_OUTCOMES: tuple[NoticeOutcome, ...] = get_args(NoticeOutcome)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, get_args
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,32 +34,13 @@ from gateway.delivery.citizen.templates import MessageTemplate, NoticeValues
 from gateway.delivery.sinks.base import Outcome, Sink, SinkEnv
 from gateway.model.errors import ConfigError, PermanentSinkError, RetriableSinkError, SinkError
 from gateway.store import Store, StoreUnavailable, citizen_notices
-from gateway.store.citizen_notices import NoticeChannel
+from gateway.store.citizen_notices import NoticeChannel, NoticeOutcome, SkipReason
 from gateway.store.outbox import Delivery
 from gateway.support.config import GatewayConfig
 from gateway.support.keyed_ids import IdentifierKeys, IdKind
 from gateway.support.logging import get_logger
 
 log = get_logger("gateway.citizen")
-
-# Why a case got no notice (the label of minsheng_citizen_notices_skipped_total).
-SkipReason = Literal[
-    "update",            # not a new case: an update or an event of one already notified
-    "channel",           # a case of a channel this sink does not answer
-    "not_wanted",        # reporter.reply_wanted is false
-    "anonymous",         # reporter.anonymous
-    "no_address",        # no e-mail address / phone number to send to
-    "no_auto_reply",     # a list, bulk or newsletter mail (normalizers/email/bulk.py)
-    "own_address",       # one of the gateway's own addresses
-    "automated_sender",  # mailer-daemon@, postmaster@, no-reply@…
-    "not_mobile",        # a number that takes no SMS (a landline)
-    "interval",          # another notice went to the address within min_interval_hours
-]
-SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
-# What became of an entry (the label of minsheng_citizen_notices_total).
-NoticeOutcome = Literal["sent", "already_sent", "skipped", "failed"]
-NOTICE_OUTCOMES: tuple[NoticeOutcome, ...] = get_args(NoticeOutcome)
-
 
 class NoticeOptions(BaseModel):
     """The options both citizen sinks have: the message, and how often one address may
