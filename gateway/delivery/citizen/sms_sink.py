@@ -19,6 +19,7 @@ from gateway.delivery.citizen.sms import SmsError, SmsMessage, SmsProvider
 from gateway.delivery.citizen.templates import DEFAULT_SMS, MessageTemplate, NoticeValues
 from gateway.delivery.sinks.base import SinkEnv
 from gateway.model.errors import ConfigError, PermanentSinkError, RetriableSinkError
+from gateway.support.config import GatewayConfig
 from gateway.support.keyed_ids import IdKind
 
 SmsChannel = Literal["phone", "web"]
@@ -43,7 +44,7 @@ class CitizenSmsOptions(NoticeOptions):
         return value
 
 
-def provider_for(env: SinkEnv) -> SmsProvider | None:
+def provider_for(config: GatewayConfig) -> SmsProvider | None:
     """The SMS provider the config names. Filled in when the providers
     (gateway/delivery/citizen/sms/) are merged; until then none is configured."""
     return None
@@ -61,7 +62,7 @@ class CitizenSmsSink(CitizenSink[CitizenSmsOptions]):
     def bind(self, env: SinkEnv) -> None:
         super().bind(env)
         if self.provider is None:
-            self.provider = provider_for(env)
+            self.provider = provider_for(env.config)
 
     async def start(self) -> None:
         if self.provider is None:
