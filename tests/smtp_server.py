@@ -39,6 +39,7 @@ class SmtpServer:
     port: int
     ca_file: Path
     received: list[Received] = field(default_factory=list)
+    fail_next: int = 0  # answer the next N messages 451 (try again later), keep nothing
 
     def config(self, **overrides: Any) -> dict[str, Any]:
         """The gateway's ``smtp`` block for this server."""
@@ -53,6 +54,9 @@ class _Handler:
         self.server = server
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        if self.server.fail_next > 0:
+            self.server.fail_next -= 1
+            return "451 4.3.0 Temporary failure, try again later"
         content = envelope.original_content or b""
         message = message_from_bytes(content, policy=policy.default)
         assert isinstance(message, EmailMessage)

@@ -17,6 +17,7 @@ from gateway.support.logging import mask_text
 
 KNOWN_ADAPTERS = ", ".join(registry.names("adapter"))
 KNOWN_FORMATS = ", ".join(registry.names("normalizer"))
+KNOWN_SINKS = "citizen_email, citizen_sms, http, jsonl, kafka, open311"
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "gateway.yaml"
 WEB = {"name": "web", "adapter": "web_mailbox"}
@@ -175,7 +176,7 @@ def test_unknown_adapter_sink_and_format_names() -> None:
     assert errors == [
         f"sources[0] (name=mail): unknown adapter 'imap_emial' (known: {KNOWN_ADAPTERS})",
         f"sources[1] (name=web): unknown normalizer 'web_from' (known: {KNOWN_FORMATS})",
-        "sinks[0] (name=platform): unknown sink 'kafak' (known: http, jsonl, kafka, open311)",
+        f"sinks[0] (name=platform): unknown sink 'kafak' (known: {KNOWN_SINKS})",
     ]
 
 
@@ -272,7 +273,7 @@ def test_every_error_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> Non
         "sources[2] (name=web): name: used twice",
         f"sources[2] (name=web): unknown adapter 'carrier_pigeon' (known: {KNOWN_ADAPTERS})",
         "sinks[0] (name=platform): url: String should match pattern '^https?://'",
-        "sinks[1] (name=file): unknown sink 'smoke_signal' (known: http, jsonl, kafka, open311)",
+        f"sinks[1] (name=file): unknown sink 'smoke_signal' (known: {KNOWN_SINKS})",
     ])
 
 

@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "dlq": "gateway.cli.queues:dlq",
     "feeds": "adapters.opinion.cli:feeds",
     "normalize": "gateway.cli.normalize:normalize",
+    "notify": "gateway.cli.notify:notify",
     "quarantine": "gateway.cli.queues:quarantine_group",
     "report": "gateway.cli.routing:report",
     "route": "gateway.cli.routing:route",

@@ -39,6 +39,7 @@ from gateway.ops.case_metrics import ACCEPT_BUCKETS, accept_delay
 from gateway.ops.running import RunningGateway
 from gateway.store import Tx, outbox, quarantine, statuses
 from gateway.store import ops_queries as q
+from gateway.store.citizen_notices import NOTICE_OUTCOMES, SKIP_REASONS
 from gateway.support.logging import get_logger
 from gateway.support.mail import MAIL_PURPOSES, MailOutcome
 
@@ -211,6 +212,7 @@ class _ProcessFigures:
         yield from self._deliveries()
         yield self._hint_failures()
         yield self._mails()
+        yield from self._citizen_notices()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
         started.add_metric([], 1.0 if gw.started else 0.0)
         yield started
@@ -301,7 +303,8 @@ class _ProcessFigures:
     def _mails(self) -> Metric:
         """Mails the gateway sent or failed to send (the weekly report), by purpose."""
         mails = CounterMetricFamily(
-            "minsheng_mails", "Mails sent through the smtp block, by purpose (weekly_report) "
+            "minsheng_mails", "Mails sent through the smtp block, by purpose (weekly_report, "
+            "citizen_reply, notify_test) "
             "and outcome (sent, failed: logged without addresses)", labels=["purpose", "outcome"])
         mailer = getattr(self.gateway, "mailer", None)
         for purpose in MAIL_PURPOSES:
@@ -309,6 +312,27 @@ class _ProcessFigures:
                 count = mailer.outcomes[(purpose, outcome)] if mailer is not None else 0
                 mails.add_metric([purpose, outcome], count)
         return mails
+
+    def _citizen_notices(self) -> Iterator[Metric]:
+        """What the citizen sinks (citizen_email, citizen_sms) decided per entry. Read by
+        duck type: operations do not import the delivery layer."""
+        notices = CounterMetricFamily(
+            "minsheng_citizen_notices", "Case codes sent back to citizens, by sink and outcome "
+            "(sent, already_sent, skipped, failed)", labels=["sink", "outcome"])
+        skipped = CounterMetricFamily(
+            "minsheng_citizen_notices_skipped", "Cases that got no notice, by sink and reason",
+            labels=["sink", "reason"])
+        forwarder = getattr(self.gateway, "forwarder", None)
+        for config, sink in getattr(forwarder, "sinks", []):
+            outcomes, reasons = getattr(sink, "outcomes", None), getattr(sink, "skipped", None)
+            if not isinstance(outcomes, Counter) or not isinstance(reasons, Counter):
+                continue
+            for outcome in NOTICE_OUTCOMES:
+                notices.add_metric([config.name, outcome], outcomes[outcome])
+            for reason in SKIP_REASONS:
+                skipped.add_metric([config.name, reason], reasons[reason])
+        yield notices
+        yield skipped
 
     def _deliveries(self) -> Iterator[Metric]:
         forwarder = getattr(self.gateway, "forwarder", None)

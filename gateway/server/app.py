@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway.dedup.deduplicator import Deduplicator
 from gateway.delivery.attachments import AttachmentShaper
 from gateway.delivery.forwarder import Forwarder
-from gateway.delivery.sinks.base import Sink, SinkClass
+from gateway.delivery.sinks.base import Sink, SinkClass, SinkEnv
 from gateway.intake.health import UP, SourceStatus
 from gateway.intake.pipeline import Intake, SourceBinding
 from gateway.intake.poller import PolledAdapter, Poller
@@ -136,6 +136,7 @@ class Gateway:
         await self.store.start()
         if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
             await self.store.write(lambda tx: outbox.release_leases(tx))
+        self.mailer = Mailer(config.smtp) if config.smtp is not None else None
         self.forwarder = Forwarder(
             self.store, self._sinks(), config.store.outbox_retention_s,
             AttachmentShaper(AttachmentStore(config.attachments_dir), config.api.public_url),
@@ -163,7 +164,6 @@ class Gateway:
                 self.status.set(adapter.name, UP, "listening")
         self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
         self.loop_lag.start()
-        self.mailer = Mailer(config.smtp) if config.smtp is not None else None
         if config.reports.enabled:
             self.reports = WeeklyReports(config, self.store, self.mailer)
             self.reports.start()
@@ -173,10 +173,13 @@ class Gateway:
 
     def _sinks(self) -> list[tuple[Any, Sink[Any]]]:
         sinks = []
+        env = SinkEnv(self.config, self.store, self.mailer)
         for sink_config in self.config.sinks:
             if sink_config.enabled:
                 cls: SinkClass = registry.sink_class(sink_config.kind)
-                sinks.append((sink_config, cls(sink_config, sink_config.options)))
+                sink = cls(sink_config, sink_config.options)
+                sink.bind(env)
+                sinks.append((sink_config, sink))
         return sinks
 
     async def stop(self) -> None:

@@ -208,6 +208,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX case_statuses_code ON case_statuses (case_code, at)",
         "CREATE INDEX case_statuses_status ON case_statuses (status, case_id)",
     ]),
+    # What went back to the citizen (gateway/store/citizen_notices.py): one row per (case
+    # code, channel), so a retried outbox entry never sends twice; the recipient only as
+    # a keyed digest (gateway/support/keyed_ids.py), for the at-most-one-per-interval rule.
+    (9, "citizen notices", [
+        """CREATE TABLE citizen_notices (
+            case_code TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT,
+            recipient_key TEXT NOT NULL,
+            at {real} NOT NULL,
+            ref TEXT,
+            PRIMARY KEY (case_code, channel)
+        )""",
+        "CREATE INDEX citizen_notices_recipient ON citizen_notices (channel, recipient_key, at)",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.

@@ -281,6 +281,10 @@ class GatewayConfig(_Strict):
         if self.reports.email_to and self.smtp is None:
             raise ValueError("reports.email_to: needs the smtp block (the server to send "
                              "through)")
+        for sink in self.sinks:
+            if sink.kind == "citizen_email" and sink.enabled and self.smtp is None:
+                raise ValueError(f"sinks ({sink.name}): kind citizen_email needs the smtp "
+                                 "block (the server to send the replies through)")
         return self
 
     @property

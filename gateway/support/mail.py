@@ -27,8 +27,11 @@ from gateway.support.mail_config import SmtpConfig
 
 log = get_logger("gateway.mail")
 
-MailPurpose = Literal["weekly_report"]
-MAIL_PURPOSES: tuple[MailPurpose, ...] = ("weekly_report",)
+MailPurpose = Literal["weekly_report", "citizen_reply", "notify_test"]
+MAIL_PURPOSES: tuple[MailPurpose, ...] = ("weekly_report", "citizen_reply", "notify_test")
+# Marks every mail the gateway sends, so its own IMAP source files none of them as a
+# complaint (normalizers/email/filters.py reads the same name: "self_sent").
+GATEWAY_HEADER = "X-Minsheng-Gateway"
 MailOutcome = Literal["sent", "failed"]
 # RFC 3834: "auto-generated" for reports, "auto-replied" for answers to a citizen's mail.
 AutoSubmitted = Literal["auto-generated", "auto-replied"]
@@ -87,6 +90,7 @@ def build_message(mail: OutgoingMail, config: SmtpConfig, now: datetime) -> Emai
     message["Message-ID"] = make_msgid(domain=domain)
     message["Auto-Submitted"] = mail.auto_submitted
     message["X-Auto-Response-Suppress"] = "All"  # Exchange's out-of-office replies
+    message[GATEWAY_HEADER] = "1"
     if mail.in_reply_to is not None:
         message["In-Reply-To"] = mail.in_reply_to
     if mail.references:

@@ -46,6 +46,8 @@ SINKS: dict[str, str] = {
     "jsonl": "gateway.delivery.sinks.jsonl:JsonlSink",
     "kafka": "gateway.delivery.sinks.kafka:KafkaSink",
     "open311": "gateway.delivery.sinks.open311:Open311Sink",
+    "citizen_email": "gateway.delivery.citizen.email_sink:CitizenEmailSink",
+    "citizen_sms": "gateway.delivery.citizen.sms_sink:CitizenSmsSink",
 }
 
 

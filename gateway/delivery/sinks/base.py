@@ -9,14 +9,17 @@ dead-lettering; a sink never retries on its own beyond ``immediate_attempts``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from gateway.model.errors import SinkError
+from gateway.store import Store
 from gateway.store.outbox import Delivery
-from gateway.support.config import SinkConfig
+from gateway.support.config import GatewayConfig, SinkConfig
 from gateway.support.connection_check import ConnectionCheck
+from gateway.support.mail import Mailer
 from gateway.support.plugin import Configurable, OptionsT
 
 Outcome = SinkError | None
@@ -24,6 +27,18 @@ Outcome = SinkError | None
 
 class SinkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class SinkEnv:
+    """What a running gateway offers a sink beyond its own options: the whole config (time
+    zone, public URL, keys), the store and the mailer. Most kinds need none of it; the
+    citizen sinks (gateway/delivery/citizen/) record what they sent in the store and mail
+    through the ``smtp`` block."""
+
+    config: GatewayConfig
+    store: Store
+    mailer: Mailer | None
 
 
 class Sink(Configurable[OptionsT]):
@@ -36,6 +51,10 @@ class Sink(Configurable[OptionsT]):
         self.options = self.validated_options(options)
         self.config = config
         self.name = config.name
+
+    def bind(self, env: SinkEnv) -> None:
+        """Take what the gateway offers (called once, before ``start``); kinds that need
+        nothing of it keep this default."""
 
     async def start(self) -> None:
         """Open connections or files."""

@@ -1,0 +1,126 @@
+"""The ``citizen_sms`` sink: web and phone cases with a mobile number get one SMS with the
+rendered template and its values by name; landlines, anonymous writers and writers who
+want no reply get none; a retryable provider failure is retried, a refusal dead-lettered;
+one SMS per case whatever the outbox does. On SQLite and PostgreSQL.
+
+``RecordingProvider`` stands in for the real providers (a generic webhook and the two
+clouds' APIs, gateway/delivery/citizen/sms/, built by another branch): it implements the
+same ``SmsProvider`` protocol and keeps what it was given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.delivery.citizen.sms import SmsError, SmsMessage
+from tests.citizen_rig import PUBLIC_URL, CitizenRig
+
+
+class RecordingProvider:
+    """Stands in for a real SMS provider: keeps each message, can fail the next ones."""
+
+    def __init__(self) -> None:
+        self.sent: list[SmsMessage] = []
+        self.failures: list[SmsError] = []
+
+    async def send(self, message: SmsMessage) -> str:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+        return f"sms-{len(self.sent)}"
+
+
+def web_form(**fields: Any) -> bytes:
+    form = {"name": "黄女士", "phone": "13800138000",
+            "content": "小区门口共享单车堆放严重，影响通行。", **fields}
+    return json.dumps(form, ensure_ascii=False).encode()
+
+
+def rig(tmp_path: Path, store_url: str, **sink: Any) -> tuple[CitizenRig, RecordingProvider]:
+    r = CitizenRig(tmp_path, store_url, {"kind": "citizen_sms", **sink})
+    provider = RecordingProvider()
+    r.provider = provider
+    return r, provider
+
+
+async def test_web_case_gets_one_sms(tmp_path: Path, store_url: str) -> None:
+    r, provider = rig(tmp_path, store_url)
+    async with r:
+        code = await r.file("web", "web", web_form(), "application/json")
+        assert await r.forward() == 1
+        assert await r.states() == ["delivered"]
+        await r.enqueue_again(code)
+        await r.forward()
+        assert r.sink.outcomes["already_sent"] == 1
+    [message] = provider.sent
+    assert message.phone == "+8613800138000"
+    assert code in message.text and f"{PUBLIC_URL}/lookup?case_code={code}" in message.text
+    assert message.template_params == {
+        "case_code": code, "lookup_url": f"{PUBLIC_URL}/lookup?case_code={code}",
+        "received_at": "2026-11-26 09:30"}
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"reply_wanted": False}, "not_wanted"),
+    ({"phone": "0532-88886666"}, "not_mobile"),
+    ({"phone": None, "email": "huang@example.cn"}, "no_address"),
+])
+async def test_no_sms(tmp_path: Path, fields: dict[str, Any], reason: str) -> None:
+    r, provider = rig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}")
+    form = {k: v for k, v in {**json.loads(web_form()), **fields}.items() if v is not None}
+    async with r:
+        await r.file("web", "web", json.dumps(form).encode(), "application/json")
+        await r.forward()
+        assert await r.states() == ["delivered"]
+        assert r.sink.skipped[reason] == 1
+    assert provider.sent == []
+
+
+async def test_anonymous_gets_none(tmp_path: Path) -> None:
+    r, provider = rig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}")
+    async with r:
+        await r.file("web", "web", json.dumps(
+            {"anonymous": True, "content": "路灯不亮已经一周了"}).encode(), "application/json")
+        await r.forward()
+        assert r.sink.skipped["anonymous"] == 1
+    assert provider.sent == []
+
+
+async def test_retryable_then_refused(tmp_path: Path, store_url: str) -> None:
+    r, provider = rig(tmp_path, store_url)
+    provider.failures = [SmsError("rate limited", retryable=True),
+                         SmsError("template refused", retryable=False)]
+    async with r:
+        await r.file("web", "web", web_form(), "application/json")
+        await r.forward()
+        assert await r.states() == ["pending"]
+        await r.make_due()
+        await r.forward()
+        assert await r.states() == ["dead"]
+        assert await r.notices() == []
+    assert provider.sent == []
+
+
+async def test_english_is_optional_and_the_link_line_goes_without_public_url(
+        tmp_path: Path) -> None:
+    r = CitizenRig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}", {
+        "kind": "citizen_sms", "template": {"zh": "编号{case_code}\n查询：{lookup_url}"}},
+        api={"token": "test-api-token"})
+    provider = RecordingProvider()
+    r.provider = provider
+    async with r:
+        code = await r.file("web", "web", web_form(), "application/json")
+        await r.forward()
+    assert [m.text for m in provider.sent] == [f"编号{code}"]
+
+
+async def test_channels_option_limits_who_gets_one(tmp_path: Path) -> None:
+    r, provider = rig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}", channels=["phone"])
+    async with r:
+        await r.file("web", "web", web_form(), "application/json")
+        await r.forward()
+        assert r.sink.skipped["channel"] == 1
+    assert provider.sent == []
