@@ -17,6 +17,8 @@ import pytest
 
 from gateway.delivery.citizen.sms import SmsError, SmsMessage
 from tests.citizen_rig import PUBLIC_URL, CitizenRig
+from tests.sms_server import Credentials, SmsServer
+from tests.sms_server import block as sms_block
 
 
 class RecordingProvider:
@@ -124,3 +126,44 @@ async def test_channels_option_limits_who_gets_one(tmp_path: Path) -> None:
         await r.forward()
         assert r.sink.skipped["channel"] == 1
     assert provider.sent == []
+
+
+# ---- end to end through the real providers ------------------------------------------
+
+@pytest.mark.parametrize("kind", ["generic", "aliyun", "tencent"])
+async def test_a_web_case_reaches_a_real_provider_signed(tmp_path: Path, kind: str) -> None:
+    """No stand-in: the sink builds the provider the ``sms:`` block names, and the
+    loopback server (tests/sms_server.py) checks its signature before it takes the text."""
+    server = SmsServer()
+    await server.start()
+    try:
+        r = CitizenRig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}",
+                       {"kind": "citizen_sms"},
+                       sms=sms_block(kind, server.base, server.credentials))
+        async with r:
+            code = await r.file("web", "web", web_form(), "application/json")
+            assert await r.forward() == 1
+            assert await r.states() == ["delivered"]
+            assert r.sink.outcomes["sent"] == 1
+        assert server.refused_signatures == 0
+        [received] = server.received
+        assert received.provider == kind
+        assert code in json.dumps(received.fields, ensure_ascii=False)
+    finally:
+        await server.close()
+
+
+async def test_a_wrong_secret_is_a_dead_letter(tmp_path: Path) -> None:
+    server = SmsServer()
+    await server.start()
+    try:
+        wrong = Credentials(secret="not-the-shared-secret")
+        r = CitizenRig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}",
+                       {"kind": "citizen_sms"}, sms=sms_block("generic", server.base, wrong))
+        async with r:
+            await r.file("web", "web", web_form(), "application/json")
+            await r.forward()
+            assert await r.states() == ["dead"]
+        assert server.received == [] and server.refused_signatures == 1
+    finally:
+        await server.close()

@@ -25,7 +25,7 @@ from gateway.model.errors import ConfigError
 from gateway.support.config import parse_config
 from gateway.support.config_checks import clear_secret_warnings
 from gateway.support.sms_config import SmsConfig, parse_sms_config
-from tests.sms_server import Answer, Credentials, SmsServer
+from tests.sms_server import Answer, Credentials, SmsServer, block
 
 PHONE = "+8613800138000"
 MESSAGE = SmsMessage(
@@ -36,21 +36,6 @@ MESSAGE = SmsMessage(
     reference="CY20261204000001",
 )
 PROVIDERS = ["generic", "aliyun", "tencent"]
-
-
-def block(provider: str, base: str, creds: Credentials, **extra: Any) -> dict[str, Any]:
-    """The ``sms:`` block of ``provider`` pointed at the loopback server."""
-    blocks: dict[str, dict[str, Any]] = {
-        "generic": {"url": f"{base}/generic", "token": creds.token, "secret": creds.secret},
-        "aliyun": {"access_key_id": creds.access_key_id,
-                   "access_key_secret": creds.access_key_secret, "sign_name": "民声网关",
-                   "template_code": "SMS_123456789", "endpoint": f"{base}/aliyun/"},
-        "tencent": {"secret_id": creds.secret_id, "secret_key": creds.secret_key,
-                    "sms_sdk_app_id": "1400000001", "sign_name": "民声网关",
-                    "template_id": "1234567", "endpoint": f"{base}/tencent/",
-                    "template_params": ["case_code", "lookup_url"]},
-    }
-    return {"provider": provider, **blocks[provider], **extra}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import aiohttp
 import click
 
 from gateway.cli.common import config_option, load_or_exit
@@ -74,10 +75,13 @@ async def _send_email(config: GatewayConfig, to: str, text: str) -> str:
 
 
 async def _send_sms(config: GatewayConfig, to: str, text: str, values: NoticeValues) -> str:
-    provider = provider_for(config)
-    if provider is None:
-        raise SmsError("未配置短信服务商 / no SMS provider configured", retryable=False)
-    ref = await provider.send(SmsMessage(phone=to, text=text, template_params=values.as_dict()))
+    async with aiohttp.ClientSession() as session:
+        provider = provider_for(config, session)
+        if provider is None:
+            raise SmsError("未配置短信服务商（sms 块）/ no SMS provider configured (sms block)",
+                           retryable=False)
+        ref = await provider.send(SmsMessage(phone=to, text=text,
+                                             template_params=values.as_dict()))
     return f"id {ref}"
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import aiohttp
 from pydantic import Field, field_validator
 
 from gateway.delivery.citizen.case_facts import CaseFacts
 from gateway.delivery.citizen.notice_sink import CitizenSink, NoticeOptions, Skip
-from gateway.delivery.citizen.sms import SmsError, SmsMessage, SmsProvider
+from gateway.delivery.citizen.sms import SmsError, SmsMessage, SmsProvider, sms_provider
 from gateway.delivery.citizen.templates import DEFAULT_SMS, MessageTemplate, NoticeValues
-from gateway.delivery.sinks.base import SinkEnv
 from gateway.model.errors import ConfigError, PermanentSinkError, RetriableSinkError
 from gateway.support.config import GatewayConfig
 from gateway.support.keyed_ids import IdKind
@@ -44,10 +44,11 @@ class CitizenSmsOptions(NoticeOptions):
         return value
 
 
-def provider_for(config: GatewayConfig) -> SmsProvider | None:
-    """The SMS provider the config names. Filled in when the providers
-    (gateway/delivery/citizen/sms/) are merged; until then none is configured."""
-    return None
+def provider_for(config: GatewayConfig,
+                 session: aiohttp.ClientSession) -> SmsProvider | None:
+    """The SMS provider the ``sms:`` block names, sending through ``session`` (the
+    caller owns and closes it); None when the config has no ``sms:`` block."""
+    return None if config.sms is None else sms_provider(config.sms, session)
 
 
 class CitizenSmsSink(CitizenSink[CitizenSmsOptions]):
@@ -57,16 +58,21 @@ class CitizenSmsSink(CitizenSink[CitizenSmsOptions]):
     def __init__(self, config: Any, options: Any) -> None:
         super().__init__(config, options)
         self.provider: SmsProvider | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._mobile = re.compile(self.options.mobile_pattern)
 
-    def bind(self, env: SinkEnv) -> None:
-        super().bind(env)
-        if self.provider is None:
-            self.provider = provider_for(env.config)
-
     async def start(self) -> None:
+        if self.provider is None:  # a test may have put its own provider in place
+            self._session = aiohttp.ClientSession()
+            self.provider = provider_for(self.gateway_config, self._session)
         if self.provider is None:
-            raise ConfigError([f"sinks ({self.name}): kind citizen_sms needs an SMS provider"])
+            raise ConfigError([f"sinks ({self.name}): kind citizen_sms needs the sms block "
+                               "(an SMS provider, docs/citizen.md#sms)"])
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def recipient(self, case: CaseFacts) -> str | Skip:
         if case.channel not in self.options.channels:
@@ -84,7 +90,7 @@ class CitizenSmsSink(CitizenSink[CitizenSmsOptions]):
     async def send(self, case: CaseFacts, address: str, values: NoticeValues) -> str:
         assert self.provider is not None
         message = SmsMessage(phone=address, text=self.template.render(values),
-                             template_params=values.as_dict())
+                             template_params=values.as_dict(), reference=case.case_code)
         try:
             return await self.provider.send(message)
         except SmsError as exc:
