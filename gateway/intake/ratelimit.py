@@ -110,11 +110,14 @@ class RateLimiter:
         return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first)
 
 
-def too_many(retry_after_s: float) -> web.Response:
+SUBMISSIONS = "提交过于频繁，请稍后再试 (too many submissions, try again later)"
+
+
+def too_many(retry_after_s: float, title: str = SUBMISSIONS) -> web.Response:
     """429 problem+json, in Chinese with English beside it, with ``Retry-After``."""
     seconds = max(1, math.ceil(retry_after_s))
     response = problem.problem(
-        429, "rate-limited", "提交过于频繁，请稍后再试 (too many submissions, try again later)",
+        429, "rate-limited", title,
         f"请 {seconds} 秒后重试 / retry in {seconds} s", retry_after_s=seconds,
     )
     response.headers["Retry-After"] = str(seconds)
