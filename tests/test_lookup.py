@@ -288,3 +288,21 @@ async def test_a_case_from_the_phone_channel_flow(tmp_path: Path, store_url: str
     assert found.json()["channel"] == "phone"
     assert wrong.status_code == 404
     assert "李先生" not in found.text and "8776655" not in found.text
+
+
+async def test_turned_off(tmp_path: Path) -> None:
+    gateway = lookup_gateway(tmp_path, f"sqlite:///{tmp_path / 'g.db'}", {"enabled": False})
+    await gateway.start()
+    try:
+        async with httpx.AsyncClient(base_url=base_url(gateway)) as client:
+            code = await file_case(client)
+            api = await ask(client, {"case_code": code, "phone_last4": "8000"})
+            page = await client.get("/lookup")
+            document = (await client.get("/openapi.json")).json()
+        rows = await gateway.store.read(lambda tx: tx.fetchone(
+            "SELECT COUNT(*) FROM case_lookup"))
+    finally:
+        await gateway.stop()
+    assert api.status_code == 404 and page.status_code == 404
+    assert not [p for p in document["paths"] if "lookup" in p]
+    assert rows[0] == 1  # still written: turning it on again needs no backfill
