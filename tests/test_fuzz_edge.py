@@ -3,9 +3,9 @@ through the real HTTP endpoint of a live gateway, the answer is below 500, a 4xx
 ``application/problem+json`` with a reason, and nothing is quarantined (a quarantine
 entry means "our bug", so input alone must never make one).
 
-Three generators, each against the web mailbox and every hotline format (requests are
-signed as each source expects, so they reach the parsers): raw bytes under any media
-type; multipart with random boundaries, part headers, names, file names and truncation;
+Three generators, each against the web mailbox, every hotline format and the look-up
+(requests are signed as each source expects, so they reach the parsers): raw bytes under
+any media type; multipart with random boundaries, part headers, names, file names and truncation;
 JSON that is deep, wide, has lone surrogates, NaN or Infinity, or duplicate keys.
 Derandomized and bounded (``EXAMPLES`` per test), so a run is repeatable.
 """
@@ -36,12 +36,14 @@ TARGETS = {
     "zammad_cti": f"/intake/hotline-cti/{CTI_TOKEN}",
     "twilio": "/intake/hotline-twilio",
     "call_notes": "/intake/hotline-json/calls/fuzz-call/notes",
+    "lookup": "/v1/lookup",
 }
 # Field names the parsers look for, so generated members reach them.
 FIELDS = ["content", "phone", "email", "name", "subject", "address", "anonymous",
           "submitted_at", "submission_id", "call_id", "caller", "started_at", "ended_at",
           "answered_at", "disposition", "notes", "variables", "uuid", "cdr", "event",
-          "callId", "from", "user", "CallSid", "CallStatus", "Timestamp", "SequenceNumber"]
+          "callId", "from", "user", "CallSid", "CallStatus", "Timestamp", "SequenceNumber",
+          "case_code", "phone_last4"]
 MEDIA_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data",
                "multipart/form-data; boundary=", "multipart/form-data; boundary=x",
                "application/x-www-form-base64-encoded", "text/plain", "", "application/xml",
@@ -107,6 +109,7 @@ BASES: dict[str, dict[str, Any]] = {
     "twilio": {"CallSid": "c", "CallStatus": "ringing", "From": "+8613800138000",
                "To": "12345"},
     "call_notes": {"content": "正阳路路灯一周不亮", "subject": "路灯"},
+    "lookup": {"case_code": "CY-20191120-W-000123-7", "phone_last4": "8000"},
 }
 DEEP = "__deep__"
 LONE_SURROGATES = ["\ud800", "\udfff", "\udc00x", "\ud83d"]
@@ -237,6 +240,25 @@ def test_ops_login_raw_bytes(client: httpx.Client) -> None:
         response = client.post("/ops/login", content=body, headers=headers)
         if response.status_code == 401 and response.headers["content-type"].startswith(
                 "text/html"):
+            return
+        assert_clean_answer(response)
+
+    run()
+
+
+def test_lookup_page_raw_bytes(client: httpx.Client) -> None:
+    """The look-up page's plain form post: below 500, answered with the page (text/html)
+    whatever came, or problem+json for what never reaches the page (a body too big)."""
+    @FUZZ
+    @given(body=st.binary(max_size=2048) | st.sampled_from(
+        [b"case_code=%FF&phone_last4=8000", b"csrf_token=1.x&case_code=" + b"A" * 5000,
+         "case_code=CY－20191120－W－000123－7&phone_last4=８０００".encode()]),
+        content_type=st.sampled_from(MEDIA_TYPES))
+    def run(body: bytes, content_type: str) -> None:
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = client.post("/lookup", content=body, headers=headers)
+        if response.headers["content-type"].startswith("text/html"):
+            assert response.status_code < 500
             return
         assert_clean_answer(response)
 

@@ -112,11 +112,12 @@ def _fuzz_operation(live: FuzzGateway, session: requests.Session, op: Any,
 @pytest.mark.parametrize("path", [
     "/healthz", "/readyz", "/openapi.json", "/v1/cases", "/metrics", "/v1/status",
     "/ops/login",
-    "/ops", "/open311",
+    "/ops", "/open311", "/v1/lookup", "/lookup",
 ])
 def test_core_operations(live: FuzzGateway, schema: Any, path: str) -> None:
     """The core's routes (``/v1/cases`` covers ``/v1/cases/{case_code}`` and its
-    ``/status``, ``/ops`` the login and the static files, ``/open311`` both Open311 reads)."""
+    ``/status``, ``/ops`` the login and the static files, ``/open311`` both Open311 reads,
+    ``/lookup`` the look-up page, its form post and its files)."""
     ops = operations(schema, path)
     if path == "/ops":
         ops = [op for op in ops if op.path != "/ops/login"]

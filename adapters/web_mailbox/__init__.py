@@ -34,7 +34,6 @@ from adapters.web_mailbox.options import (
     type_not_allowed,
 )
 from adapters.web_mailbox.page import CitizenPage
-from adapters.web_mailbox.page_html import CSRF_FIELD
 from gateway.intake.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.intake.openapi import ApiPart
 from gateway.intake.ratelimit import RateLimiter, too_many
@@ -47,6 +46,7 @@ from gateway.support import problem
 from gateway.support.config import SourceConfig
 from gateway.support.logging import get_logger
 from gateway.support.tokens import bearer_ok
+from gateway.support.web_page import CSRF_FIELD
 from normalizers.common.charset import media_type
 from normalizers.web_form import ENVELOPE_TYPE
 

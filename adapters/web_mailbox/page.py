@@ -8,50 +8,32 @@ carry the form's CSRF token and is answered with HTML. Any other request (JSON c
 ``curl`` with ``*/*``, a website backend) is answered as before, JSON or problem+json,
 with no token asked.
 
-The CSRF token is ``<issued unix time>.<HMAC-SHA256 of source and time>`` under
-``csrf_secret`` (or a key drawn per process), valid ``csrf_max_age_s``. The page loads
-nothing from elsewhere: its style and script are the package's files (``static/``),
-named in the page with their SRI hashes, under a CSP that allows nothing inline.
+The CSRF token (``csrf_secret``, valid ``csrf_max_age_s``), the shell, the style sheet
+and the security headers are every citizen page's (``gateway/support/web_page.py``); the
+page's own script is the package's ``static/page.js``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import secrets
-import time
 import uuid
-from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from adapters.web_mailbox.options import WebMailboxOptions
-from adapters.web_mailbox.page_html import (
-    SHELL,
-    form_main,
-    refusal_main,
-    result_main,
-)
+from adapters.web_mailbox.page_html import form_main, refusal_main, result_main
 from gateway.model.errors import FieldError
-from gateway.support import problem
-from gateway.support.tokens import same_secret
+from gateway.support.web_page import CSP, STALE_PAGE, CsrfTokens, PageAssets, Site
+
+__all__ = ["CSP", "CitizenPage", "CsrfTokens", "prefers_html"]
 
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Outcome
 
-STATIC_DIR = Path(__file__).parent / "static"
-_MEDIA = {".css": "text/css", ".js": "text/javascript"}
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
-STALE_PAGE = FieldError("csrf_token", "csrf_invalid",
-                        "页面已过期或无效，请检查内容后重新提交",
-                        "the page has expired or is not ours: check and send it again")
+SCRIPT = Path(__file__).parent / "static" / "page.js"
+SITE = Site("网上信箱", "web mailbox")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -84,34 +66,6 @@ def prefers_html(accept: str) -> bool:
     return html > 0 and html > max(_quality(accept, m) for m in JSON_TYPES)
 
 
-class CsrfTokens:
-    """Tokens the form carries: the time they were issued and its HMAC under our key."""
-
-    def __init__(self, scope: str, secret: str | None, max_age_s: int) -> None:
-        self.scope = scope
-        self.key = (secret or secrets.token_hex(32)).encode()
-        self.max_age_s = max_age_s
-
-    def _mac(self, issued: int) -> str:
-        return hmac.new(self.key, f"{self.scope}:{issued}".encode(), hashlib.sha256).hexdigest()
-
-    def issue(self, now: float | None = None) -> str:
-        issued = int(time.time() if now is None else now)
-        return f"{issued}.{self._mac(issued)}"
-
-    def valid(self, token: str, now: float | None = None) -> bool:
-        stamp = token.partition(".")[0]
-        if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
-            return False
-        issued = int(stamp)
-        age = (time.time() if now is None else now) - issued
-        return -60 <= age <= self.max_age_s and same_secret(token, f"{issued}.{self._mac(issued)}")
-
-
-def _sri(data: bytes) -> str:
-    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
-
-
 class CitizenPage:
     """The page of one web mailbox source: its routes and every answer it renders."""
 
@@ -120,16 +74,12 @@ class CitizenPage:
         self.options = options
         self.path = options.page_path
         self.action = f"/intake/{source}"
-        self.static_prefix = f"/intake/{source}/static"
+        self.assets = PageAssets(f"/intake/{source}/static", SCRIPT, SITE)
         self.csrf = CsrfTokens(source, options.csrf_secret.get_secret_value()
                                if options.csrf_secret else None, options.csrf_max_age_s)
-        self.files = {p.name: p.read_bytes() for p in STATIC_DIR.iterdir()
-                      if p.suffix in _MEDIA}
-        self.integrity = {name: _sri(data) for name, data in self.files.items()}
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get(self.path, self.get),
-                web.get(self.static_prefix + "/{name}", self.static)]
+        return [web.get(self.path, self.get), self.assets.route()]
 
     def wants(self, request: web.Request) -> bool:
         """Whether a POST to the source is the page's (see the module's docstring)."""
@@ -139,22 +89,9 @@ class CitizenPage:
     async def get(self, request: web.Request) -> web.Response:
         return self.form({"submission_id": uuid.uuid4().hex}, [])
 
-    async def static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        data = self.files.get(name)
-        if data is None:
-            return problem.problem(404, "not-found", "没有这个文件 (no such file)", name[:80])
-        return web.Response(body=data, content_type=_MEDIA[Path(name).suffix], charset="utf-8",
-                            headers={"Cache-Control": "no-cache",
-                                     "X-Content-Type-Options": "nosniff"})
-
     def _page(self, title: str, main: str, status: int,
               headers: dict[str, str] | None = None) -> web.Response:
-        html = SHELL.substitute(title=escape(title), main=main, static=self.static_prefix,
-                                css_sri=self.integrity["page.css"],
-                                js_sri=self.integrity["page.js"])
-        return web.Response(text=html, status=status, content_type="text/html",
-                            headers={**_HEADERS, **(headers or {})})
+        return self.assets.render(title, main, status, headers)
 
     def form(self, values: dict[str, str], errors: list[FieldError],
              status: int = 200) -> web.Response:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from html import escape
-from pathlib import Path
-from string import Template
 from typing import TYPE_CHECKING, Literal
 
 from adapters.web_mailbox.options import (
@@ -23,6 +21,7 @@ from adapters.web_mailbox.options import (
     type_not_allowed,
 )
 from gateway.model.errors import FieldError
+from gateway.support.web_page import CSRF_FIELD, bilingual
 from normalizers.web_form import (
     CONTACT_REQUIRED,
     EMAIL_PATTERN,
@@ -35,9 +34,7 @@ from normalizers.web_form import (
 if TYPE_CHECKING:
     from gateway.intake.pipeline import Outcome
 
-SHELL = Template((Path(__file__).parent / "templates" / "shell.html").read_text("utf-8"))
 InputKind = Literal["textarea", "text", "tel", "email"]
-CSRF_FIELD = "csrf_token"
 LEAD = ("提交后会得到案件编号，请记下以便查询。",
         "After sending you get a case code: keep it to follow your case.")
 ANONYMOUS = ("匿名反映（可不留联系方式）", "Anonymous (no contact needed)")
@@ -78,10 +75,6 @@ def text_fields(options: WebMailboxOptions) -> list[tuple[TextField, int]]:
                    "mobile, or a landline with its area code.</span>", "tel"), 32),
         (TextField("email", "E-mail", "email", autocomplete="email"), 254),
     ]
-
-
-def bilingual(zh: str, en: str) -> str:
-    return f'{escape(zh)} <span lang="en">{escape(en)}</span>'
 
 
 def _messages(*errors: FieldError) -> str:

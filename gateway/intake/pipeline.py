@@ -25,9 +25,10 @@ from gateway.model.input_limits import InputLimits, WithLimits, kept_of_refused
 from gateway.model.normalize import Normalizer, NormalizerContext
 from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from gateway.store import Store, Tx, cases, journal, outbox, quarantine
+from gateway.store import Store, Tx, cases, journal, lookup, outbox, quarantine
 from gateway.store.cases import CaseRow
 from gateway.store.services import StoreServices
+from gateway.support.keyed_ids import IdentifierKeys
 from gateway.support.logging import get_logger
 
 log = get_logger("gateway.intake")
@@ -151,6 +152,10 @@ class Intake:
         # Routing hints (classification, routing, due_at) of a draft; never raises
         # (gateway/routing/hints.py). None: the gateway files cases without hints.
         self.hints: Callable[[ComplaintDraft], Hints] | None = None
+        # The identifier keys the look-up by case code is matched under
+        # (gateway/store/lookup.py): every filed case gets its row of keyed digests.
+        # None (a bare intake in tests): no rows; the gateway's start-up fills them.
+        self.lookup_keys: IdentifierKeys | None = None
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
@@ -350,6 +355,8 @@ class Intake:
             channel=draft.channel, raw_id=raw_id, document=complaint.model_dump_json(),
         )
         cases.add_keys(tx, draft.source, keys, row.id)
+        if self.lookup_keys is not None:
+            lookup.record(tx, self.lookup_keys, row.id, complaint)
         outbox.enqueue(tx, self.sinks, row.id)
         self.dedup.record(tx, row.id, code, fp, decision, self.update_case)
         return row
@@ -366,6 +373,8 @@ class Intake:
         the reporter may have changed (new notes), so dedup files the case again by it."""
         tx.lock_intake()
         cases.update_document(tx, case_id, complaint.model_dump_json())
+        if self.lookup_keys is not None:  # a late call record may bring the caller
+            lookup.record(tx, self.lookup_keys, case_id, complaint)
         outbox.enqueue(tx, self.sinks, case_id, kind="update")
         if draft is not None:
             self.dedup.refile(tx, case_id, self.dedup.fingerprint(draft))

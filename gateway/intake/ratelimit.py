@@ -23,33 +23,17 @@ import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.support import problem
+from gateway.support.rate_limits import LOOPBACK, IPNetwork, RateLimitOptions
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["LOOPBACK", "RateLimitOptions", "RateLimiter", "Verdict", "too_many"]
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-LOOPBACK = ["127.0.0.0/8", "::1/128"]
-
-
-class RateLimitOptions(BaseModel):
-    """The ``rate_limit:`` block of a source; ``rate_limit: null`` turns limiting off."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    per_minute: float = Field(default=30, gt=0, description="submissions per client per minute")
-    burst: int = Field(default=10, ge=1, description="submissions a client may send at once")
-    trusted_proxies: list[IPNetwork] = Field(default_factory=lambda: _networks(LOOPBACK))
-    exempt: list[IPNetwork] = Field(default_factory=lambda: _networks(LOOPBACK))
-    max_clients: int = Field(default=100_000, ge=1, description="buckets kept in memory")
-
-
-def _networks(texts: Iterable[str]) -> list[IPNetwork]:
-    return [ipaddress.ip_network(t) for t in texts]
 
 
 @dataclass
@@ -100,7 +84,12 @@ class RateLimiter:
         seconds it may. Unknown clients (no address) and exempt ones are not limited."""
         if client is None or _within(client, self.options.exempt):
             return Verdict()
-        key, now = str(client), self.clock()
+        return self.take(str(client))
+
+    def take(self, key: str) -> Verdict:
+        """One token of the bucket named ``key`` (a client address, or anything else a
+        limit is kept per, e.g. a case code), or in how many seconds there is one."""
+        now = self.clock()
         bucket = self._buckets.pop(key, None)
         if bucket is None:
             bucket = _Bucket(float(self.options.burst), now)
@@ -121,11 +110,14 @@ class RateLimiter:
         return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first)
 
 
-def too_many(retry_after_s: float) -> web.Response:
+SUBMISSIONS = "提交过于频繁，请稍后再试 (too many submissions, try again later)"
+
+
+def too_many(retry_after_s: float, title: str = SUBMISSIONS) -> web.Response:
     """429 problem+json, in Chinese with English beside it, with ``Retry-After``."""
     seconds = max(1, math.ceil(retry_after_s))
     response = problem.problem(
-        429, "rate-limited", "提交过于频繁，请稍后再试 (too many submissions, try again later)",
+        429, "rate-limited", title,
         f"请 {seconds} 秒后重试 / retry in {seconds} s", retry_after_s=seconds,
     )
     response.headers["Retry-After"] = str(seconds)

@@ -25,6 +25,7 @@ from gateway.ops.metrics import GatewayMetrics
 from gateway.reports.schedule import WeeklyReports
 from gateway.routing.hints import RoutingHints, load_hints
 from gateway.server.http_edge import EdgeSite, start_site
+from gateway.server.lookup import fill_rows as fill_lookup_rows
 from gateway.server.loop_lag import LoopLagMonitor
 from gateway.store import Store, outbox
 from gateway.support import registry
@@ -72,6 +73,7 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
         dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
     )
     intake.hints = (hints or routing_hints(config)).apply
+    intake.lookup_keys = config.privacy.keys(config.data_dir)
     return intake
 
 
@@ -144,6 +146,8 @@ class Gateway:
         self.routing_hints = routing_hints(config)
         self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints)
         self.intake.on_enqueued = self.forwarder.notify
+        if self.intake.lookup_keys is not None:  # cases filed before the look-up existed
+            await fill_lookup_rows(self.store, self.intake.lookup_keys)
         app = build_app(self)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None,

@@ -1,5 +1,6 @@
 """The inbound HTTP surface: intake routes of push adapters, health, the pull feed, the
-status API (gateway/server/status_api.py) and the Open311 read side (gateway/server/open311.py)."""
+status API (gateway/server/status_api.py), the look-up by case code
+(gateway/server/lookup_route.py) and the Open311 read side (gateway/server/open311.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
-from gateway.server import attachment_route, open311, openapi, status_api
+from gateway.server import attachment_route, lookup_route, open311, openapi, status_api
 from gateway.server.api_access import GATEWAY_KEY
 from gateway.server.api_access import authorized as _authorized
 from gateway.server.api_access import gateway_of as _gateway
@@ -126,6 +127,7 @@ def build_app(gateway: RunningGateway) -> web.Application:
         web.post("/v1/cases/{case_code}/status", status_api.post_status),
     ])
     app.add_routes(attachment_route.routes(gateway, _authorized))
+    app.add_routes(lookup_route.routes(gateway))  # /v1/lookup, /lookup: public
     if gateway.config.open311 is not None:
         app.add_routes(open311.routes())
     ops.setup(app, gateway)  # /metrics, /v1/status, /ops

@@ -31,7 +31,7 @@ from gateway.intake.openapi import (
     string,
     text_answer,
 )
-from gateway.server import attachment_route
+from gateway.server import attachment_route, lookup_route
 
 if TYPE_CHECKING:
     from gateway.ops.running import RunningGateway
@@ -191,6 +191,7 @@ def core_part(config: GatewayConfig) -> ApiPart:
     _health(part)
     _pull_feed(part, config)
     part.merge(attachment_route.openapi_part(config))
+    part.merge(lookup_route.openapi_part(config))
     _ops(part, config)
     _ops_page(part)
     _open311(part, config)

@@ -13,11 +13,10 @@ import json
 
 from aiohttp import web
 
-from gateway.intake.body_budget import read_bounded
-from gateway.model import strict_json
 from gateway.model.case_status import parse_update
-from gateway.model.errors import FieldError, Rejected
+from gateway.model.errors import Rejected
 from gateway.model.input_limits import InputLimits
+from gateway.server import json_body
 from gateway.server.api_access import authorized, gateway_of, json_answer
 from gateway.store import Tx, cases, statuses
 from gateway.support import problem
@@ -32,20 +31,6 @@ def _not_found(code: str) -> web.Response:
     return problem.problem(404, "not-found", "未找到该案件 (no such case)", code[:64])
 
 
-async def _read_json(request: web.Request) -> object:
-    """The body as strict JSON; ``Rejected`` naming ``body`` when it is too big or not
-    JSON at all."""
-    body = await read_bounded(request, STATUS_MAX_BYTES)
-    if body is None:
-        raise Rejected.one("body", "too_large", f"请求体超过 {STATUS_MAX_BYTES} 字节",
-                           f"the body exceeds {STATUS_MAX_BYTES} bytes")
-    try:
-        return strict_json.loads(body.decode("utf-8"), STATUS_LIMITS)
-    except (UnicodeDecodeError, ValueError):
-        raise Rejected.one("body", "not_json", "请求体必须是 UTF-8 编码的 JSON 对象",
-                           "the body must be a JSON object in UTF-8") from None
-
-
 async def post_status(request: web.Request) -> web.Response:
     """Add one status to a case's history: 201 with the new entry, 200 with the stored
     entry when the same (case, status, time) came before, 404 for an unknown case."""
@@ -53,9 +38,10 @@ async def post_status(request: web.Request) -> web.Response:
         return refusal
     code = request.match_info["case_code"].upper()
     try:
-        update = parse_update(await _read_json(request))
+        update = parse_update(await json_body.read_json(request, STATUS_MAX_BYTES,
+                                                       STATUS_LIMITS))
     except Rejected as exc:
-        return _refusal(exc.errors)
+        return json_body.refusal(exc.errors)
     found = await gateway_of(request).store.write(
         lambda tx: statuses.record_for_code(tx, code, update, "api"))
     if found is None:
@@ -63,13 +49,6 @@ async def post_status(request: web.Request) -> web.Response:
     entry, created = found
     log.info("case_status", case_code=code, status=entry.status, created=created)
     return json_answer({"case_code": code, **entry.as_json()}, 201 if created else 200)
-
-
-def _refusal(errors: list[FieldError]) -> web.Response:
-    if any(e.code == "too_large" for e in errors):
-        return problem.problem(413, "too-large", "请求体过大 (request body too large)",
-                               f"{errors[0].zh} / {errors[0].en}", errors)
-    return problem.rejected(errors)
 
 
 async def get_case(request: web.Request) -> web.Response:

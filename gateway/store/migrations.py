@@ -208,6 +208,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX case_statuses_code ON case_statuses (case_code, at)",
         "CREATE INDEX case_statuses_status ON case_statuses (status, case_id)",
     ]),
+    # The look-up by case code (gateway/store/lookup.py): per case what a citizen's
+    # question is matched against, keyed digests only (never the digits or the address
+    # in clear), and what the answer shows besides the statuses. Cases filed before this
+    # migration are filled at start-up (lookup.backfill), under the identifier key.
+    (8, "look-up by case code", [
+        """CREATE TABLE case_lookup (
+            case_id {bigint} PRIMARY KEY,
+            case_code TEXT NOT NULL UNIQUE,
+            channel TEXT NOT NULL,
+            received_at {real} NOT NULL,
+            phone_last4 TEXT,
+            email TEXT
+        )""",
+    ]),
     # What went back to the citizen (gateway/store/citizen_notices.py): one row per (case
     # code, channel), so a retried outbox entry never sends twice; the recipient only as
     # a keyed digest (gateway/support/keyed_ids.py), for the at-most-one-per-interval rule.

@@ -27,6 +27,7 @@ from pydantic import (
 from gateway.model.errors import ConfigError
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
+from gateway.support.lookup_config import LookupConfig
 from gateway.support.mail_config import SmtpConfig
 from gateway.support.open311_config import Open311Config
 from gateway.support.privacy_config import PrivacyConfig
@@ -266,6 +267,8 @@ class GatewayConfig(_Strict):
     sms: SmsConfig | None = None
     # Personal data: identifier keys (gateway/support/keyed_ids.py, docs/personal-data.md).
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    # The look-up by case code (gateway/server/lookup_route.py, docs/citizen.md).
+    lookup: LookupConfig = Field(default_factory=LookupConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -5,7 +5,10 @@ answers the network without credentials: a push source that authenticates nothin
 phone hotline with ``auth: {scheme: none}``), or the operations views without
 ``ops.token``. Naming it in ``allow_unauthenticated`` accepts the risk explicitly. The
 web mailbox is public by design (its adapter says so, ``public_by_design``): citizens'
-browsers post to it; the rate limit and the shape limits protect it, not credentials.
+browsers post to it; the rate limit and the shape limits protect it, not credentials. So
+is the look-up by case code (``lookup:``, gateway/server/lookup_route.py): a citizen asks
+with the code and the last four digits of the phone number, the answer holds nothing
+personal, and limits per client and per code bound the guessing; it is never refused here.
 
 Secrets written in clear in the file instead of ``${VAR}`` are only warned about
 (``minsheng check-config`` prints them, ``minsheng run`` logs them): the gateway works,
