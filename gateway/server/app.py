@@ -26,7 +26,8 @@ from gateway.reports.schedule import WeeklyReports
 from gateway.routing.hints import RoutingHints, load_hints
 from gateway.server.http_edge import EdgeSite, start_site
 from gateway.server.loop_lag import LoopLagMonitor
-from gateway.store import Store, outbox
+from gateway.store import Store, audit, outbox
+from gateway.store.purge_loop import PurgeLoop
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, SourceConfig
 from gateway.support.logging import get_logger
@@ -69,7 +70,8 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
         sinks=[s.name for s in config.sinks if s.enabled],
         bindings={s.name: binding_for(config, s) for s in config.sources},
         save_blobs=save_blobs,
-        dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
+        dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events],
+                           keys=config.privacy.keys(config.data_dir)),
     )
     intake.hints = (hints or routing_hints(config)).apply
     return intake
@@ -105,6 +107,17 @@ def bind_flows(intake: Intake, adapters: Mapping[str, Adapter[Any]]) -> None:
             intake.flows[name] = flow
 
 
+async def rekey_reporters(store: Store, dedup: Deduplicator) -> int:
+    """File the cases migration 10 left without reporter keys under keyed digests, a
+    chunk per transaction (a no-op once done); returns how many were filed again."""
+    total = 0
+    while n := await store.write(dedup.rekey):
+        total += n
+    if total:
+        log.info("dedup_reporters_rekeyed", cases=total)
+    return total
+
+
 @dataclass
 class Gateway:
     """A running gateway: start it, serve, stop it gracefully."""
@@ -122,6 +135,7 @@ class Gateway:
     site: EdgeSite | None = field(init=False, default=None)
     routing_hints: RoutingHints = field(init=False)
     reports: WeeklyReports | None = field(init=False, default=None)
+    audit_retention: PurgeLoop | None = field(init=False, default=None)
     mailer: Mailer | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
@@ -143,6 +157,7 @@ class Gateway:
         self.routing_hints = routing_hints(config)
         self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints)
         self.intake.on_enqueued = self.forwarder.notify
+        await rekey_reporters(self.store, self.intake.dedup)
         app = build_app(self)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None,
@@ -161,6 +176,10 @@ class Gateway:
                 self.poller.start(adapter)
             else:
                 self.status.set(adapter.name, UP, "listening")
+        self.audit_retention = PurgeLoop(
+            self.store, "audit_log", audit.purge,
+            config.privacy.audit_retention_days * 86400.0, audit.PURGE_CHUNK)
+        self.audit_retention.start()
         self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
         self.loop_lag.start()
         self.mailer = Mailer(config.smtp) if config.smtp is not None else None
@@ -190,6 +209,8 @@ class Gateway:
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.forwarder.stop()
+        if self.audit_retention is not None:
+            await self.audit_retention.stop()
         await self.store.close()
         if self.loop_lag is not None:
             await self.loop_lag.stop()
