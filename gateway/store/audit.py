@@ -21,33 +21,16 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from gateway.model.audit_action import ACTOR_API, ACTOR_OPS, ACTOR_PUBLIC, AuditAction
 from gateway.store.engine import Tx
+
+__all__ = ["ACTOR_API", "ACTOR_OPS", "ACTOR_PUBLIC", "AuditAction", "AuditEntry", "entries",
+           "purge", "record"]
 
 PURGE_CHUNK = 1000  # rows one purge statement deletes (one transaction each)
 LIST_LIMIT = 10_000  # rows ``entries`` returns at most
-
-ACTOR_API = "api"  # the pull API's bearer token (api.token)
-ACTOR_OPS = "ops"  # the operator token (ops.token)
-ACTOR_PUBLIC = "public"  # a route without a token (the Open311 read)
-
-
-class AuditAction(StrEnum):
-    """What was read or done. Stable names: the log is kept for months and filtered on."""
-
-    FEED_READ = "feed.read"  # GET /v1/cases: a range of the pull feed
-    CASE_READ = "case.read"  # GET /v1/cases/{code}: one case with its status history
-    ATTACHMENT_READ = "attachment.read"  # GET /v1/attachments/{sha256}
-    OPEN311_READ = "open311.read"  # GET /open311/v2/requests/{code}.json
-    CASES_SHOW = "cases.show"  # minsheng cases show
-    QUARANTINE_LIST = "quarantine.list"  # minsheng quarantine list
-    DLQ_LIST = "dlq.list"  # minsheng dlq list
-    CALLS_OVERDUE = "calls.overdue"  # minsheng calls overdue (lists callers' numbers)
-    SUBJECT_EXPORT = "subject.export"  # minsheng subject export (a person's data)
-    SUBJECT_ERASE = "subject.erase"  # minsheng subject erase
-
 
 @dataclass(frozen=True)
 class AuditEntry:
