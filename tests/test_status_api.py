@@ -157,7 +157,7 @@ async def test_store_queries(store: Store) -> None:
     assert [(code, category) for code, _, category in finals] == [("CY-A", "甲"),
                                                                   ("CY-C", "丙")]
     assert missing == {"CY-Z"}
-    assert MIGRATIONS[-1][1] == "case statuses"
+    assert "case statuses" in [name for _, name, _ in MIGRATIONS]
 
 
 @pytest.mark.parametrize("body", [
