@@ -168,3 +168,23 @@ async def test_a_second_replica_sees_one_log(store: Store, store_url: str) -> No
         await other.write(lambda tx: audit.record(tx, "ops", AuditAction.CASE_READ, "X"))
     assert [(r.actor, r.target) for r in await _entries(store)] == [
         ("api", "feed:1-2"), ("ops", "X")]
+
+
+async def test_the_phone_channels_overdue_list_leaves_a_row(tmp_path: Path,
+                                                            store_url: str) -> None:
+    """``GET /intake/<source>/calls/overdue`` lists callers' numbers: an ``ops`` read."""
+    hotline = {"name": "hotline", "adapter": "cdr_webhook", "ops_token": "phone-ops-token",
+               "auth": {"scheme": "bearer", "token": "phone-ivr-token"}}
+    gateway = Gateway(gateway_config(tmp_path, store_url, sources=[hotline]))
+    await gateway.start()
+    try:
+        async with httpx.AsyncClient(base_url=base_url(gateway)) as client:
+            listed = await client.get("/intake/hotline/calls/overdue",
+                                      headers={"Authorization": "Bearer phone-ops-token"})
+            refused = await client.get("/intake/hotline/calls/overdue")
+        rows = await _entries(gateway.store)
+    finally:
+        await gateway.stop()
+    assert (listed.status_code, refused.status_code) == (200, 401)
+    assert [(r.actor, r.action, r.target, r.detail) for r in rows] == [
+        ("ops", "calls.overdue", "calls:hotline", {"count": 0})]
