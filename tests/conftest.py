@@ -23,6 +23,9 @@ from tests.opinion_server import FixtureServer
 from tests.pg import PostgresServer, create_database, free_port
 
 _db_counter = itertools.count()
+# Replicas sharing a PostgreSQL store must share the identifier key (a config without
+# one is refused there): every test config carries this one.
+TEST_PRIVACY: dict[str, Any] = {"identifier_key": "5a17" * 16}
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +78,7 @@ def raw_config(tmp_path: Path, store_url: str, **overrides: Any) -> dict[str, An
         "data_dir": str(tmp_path / "var"),
         "server": {"listen": f"127.0.0.1:{free_port()}", "shutdown_timeout_s": 5},
         "store": {"url": store_url},
+        "privacy": TEST_PRIVACY,
         "api": {"token": "test-api-token"},
         "log": {"format": "json", "level": "info"},
         "sources": [{"name": "web", "adapter": "web_mailbox"}],

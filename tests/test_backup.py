@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from gateway.cli import main
 from gateway.server.app import Gateway
 from gateway.store.backup import BackupError, BackupInfo, backup_sqlite
-from tests.conftest import base_url, gateway_config
+from tests.conftest import TEST_PRIVACY, base_url, gateway_config
 
 TOTAL = 600
 FORM = {"name": "黄女士", "phone": "13800138000", "content": "小区门口共享单车堆放严重"}
@@ -77,8 +77,8 @@ async def test_backup_under_load_is_consistent_and_restores(tmp_path: Path) -> N
 
 def write_config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "var"), "store": {"url": url}}),
-                    encoding="utf-8")
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "var"), "store": {"url": url},
+                                    "privacy": TEST_PRIVACY}), encoding="utf-8")
     return path
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.store import cases
-from tests.conftest import started_store
+from tests.conftest import TEST_PRIVACY, started_store
 
 CODES = ("CY-20261204-W-000001-1", "CY-20261204-W-000002-2")
 GOOD = (
@@ -43,7 +43,8 @@ def prepare(tmp_path: Path, store_url: str) -> Path:
 
     asyncio.run(fill())
     config = tmp_path / "gateway.yaml"
-    config.write_text(json.dumps({"store": {"url": store_url}, "data_dir": str(tmp_path)}),
+    config.write_text(json.dumps({"store": {"url": store_url}, "privacy": TEST_PRIVACY,
+                                  "data_dir": str(tmp_path)}),
                       encoding="utf-8")
     return config
 

@@ -14,6 +14,7 @@ from gateway.model.errors import ConfigError
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, load_config, parse_config
 from gateway.support.logging import mask_text
+from tests.conftest import TEST_PRIVACY
 
 KNOWN_ADAPTERS = ", ".join(registry.names("adapter"))
 KNOWN_FORMATS = ", ".join(registry.names("normalizer"))
@@ -100,7 +101,7 @@ def test_source_lookup_by_name() -> None:
 def test_env_var_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
     name = env_name()
     monkeypatch.setenv(name, "postgresql://gw:pw@127.0.0.1:5432/gw")
-    config = parse_config({"store": {"url": f"${{{name}}}"}})
+    config = parse_config({"store": {"url": f"${{{name}}}"}, "privacy": TEST_PRIVACY})
     assert config.store.url == "postgresql://gw:pw@127.0.0.1:5432/gw"
 
 

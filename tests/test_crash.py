@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from gateway.store import Store
+from tests.conftest import TEST_PRIVACY
 from tests.pg import free_port
 from tests.procs import GatewayProcess, write_config
 
@@ -56,6 +57,7 @@ def crash_config(tmp_path: Path, store_url: str, port: int) -> dict[str, Any]:
         "data_dir": str(tmp_path / "var"),
         "server": {"listen": f"127.0.0.1:{port}", "shutdown_timeout_s": 5},
         "store": {"url": store_url},
+        "privacy": TEST_PRIVACY,
         "api": {"token": "${MINSHENG_API_TOKEN}"},
         "log": {"format": "json", "level": "warning"},
         "sources": [{"name": SOURCE, "adapter": "web_mailbox"}],

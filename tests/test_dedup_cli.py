@@ -15,13 +15,14 @@ from click.testing import CliRunner
 from gateway.cli.dedup import clusters, dedup_group, parse_since
 from gateway.intake.pipeline import IntakeResult
 from gateway.store import Store
+from tests.conftest import TEST_PRIVACY
 from tests.test_dedup_store import LAMP, NOISE, NOISE_AGAIN, make_intake, raw
 
 
 def build(tmp_path: Path, store_url: str) -> tuple[Path, list[IntakeResult]]:
     """A store with a repeat, a cluster of three and a lone case; its config file."""
     config = tmp_path / "gateway.yaml"
-    config.write_text(yaml.safe_dump({"store": {"url": store_url},
+    config.write_text(yaml.safe_dump({"store": {"url": store_url}, "privacy": TEST_PRIVACY,
                                       "data_dir": str(tmp_path / "var")}))
     now = datetime.now(UTC) - timedelta(minutes=30)
 

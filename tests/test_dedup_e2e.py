@@ -27,7 +27,7 @@ from gateway.model.normalize import NormalizerContext
 from gateway.model.schema import RawRecord
 from gateway.server.app import Gateway
 from gateway.support.config import parse_config
-from tests.conftest import base_url, sink_lines
+from tests.conftest import TEST_PRIVACY, base_url, sink_lines
 from tests.pg import free_port
 from tests.test_dedup_store import CHANNELS, NOISE, NOISE_AGAIN, json_draft
 
@@ -40,6 +40,7 @@ def raw_config(tmp_path: Path, store_url: str) -> dict[str, Any]:
         "data_dir": str(tmp_path / "var"),
         "server": {"listen": f"127.0.0.1:{free_port()}", "shutdown_timeout_s": 5},
         "store": {"url": store_url},
+        "privacy": TEST_PRIVACY,
         "log": {"format": "json", "level": "warning"},
         "sources": [{"name": "web", "adapter": "web_mailbox"}],
         "sinks": [

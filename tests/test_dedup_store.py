@@ -18,7 +18,8 @@ from gateway.model.schema import Complaint, ComplaintDraft, Location, RawRecord,
 from gateway.store import Store, Tx, cases, journal
 from gateway.store import dedup_index as idx
 from gateway.support.config import DedupConfig
-from tests.conftest import started_store
+from gateway.support.keyed_ids import IdentifierKeys, key_from_text
+from tests.conftest import TEST_PRIVACY, started_store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2024, 5, 6, 1, 0, tzinfo=UTC)
@@ -42,6 +43,8 @@ def json_draft(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     )
 
 
+# Replicas share one identifier key (as privacy.identifier_key makes them).
+TEST_KEYS = IdentifierKeys(key_from_text(TEST_PRIVACY["identifier_key"]))
 CHANNELS = {"hotline": "phone", "mailbox": "email", "web": "web"}
 
 
@@ -49,7 +52,7 @@ def make_intake(store: Store, config: DedupConfig | None = None,
                 event_sinks: tuple[str, ...] = ()) -> Intake:
     bindings = {s: SourceBinding(json_draft, NormalizerContext(s, SHANGHAI)) for s in CHANNELS}
     return Intake(store, region="CY", timezone=SHANGHAI, sinks=["platform"],
-                  bindings=bindings, dedup=Deduplicator(config, event_sinks))
+                  bindings=bindings, dedup=Deduplicator(config, event_sinks, TEST_KEYS))
 
 
 _refs = iter(range(1, 1_000_000))

@@ -25,7 +25,7 @@ from gateway.server.app import Gateway
 from gateway.store import Store, Tx, outbox
 from gateway.store.outbox import DeadLetter, Delivery
 from gateway.support.config import GatewayConfig, SinkConfig
-from tests.conftest import base_url, gateway_config
+from tests.conftest import TEST_PRIVACY, base_url, gateway_config
 from tests.procs import run_cli, write_config
 from tests.receiver import Receiver, verify_signature
 
@@ -278,7 +278,8 @@ async def _watch_until_dead(gw: Gateway, receiver: Receiver, codes: list[str],
 def _cli_config(tmp_path: Path, store_url: str, url: str) -> Path:
     """A YAML config for the CLI on the same store; the secret comes from the environment."""
     sink = {**http_sink(url), "secret": "${MINSHENG_TEST_SINK_SECRET}"}
-    raw = {"data_dir": str(tmp_path / "var"), "store": {"url": store_url}, "sinks": [sink]}
+    raw = {"data_dir": str(tmp_path / "var"), "store": {"url": store_url},
+           "privacy": TEST_PRIVACY, "sinks": [sink]}
     return write_config(tmp_path / "cli.yaml", raw)
 
 
@@ -344,7 +345,7 @@ async def test_the_running_gateway_deletes_deliveries_past_the_retention(
     # The CLI, gateway stopped: the dead letter is listed, the status counts what was sent.
     cli_config = write_config(tmp_path / "cli.yaml", {
         "data_dir": str(tmp_path / "var"), "store": {"url": store_url},
-        "server": {"listen": config.server.listen}})
+        "privacy": TEST_PRIVACY, "server": {"listen": config.server.listen}})
     listed = run_cli("dlq", "list", "--config", str(cli_config))
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [

@@ -21,7 +21,7 @@ from gateway.model.errors import ConfigError
 from gateway.ops.routes import COOKIE, cookie_value, refusal
 from gateway.server.app import Gateway
 from gateway.support.config import OpsConfig, parse_config
-from tests.conftest import base_url
+from tests.conftest import TEST_PRIVACY, base_url
 from tests.pg import free_port
 from tests.procs import ROOT, subprocess_env, write_config
 from tests.receiver import Receiver
@@ -36,7 +36,8 @@ def raw_config(tmp_path: Path, store_url: str, **overrides: Any) -> dict[str, An
     return {
         "region_code": "CY", "data_dir": str(tmp_path / "var"),
         "server": {"listen": f"127.0.0.1:{free_port()}", "shutdown_timeout_s": 5},
-        "store": {"url": store_url}, "api": {"token": "${MINSHENG_API_TOKEN}"},
+        "store": {"url": store_url}, "privacy": TEST_PRIVACY,
+        "api": {"token": "${MINSHENG_API_TOKEN}"},
         "log": {"format": "json"},
         "ops": {"token": "${MINSHENG_TEST_OPS_TOKEN}", "loopback_only": False, "cache_s": 0},
         "sources": [{"name": "web", "adapter": "web_mailbox"}],

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from gateway.store import Store
+from tests.conftest import TEST_PRIVACY
 from tests.pg import free_port
 from tests.procs import GatewayProcess, write_config
 
@@ -55,7 +56,8 @@ def config(tmp_path: Path, store_url: str, port: int) -> dict[str, Any]:
     return {
         "region_code": "CY", "data_dir": str(tmp_path / "var"),
         "server": {"listen": f"127.0.0.1:{port}", "shutdown_timeout_s": 5},
-        "store": {"url": store_url}, "log": {"format": "json", "level": "warning"},
+        "store": {"url": store_url}, "privacy": TEST_PRIVACY,
+        "log": {"format": "json", "level": "warning"},
         "sources": [{"name": "hotline", "adapter": "cdr_webhook", "format": "generic_json",
                      "auth": {"scheme": "bearer", "token": "${PHONE_TOKEN}"},
                      "missed_calls": "callback"}],

@@ -15,6 +15,7 @@ import httpx
 import yaml
 
 from gateway.server.app import Gateway
+from tests.conftest import TEST_PRIVACY
 from tests.fixtures.cdr import OPS_TOKEN, generic, read, running
 from tests.fixtures.cdr import source as phone_source
 from tests.fixtures.cdr import url as base
@@ -57,6 +58,7 @@ def write_config(tmp_path: Path, gw: Gateway) -> Path:
     raw = gw.config.model_dump(mode="json", exclude={"api"})
     raw["sources"] = [HOTLINE, QUICK, CTI]
     raw["sinks"] = []
+    raw["privacy"] = TEST_PRIVACY  # model_dump masks the key
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path
 

@@ -35,6 +35,7 @@ from adapters.cdr_webhook.flow import CallFlow, CallPolicy, CallResult, Parser, 
 from gateway.intake.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.intake.openapi import ApiPart
 from gateway.intake.sources import Adapter, AdapterEnv
+from gateway.model.audit_action import ACTOR_OPS, AuditAction
 from gateway.model.errors import ConfigError
 from gateway.model.input_limits import InputLimits
 from gateway.model.schema import RawRecord
@@ -251,8 +252,12 @@ class CdrWebhookSource(Adapter[CdrWebhookOptions]):
             return refusal
         assert self.flow_ is not None
         now = time.time()
-        found = await self.flow_.intake.store.read(
+        intake = self.flow_.intake
+        found = await intake.store.read(
             lambda tx: store_calls.waiting(tx, overdue_at=now, source=self.name))
+        await intake.store.write(lambda tx: intake.services.record_access(
+            tx, ACTOR_OPS, AuditAction.CALLS_OVERDUE, f"calls:{self.name}",
+            {"count": len(found)}))  # the list holds callers' numbers
         return web.json_response({"overdue": [c.__dict__ for c in found]})
 
     async def start(self, intake: Intake) -> None:

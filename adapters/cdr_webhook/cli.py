@@ -21,8 +21,10 @@ from gateway.cli.common import (
     json_option,
     load_or_exit,
     parse_since,
+    read_logged,
     with_store,
 )
+from gateway.model.audit_action import AuditAction
 
 T = TypeVar("T")
 _source = click.option("--source", default=None, help="one phone source (default: all)")
@@ -103,8 +105,9 @@ def overdue(source: str | None, as_json: bool, config_path: Path) -> None:
     """Calls past their deadline: answered without notes, or notes without a call record."""
     config = load_or_exit(config_path)
     now = time.time()
-    found = with_store(config, lambda s: s.read(
-        lambda tx: store_calls.waiting(tx, overdue_at=now, source=source)))
+    found = read_logged(config, lambda tx: store_calls.waiting(tx, overdue_at=now, source=source),
+                        AuditAction.CALLS_OVERDUE,
+                        lambda f: (f"calls:{source or '*'}", {"count": len(f)}))
     if as_json:
         click.echo(json.dumps([_overdue_json(c, now) for c in found], ensure_ascii=False,
                               indent=2))

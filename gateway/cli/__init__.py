@@ -19,6 +19,7 @@ T = TypeVar("T")
 # Command groups of the channels and of operations, imported only when used (their
 # modules pull in parsers a plain `minsheng run` does not need).
 LAZY_COMMANDS: dict[str, str] = {
+    "audit": "gateway.cli.audit:audit_group",
     "calls": "adapters.cdr_webhook.cli:calls",
     "cases": "gateway.cli.cases:cases_group",
     "classify": "gateway.cli.routing:classify",

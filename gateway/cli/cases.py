@@ -9,8 +9,16 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.common import config_option, echo_json, json_option, load_or_exit, with_store
+from gateway.cli.common import (
+    config_option,
+    echo_json,
+    json_option,
+    load_or_exit,
+    read_logged,
+    with_store,
+)
 from gateway.cli.status import table
+from gateway.model.audit_action import AuditAction
 from gateway.model.status_csv import StatusRow, read_status_csv
 from gateway.store import Store, Tx, cases, statuses
 from gateway.store.statuses import StatusEntry
@@ -36,10 +44,8 @@ def show(code: str, as_json: bool, config_path: Path) -> None:
         row = cases.get_by_code(tx, code)
         return None if row is None else (json.loads(row.document), statuses.history(tx, code))
 
-    async def work(store: Store) -> tuple[dict[str, object], list[StatusEntry]] | None:
-        return await store.read(read)
-
-    found = with_store(config, work)
+    found = read_logged(config, read, AuditAction.CASES_SHOW,
+                        lambda f: (code[:64], {"found": f is not None}))
     if found is None:
         click.echo(f"未找到案件 {code} (no such case)", err=True)
         sys.exit(1)

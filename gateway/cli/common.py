@@ -1,12 +1,14 @@
 """What every ``minsheng`` command group shares: the --config and --json options, loading
-the config (exit 2 listing every error), a store opened for one command, and --since."""
+the config (exit 2 listing every error), a store opened for one command, a read recorded
+in the access log, and --since."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,11 +17,13 @@ from zoneinfo import ZoneInfo
 import click
 
 from gateway.model import timespan
+from gateway.model.audit_action import AuditAction
 from gateway.model.errors import ConfigError
-from gateway.store import Store
+from gateway.store import Store, Tx, audit
 from gateway.support.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
 
 T = TypeVar("T")
+Target = tuple[str, Mapping[str, Any]]  # what a command read, and its counts/parameters
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG_PATH,
@@ -49,6 +53,29 @@ def with_store(config: GatewayConfig, work: Callable[[Store], Awaitable[T]]) -> 
             await store.close()
 
     return asyncio.run(main())
+
+
+def cli_actor() -> str:
+    """The access log's ``actor`` of a command: ``os:`` and the operating-system user
+    running it, so a read through the CLI is told apart from one through a token."""
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        return "os:unknown"
+
+
+def read_logged(config: GatewayConfig, read: Callable[[Tx], T], action: AuditAction,
+                target: Callable[[T], Target]) -> T:
+    """Run ``read`` on the configured store, then append what it read to the access log
+    before the command prints anything."""
+
+    async def work(store: Store) -> T:
+        found = await store.read(read)
+        what, detail = target(found)
+        await store.write(lambda tx: audit.record(tx, cli_actor(), action, what, detail))
+        return found
+
+    return with_store(config, work)
 
 
 def echo_json(value: Any) -> None:

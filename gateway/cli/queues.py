@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.common import config_option, load_or_exit, with_store
+from gateway.cli.common import config_option, load_or_exit, read_logged, with_store
+from gateway.model.audit_action import AuditAction
 from gateway.store import Store, outbox, quarantine
 
 
@@ -23,8 +24,8 @@ def quarantine_group() -> None:
 @config_option
 def quarantine_list(config_path: Path) -> None:
     """List open quarantine entries."""
-    entries = with_store(load_or_exit(config_path),
-                          lambda s: s.read(lambda tx: quarantine.list_open(tx)))
+    entries = read_logged(load_or_exit(config_path), lambda tx: quarantine.list_open(tx),
+                          AuditAction.QUARANTINE_LIST, lambda e: ("quarantine", {"count": len(e)}))
     if not entries:
         click.echo("quarantine is empty")
     for e in entries:
@@ -69,7 +70,8 @@ def dlq() -> None:
 @config_option
 def dlq_list(config_path: Path) -> None:
     """List dead-lettered deliveries with their last error."""
-    dead = with_store(load_or_exit(config_path), lambda s: s.read(lambda tx: outbox.list_dead(tx)))
+    dead = read_logged(load_or_exit(config_path), lambda tx: outbox.list_dead(tx),
+                       AuditAction.DLQ_LIST, lambda d: ("dlq", {"count": len(d)}))
     if not dead:
         click.echo("no dead letters")
     for d in dead:

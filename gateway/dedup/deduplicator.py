@@ -42,6 +42,7 @@ from gateway.store import Tx, cases, outbox
 from gateway.store import dedup_index as idx
 from gateway.store.dedup_index import Entry
 from gateway.support.config import DedupConfig
+from gateway.support.keyed_ids import IdentifierKeys, IdKind, ephemeral_keys
 from gateway.support.logging import get_logger, mask_text
 
 log = get_logger("gateway.dedup")
@@ -86,7 +87,10 @@ class Fingerprint:
     length: int  # normalized characters compared
     signature: bytes  # compact MinHash; empty when the text has nothing to compare
     bands: tuple[int, ...]
-    reporters: dict[int, str]  # hashed reporter key → the key (in memory only)
+    reporters: dict[int, str]  # keyed reporter digest (current key) → the key (in memory only)
+    # every accepted key's digest → the key: what matching looks for, so an entry filed
+    # under a key being rotated out is still found (docs/personal-data.md)
+    lookup: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,8 +105,12 @@ class Decision:
 class Deduplicator:
     """Dedup decisions of one gateway, from the ``dedup:`` config section."""
 
-    def __init__(self, config: DedupConfig | None = None, event_sinks: Sequence[str] = ()) -> None:
+    def __init__(self, config: DedupConfig | None = None, event_sinks: Sequence[str] = (),
+                 keys: IdentifierKeys | None = None) -> None:
         self.config = config or DedupConfig()
+        # Reporter keys are filed as HMAC digests under ``privacy.identifier_key``; without
+        # keys (a test, a dry run) a random in-memory key: nothing it files outlives it.
+        self.keys = keys or ephemeral_keys()
         self.profile = TextProfile(self.config.shingle_size, self.config.boilerplate)
         self.event_sinks = list(event_sinks)
         self.window_s = self.config.window_days * 86400
@@ -112,7 +120,7 @@ class Deduplicator:
 
     def fingerprint(self, draft: ComplaintDraft) -> Fingerprint:
         if not self.config.enabled:
-            return Fingerprint(draft.received_at.timestamp(), 0, 0, b"", (), {})
+            return Fingerprint(draft.received_at.timestamp(), 0, 0, b"", (), {}, {})
         address = draft.location.address if draft.location else None
         text = "\n".join(part for part in (draft.body, address) if part)
         whole = self.profile.normalize(text, None)
@@ -127,10 +135,12 @@ class Deduplicator:
             signature, bands = compact(values), tuple(band_keys(values))
         exact = "\x1f".join([self.profile.normalize(draft.subject, None), whole,
                              *sorted(a.sha256 for a in draft.attachments)])
+        reporters = reporter_keys(draft)
         return Fingerprint(
             at=draft.received_at.timestamp(), content_hash=key_hash(exact),
             length=len(normalized), signature=signature, bands=bands,
-            reporters={key_hash(k): k for k in reporter_keys(draft)},
+            reporters={self.keys.digest64(IdKind.TEXT, k): k for k in reporters},
+            lookup={d: k for k in reporters for d in self.keys.candidates64(IdKind.TEXT, k)},
         )
 
     # -- inside the transaction ---------------------------------------------------------
@@ -140,7 +150,7 @@ class Deduplicator:
         if not self.config.enabled:
             return Decision()
         since = fp.at - self.window_s
-        mine = idx.by_reporters(tx, list(fp.reporters), since, REPORTER_LIMIT)
+        mine = idx.by_reporters(tx, list(fp.lookup), since, REPORTER_LIMIT)
         return (self._duplicate(fp, mine) or self._repeat(fp, mine)
                 or self._related(tx, fp, since, {e.case_id for _, e in mine}))
 
@@ -150,7 +160,7 @@ class Deduplicator:
             if entry.content_hash == fp.content_hash and abs(fp.at - entry.at) <= limit:
                 info = DedupInfo(kind="repeat", repeat_of=entry.repeat_of or entry.case_code,
                                  cluster_id=entry.cluster_id, similarity=1.0)
-                return Decision(info, entry, entry, fp.reporters[key])
+                return Decision(info, entry, entry, fp.lookup[key])
         return None
 
     def _repeat(self, fp: Fingerprint, mine: list[tuple[int, Entry]]) -> Decision | None:
@@ -163,7 +173,7 @@ class Deduplicator:
         cluster = next((e.cluster_id for _, _, e in matches if e.cluster_id), None)
         info = DedupInfo(kind="repeat", repeat_of=first.repeat_of or first.case_code,
                          cluster_id=cluster, similarity=round(score, 3))
-        return Decision(info, matched=first, shared_key=fp.reporters[key])
+        return Decision(info, matched=first, shared_key=fp.lookup[key])
 
     def _related(self, tx: Tx, fp: Fingerprint, since: float, mine: set[int]) -> Decision:
         """The most similar case of another reporter; one already in a cluster first, so
@@ -240,6 +250,22 @@ class Deduplicator:
             outbox.enqueue(tx, self.event_sinks, None, kind="event",
                            payload=json.dumps(payload, ensure_ascii=False))
         log.info("hot_topic", cluster_id=cluster_id, count=count, events_total=total)
+
+    def rekey(self, tx: Tx, limit: int = 200) -> int:
+        """File up to ``limit`` cases that migration 10 left without reporter keys (their
+        unkeyed hashes were deleted) under keyed digests again, from the reporter their
+        stored case document names; returns how many were done (0: nothing left)."""
+        tx.lock_intake()  # replicas starting together do not file a case twice
+        case_ids = idx.pending_rekey(tx, limit)
+        for case_id in case_ids:
+            row = cases.get_by_id(tx, case_id)
+            if row is None:
+                continue
+            draft = Complaint.model_validate_json(row.document)
+            digests = sorted({self.keys.digest64(IdKind.TEXT, k) for k in reporter_keys(draft)})
+            idx.insert_keys(tx, case_id, (), digests)
+        idx.rekey_done(tx, case_ids)
+        return len(case_ids)
 
     def prune(self, tx: Tx, now: float, limit: int = 1000) -> int:
         """Drop up to ``limit`` entries older than the window; returns how many."""

@@ -11,13 +11,15 @@ migrations like every table, so there is one migration history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
+from gateway.model.audit_action import AuditAction
 from gateway.model.schema import RawRecord
 from gateway.store.engine import Tx
 
-__all__ = ["AdapterServices", "CaseRecord", "Checkpoints", "JournalLookup", "JournalStatus",
-           "Ledger", "QuarantineQueries", "Tx"]
+__all__ = ["AccessLog", "AdapterServices", "CaseRecord", "Checkpoints", "JournalLookup",
+           "JournalStatus", "Ledger", "QuarantineQueries", "Tx"]
 
 # What became of a raw record in the journal (``gateway.store.journal`` spells them).
 JournalStatus = Literal["accepted", "replay", "rejected", "quarantined", "filtered",
@@ -75,5 +77,14 @@ class Ledger(Protocol):
     def case(self, tx: Tx, case_id: int) -> CaseRecord | None: ...
 
 
-class AdapterServices(JournalLookup, Checkpoints, QuarantineQueries, Ledger, Protocol):
+class AccessLog(Protocol):
+    """A channel's own route that shows personal data (the phone channel's overdue calls
+    list callers' numbers) records the read in the access log (gateway/store/audit.py)."""
+
+    def record_access(self, tx: Tx, actor: str, action: AuditAction, target: str,
+                      detail: Mapping[str, Any] | None = None) -> None: ...
+
+
+class AdapterServices(JournalLookup, Checkpoints, QuarantineQueries, Ledger, AccessLog,
+                      Protocol):
     """Everything above, as ``Intake.services`` hands it to adapters."""

@@ -1,14 +1,17 @@
 """What every route of the case API shares: the running gateway behind a request, the
-bearer check of ``api.token`` (the pull feed, the status API, the case look-up) and the
-JSON answer."""
+bearer check of ``api.token`` (the pull feed, the status API, the case look-up), the
+access log entry of each read and the JSON answer."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
 from gateway.ops.running import RunningGateway
+from gateway.store import audit
 from gateway.support import problem
 from gateway.support.tokens import bearer_ok
 
@@ -36,3 +39,13 @@ def authorized(request: web.Request) -> web.Response | None:
     if not bearer_ok(request, token.get_secret_value()):
         return problem.unauthorized("a valid 'Authorization: Bearer <token>' is required")
     return None
+
+
+async def log_access(request: web.Request, action: audit.AuditAction, target: str,
+                     detail: Mapping[str, Any] | None = None,
+                     actor: str = audit.ACTOR_API) -> None:
+    """Append the read to the access log (gateway/store/audit.py) through the group-commit
+    writer, before the answer leaves: an answered read is a logged read. ``actor``: the
+    token's name (one ``api.token`` today: ``api``)."""
+    await gateway_of(request).store.write(
+        lambda tx: audit.record(tx, actor, action, target, detail))

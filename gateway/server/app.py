@@ -27,7 +27,8 @@ from gateway.routing.hints import RoutingHints, load_hints
 from gateway.server.http_edge import EdgeSite, start_site
 from gateway.server.lookup import fill_rows as fill_lookup_rows
 from gateway.server.loop_lag import LoopLagMonitor
-from gateway.store import Store, outbox
+from gateway.store import Store, audit, outbox
+from gateway.store.purge_loop import PurgeLoop
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, SourceConfig
 from gateway.support.logging import get_logger
@@ -70,7 +71,8 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
         sinks=[s.name for s in config.sinks if s.enabled],
         bindings={s.name: binding_for(config, s) for s in config.sources},
         save_blobs=save_blobs,
-        dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
+        dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events],
+                           keys=config.privacy.keys(config.data_dir)),
     )
     intake.hints = (hints or routing_hints(config)).apply
     intake.lookup_keys = config.privacy.keys(config.data_dir)
@@ -107,6 +109,17 @@ def bind_flows(intake: Intake, adapters: Mapping[str, Adapter[Any]]) -> None:
             intake.flows[name] = flow
 
 
+async def rekey_reporters(store: Store, dedup: Deduplicator) -> int:
+    """File the cases migration 10 left without reporter keys under keyed digests, a
+    chunk per transaction (a no-op once done); returns how many were filed again."""
+    total = 0
+    while n := await store.write(dedup.rekey):
+        total += n
+    if total:
+        log.info("dedup_reporters_rekeyed", cases=total)
+    return total
+
+
 @dataclass
 class Gateway:
     """A running gateway: start it, serve, stop it gracefully."""
@@ -124,6 +137,7 @@ class Gateway:
     site: EdgeSite | None = field(init=False, default=None)
     routing_hints: RoutingHints = field(init=False)
     reports: WeeklyReports | None = field(init=False, default=None)
+    audit_retention: PurgeLoop | None = field(init=False, default=None)
     mailer: Mailer | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
@@ -148,6 +162,7 @@ class Gateway:
         self.intake.on_enqueued = self.forwarder.notify
         if self.intake.lookup_keys is not None:  # cases filed before the look-up existed
             await fill_lookup_rows(self.store, self.intake.lookup_keys)
+        await rekey_reporters(self.store, self.intake.dedup)
         app = build_app(self)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None,
@@ -166,6 +181,10 @@ class Gateway:
                 self.poller.start(adapter)
             else:
                 self.status.set(adapter.name, UP, "listening")
+        self.audit_retention = PurgeLoop(
+            self.store, "audit_log", audit.purge,
+            config.privacy.audit_retention_days * 86400.0, audit.PURGE_CHUNK)
+        self.audit_retention.start()
         self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
         self.loop_lag.start()
         if config.reports.enabled:
@@ -197,6 +216,8 @@ class Gateway:
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.forwarder.stop()
+        if self.audit_retention is not None:
+            await self.audit_retention.stop()
         await self.store.close()
         if self.loop_lag is not None:
             await self.loop_lag.stop()

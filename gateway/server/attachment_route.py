@@ -26,7 +26,9 @@ from gateway.intake.openapi import (
 from gateway.model.attachments import AttachmentStore, sanitize_file_name
 from gateway.model.errors import FieldError
 from gateway.ops.running import RunningGateway
+from gateway.server.api_access import log_access
 from gateway.store import attachment_index
+from gateway.store.audit import AuditAction
 from gateway.support import problem
 from gateway.support.config import GatewayConfig
 
@@ -106,6 +108,8 @@ def routes(gateway: RunningGateway, refusal: Refusal) -> list[web.RouteDef]:
             return _bad_digest()
         found = await gateway.store.read(lambda tx: attachment_index.find(tx, digest))
         path = files.path_of(digest)
+        await log_access(request, AuditAction.ATTACHMENT_READ, digest,
+                         {"found": found is not None and path.is_file()})
         if found is None or not path.is_file():
             return _not_found(digest)
         if unsatisfiable_range(request, size := path.stat().st_size):

@@ -15,12 +15,13 @@ from aiohttp import web
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
 from gateway.server import attachment_route, lookup_route, open311, openapi, status_api
-from gateway.server.api_access import GATEWAY_KEY
+from gateway.server.api_access import GATEWAY_KEY, log_access
 from gateway.server.api_access import authorized as _authorized
 from gateway.server.api_access import gateway_of as _gateway
 from gateway.server.http_edge import watch_requests
 from gateway.server.http_errors import make_edge_errors
 from gateway.store import StoreUnavailable, cases
+from gateway.store.audit import AuditAction
 from gateway.support import problem
 from gateway.support.logging import get_logger, mask_text
 from gateway.support.query import whole_number
@@ -105,11 +106,22 @@ async def list_cases(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 100, 1, FEED_MAX_LIMIT)
     rows = await _gateway(request).store.read(lambda tx: cases.feed_after(tx, after, limit))
     cursor = rows[-1].feed_pos if rows else after
+    await log_access(request, AuditAction.FEED_READ, feed_range(after, rows), {
+        "after": after, "limit": limit, "count": len(rows),
+        **({"first": rows[0].case_code, "last": rows[-1].case_code} if rows else {})})
     body = (
         '{"cases":[' + ",".join(r.document for r in rows) + "],"
         f'"next_cursor":"{cursor}","has_more":{"true" if len(rows) == limit else "false"}}}'
     )
     return web.Response(text=body, content_type="application/json")
+
+
+def feed_range(after: int, rows: list[cases.CaseRow]) -> str:
+    """Which cases a page of the feed held, by feed position: one access log entry per
+    request names them all (positions are unique and never reused)."""
+    if not rows:
+        return f"feed:{after}+0"
+    return f"feed:{rows[0].feed_pos}-{rows[-1].feed_pos}"
 
 
 def build_app(gateway: RunningGateway) -> web.Application:

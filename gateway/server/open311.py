@@ -18,8 +18,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.model.case_status import CaseStatus
-from gateway.server.api_access import gateway_of, json_answer
+from gateway.server.api_access import gateway_of, json_answer, log_access
 from gateway.store import Tx, cases, statuses
+from gateway.store.audit import ACTOR_PUBLIC, AuditAction
 from gateway.store.statuses import StatusEntry
 from gateway.support import problem
 from gateway.support.open311_config import Open311Config
@@ -71,6 +72,8 @@ async def service_request(request: web.Request) -> web.Response:
         return None if row is None else (row.document, statuses.history(tx, code))
 
     found = await gateway_of(request).store.read(read)
+    await log_access(request, AuditAction.OPEN311_READ, code[:64], {"found": found is not None},
+                     actor=ACTOR_PUBLIC)
     if found is None:
         return problem.problem(404, "not-found", "未找到该案件 (no such case)", code[:64])
     document, history = found

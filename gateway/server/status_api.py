@@ -17,8 +17,9 @@ from gateway.model.case_status import parse_update
 from gateway.model.errors import Rejected
 from gateway.model.input_limits import InputLimits
 from gateway.server import json_body
-from gateway.server.api_access import authorized, gateway_of, json_answer
+from gateway.server.api_access import authorized, gateway_of, json_answer, log_access
 from gateway.store import Tx, cases, statuses
+from gateway.store.audit import AuditAction
 from gateway.support import problem
 from gateway.support.logging import get_logger
 
@@ -64,6 +65,7 @@ async def get_case(request: web.Request) -> web.Response:
         return None if row is None else (row.document, statuses.history(tx, code))
 
     found = await gateway_of(request).store.read(read)
+    await log_access(request, AuditAction.CASE_READ, code[:64], {"found": found is not None})
     if found is None:
         return _not_found(code)
     document, history = found

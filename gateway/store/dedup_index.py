@@ -3,7 +3,11 @@ the clusters of related cases. Rows in the store, so every replica sees one inde
 
 Times (``at``) are the complaints' ``received_at`` in epoch seconds. Entries older than
 the window are deleted by ``prune``; clusters are kept until their latest case leaves
-the window. Reporter keys are stored hashed (``similarity.key_hash``), never in clear.
+the window. Reporter keys are stored as keyed digests (HMAC-SHA256 under
+``privacy.identifier_key``, gateway/support/keyed_ids.py), never in clear nor as a plain
+hash; the cases migration 10 found filed under the old unkeyed hash wait in
+``dedup_rekey`` until the gateway, which holds the key, files them again
+(``Deduplicator.rekey``).
 """
 
 from __future__ import annotations
@@ -190,6 +194,18 @@ def prune(tx: Tx, before: float, limit: int) -> int:
             tx.execute(f"DELETE FROM {table} WHERE case_id IN ({_marks(ids)})", ids)
     tx.execute("DELETE FROM dedup_clusters WHERE latest_at < ?", (before,))
     return len(rows)
+
+
+def pending_rekey(tx: Tx, limit: int) -> list[int]:
+    """Cases whose unkeyed reporter rows migration 10 deleted, still to be filed again."""
+    rows = tx.fetchall("SELECT case_id FROM dedup_rekey ORDER BY case_id LIMIT ?", (limit,))
+    return [int(r[0]) for r in rows]
+
+
+def rekey_done(tx: Tx, case_ids: Sequence[int]) -> None:
+    if case_ids:
+        tx.execute(f"DELETE FROM dedup_rekey WHERE case_id IN ({_marks(case_ids)})",
+                   list(case_ids))
 
 
 # -- reading -----------------------------------------------------------------------------

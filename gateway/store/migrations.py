@@ -238,6 +238,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX citizen_notices_recipient ON citizen_notices (channel, recipient_key, at)",
     ]),
+    # Keyed identifiers (issue 18): reporter keys were an unkeyed 64-bit hash of the phone
+    # number or address, reversible by trying every mobile number. They are deleted; the
+    # cases they belonged to wait in dedup_rekey until the gateway, which holds
+    # privacy.identifier_key, files them again from their documents (Deduplicator.rekey).
+    # The access log (gateway/store/audit.py): who read which case, never personal fields.
+    (10, "keyed reporter keys, access log", [
+        "CREATE TABLE dedup_rekey (case_id {bigint} PRIMARY KEY)",
+        "INSERT INTO dedup_rekey (case_id) SELECT DISTINCT case_id FROM dedup_reporters",
+        "DELETE FROM dedup_reporters",
+        """CREATE TABLE audit_log (
+            id {id},
+            at {real} NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.

@@ -6,11 +6,13 @@ Adapters never import the store; the intake hands them this object typed as the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from gateway.model.audit_action import AuditAction
 from gateway.model.schema import RawRecord
-from gateway.store import Store, cases, checkpoints, journal, quarantine
+from gateway.store import Store, audit, cases, checkpoints, journal, quarantine
 from gateway.store.cases import CaseRow
 from gateway.store.engine import Tx
 
@@ -50,4 +52,8 @@ class StoreServices:
 
     def case(self, tx: Tx, case_id: int) -> CaseRow | None:
         return cases.get_by_id(tx, case_id)
+
+    def record_access(self, tx: Tx, actor: str, action: AuditAction, target: str,
+                      detail: Mapping[str, Any] | None = None) -> None:
+        audit.record(tx, actor, action, target, detail)
 

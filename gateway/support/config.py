@@ -453,9 +453,12 @@ def parse_config(raw: Any, origin: str = "config") -> GatewayConfig:
         )
     _check_plugins(expanded, errors, reported)
     if not errors and config is not None:
-        from gateway.support.config_checks import exposure_errors  # it reads the adapters' classes
+        from gateway.support.config_checks import (  # it reads the adapters' classes
+            exposure_errors,
+            privacy_errors,
+        )
 
-        errors = exposure_errors(config)
+        errors = exposure_errors(config) + privacy_errors(config)
     if errors or config is None:
         raise ConfigError(errors or [f"{origin}: invalid"])
     return config

@@ -100,6 +100,37 @@ def exposure_errors(config: ExposedConfig) -> list[str]:
     return errors
 
 
+class _Store(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+class _Privacy(Protocol):
+    @property
+    def identifier_key(self) -> object | None: ...
+
+
+class SharedStoreConfig(Protocol):
+    """What the key check reads of a whole config (``GatewayConfig``)."""
+
+    @property
+    def store(self) -> _Store: ...
+    @property
+    def privacy(self) -> _Privacy: ...
+
+
+def privacy_errors(config: SharedStoreConfig) -> list[str]:
+    """A PostgreSQL store is shared by replicas: without ``privacy.identifier_key`` each
+    would make its own local key, and a reporter keyed by one would never be found by
+    another (repeats missed across replicas, and after a move to another machine)."""
+    if config.store.url.startswith("sqlite:") or config.privacy.identifier_key is not None:
+        return []
+    return ["privacy.identifier_key: 共享的 PostgreSQL 存储必须配置统一的标识密钥，否则每个"
+            "副本会各自生成本地密钥 (a PostgreSQL store is shared by replicas: set "
+            "privacy.identifier_key: ${MINSHENG_IDENTIFIER_KEY}, the same on every replica, "
+            "e.g. from `openssl rand -hex 32`; docs/personal-data.md#keyed-identifiers)"]
+
+
 def _unknown_allowed(config: ExposedConfig) -> list[str]:
     known = {OPS, *(s.name for s in config.sources)}
     return [f"allow_unauthenticated: {name!r} is neither ops nor a source name"

@@ -131,6 +131,12 @@ def local_key(data_dir: Path) -> bytes:
     return key_from_text(path.read_text())
 
 
+def ephemeral_keys() -> IdentifierKeys:
+    """A random key held in memory only: for a component used without config (a test, a
+    dry run), where nothing keyed outlives the process."""
+    return IdentifierKeys(secrets.token_bytes(32))
+
+
 def identifier_keys(configured: str | None, previous: Sequence[str],
                     data_dir: Path) -> IdentifierKeys:
     """The keys to use: the configured one (``${MINSHENG_IDENTIFIER_KEY}``) or the local

@@ -1,4 +1,5 @@
-"""The ``privacy:`` config block: the identifier keys (gateway/support/keyed_ids.py).
+"""The ``privacy:`` config block: the identifier keys (gateway/support/keyed_ids.py) and
+how long the access log is kept (gateway/store/audit.py).
 
 Kept apart from config.py so the rules for personal data have one place; retention and
 the audit log add their settings here (docs/personal-data.md)."""
@@ -11,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from gateway.support.keyed_ids import IdentifierKeys, identifier_keys, key_from_text
 
+AUDIT_MIN_DAYS = 180
+
 
 class PrivacyConfig(BaseModel):
     """How personal data is keyed (docs/personal-data.md)."""
@@ -22,6 +25,9 @@ class PrivacyConfig(BaseModel):
         "unset: a local key made once in data_dir/identifier.key")
     previous_identifier_keys: list[SecretStr] = Field(
         default_factory=list, description="keys still accepted for matching while rotating")
+    audit_retention_days: int = Field(
+        default=365, ge=AUDIT_MIN_DAYS, description="days the access log is kept; the "
+        "Cybersecurity Law (Art. 21) asks for at least six months, so never under 180")
 
     @field_validator("identifier_key", mode="before")
     @classmethod
