@@ -31,10 +31,12 @@ LAZY_COMMANDS: dict[str, str] = {
     "normalize": "gateway.cli.normalize:normalize",
     "quarantine": "gateway.cli.queues:quarantine_group",
     "report": "gateway.cli.routing:report",
+    "retention": "gateway.cli.retention:retention_group",
     "route": "gateway.cli.routing:route",
     "schema": "gateway.cli.model:schema",
     "sites": "adapters.opinion.cli:sites",
     "status": "gateway.cli.status:status",
+    "subject": "gateway.cli.subject:subject_group",
 }
 
 

@@ -22,6 +22,7 @@ from gateway.model.attachments import AttachmentStore
 from gateway.model.normalize import NormalizerContext
 from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.retention_job import RetentionJob
 from gateway.reports.schedule import WeeklyReports
 from gateway.routing.hints import RoutingHints, load_hints
 from gateway.server.http_edge import EdgeSite, start_site
@@ -122,6 +123,7 @@ class Gateway:
     site: EdgeSite | None = field(init=False, default=None)
     routing_hints: RoutingHints = field(init=False)
     reports: WeeklyReports | None = field(init=False, default=None)
+    retention: RetentionJob | None = field(init=False, default=None)
     mailer: Mailer | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
@@ -167,6 +169,9 @@ class Gateway:
         if config.reports.enabled:
             self.reports = WeeklyReports(config, self.store, self.mailer)
             self.reports.start()
+        if config.retention.enabled:
+            self.retention = RetentionJob(config, self.store)
+            self.retention.start()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
@@ -187,6 +192,8 @@ class Gateway:
         await self.poller.stop()
         if self.reports is not None:
             await self.reports.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.forwarder.stop()

@@ -25,8 +25,9 @@ PURGED_SCOPE = "outbox:purged:"  # + sink: the ``sequences`` row tallying its de
 
 
 # What an entry carries to a sink: a new case, an update of a case (a late call record),
-# or an event (a hot topic); http sinks send it as X-Minsheng-Kind.
-DeliveryKind = Literal["case", "update", "event"]
+# an event (a hot topic), or the erasure of a case the sink received (gateway/store/
+# erasure.py: the payload names the case code); http sinks send it as X-Minsheng-Kind.
+DeliveryKind = Literal["case", "update", "event", "erasure"]
 
 
 @dataclass(frozen=True)

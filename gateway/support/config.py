@@ -30,6 +30,7 @@ from gateway.support.logging import register_secret
 from gateway.support.mail_config import SmtpConfig
 from gateway.support.open311_config import Open311Config
 from gateway.support.privacy_config import PrivacyConfig
+from gateway.support.retention_config import RetentionConfig
 from gateway.support.routing_config import (
     ClassifierConfig,
     DeadlinesConfig,
@@ -263,6 +264,8 @@ class GatewayConfig(_Strict):
     smtp: SmtpConfig | None = None
     # Personal data: identifier keys (gateway/support/keyed_ids.py, docs/personal-data.md).
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    # How long each kind of personal data is kept (gateway/store/retention.py).
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("timezone")
     @classmethod
