@@ -8,6 +8,7 @@ written here yet: after the merge each command adds one ``audit.record(...)`` ca
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import os
@@ -22,7 +23,7 @@ from gateway.cli.common import config_option, echo_json, load_or_exit, with_stor
 from gateway.model.attachments import AttachmentStore, sanitize_file_name
 from gateway.model.private_files import open_private
 from gateway.store import Store, attachment_files, erasure, subject
-from gateway.store.erasure import Erased, Target
+from gateway.store.erasure import Target
 from gateway.store.subject import Subject, SubjectKind
 from gateway.store.subject_export import Export, gather
 from gateway.support.config import GatewayConfig
@@ -118,20 +119,25 @@ def erase(phone: str | None, email: str | None, case_code: str | None, reason: s
     leave a tombstone, tell the sinks; print what was removed (exit 1: nothing held)."""
     config = load_or_exit(config_path)
     wanted = _subject(phone, email, case_code)
-    report = erase_subject(config, wanted, reason, operator or getpass.getuser())
+    report = asyncio.run(erase_subject(config, wanted, reason,
+                                       operator or getpass.getuser()))
     if report is None:
         click.echo("未找到此人的数据 (nothing held about this person)", err=True)
         sys.exit(1)
     echo_json(report)
 
 
-def erase_subject(config: GatewayConfig, wanted: Subject, reason: str,
-                  operator: str) -> dict[str, Any] | None:
-    """Find, erase in one transaction, delete the files, then scrub the engine's files."""
+async def erase_subject(config: GatewayConfig, wanted: Subject, reason: str,
+                        operator: str) -> dict[str, Any] | None:
+    """Find, erase in one transaction, delete the files, then scrub the engine's files
+    (after the store is closed, so SQLite's checkpoint waits for no reader of its own)."""
+    from gateway.server.app import open_store
+
     keys = config.privacy.keys(config.data_dir)
     sinks = [s.name for s in config.sinks if s.enabled]
-
-    async def work(store: Store) -> tuple[Erased, int] | None:
+    store = open_store(config)
+    await store.start()
+    try:
         target = await _target(store, wanted)
         if not (target.case_ids or target.raw_ids or target.call_ids):
             return None
@@ -139,18 +145,16 @@ def erase_subject(config: GatewayConfig, wanted: Subject, reason: str,
             tx, target, wanted, keys, sinks, reason, operator))
         files = await attachment_files.delete_queued(
             store, AttachmentStore(config.attachments_dir))
-        return done, files
+    finally:
+        await store.close()
+    scrubbed = await asyncio.to_thread(_scrub, store)
+    return {**done.as_json(), "attachment_files_deleted": files, "scrubbed": scrubbed}
 
-    found = with_store(config, work)
-    if found is None:
-        return None
-    done, files = found
-    from gateway.server.app import open_store
 
-    dialect = open_store(config).db.dialect
+def _scrub(store: Store) -> list[str]:
+    dialect = store.db.dialect
     conn = dialect.connect()
     try:
-        scrubbed = erasure.scrub(conn, dialect.name)
+        return erasure.scrub(conn, dialect.name)
     finally:
         conn.close()
-    return {**done.as_json(), "attachment_files_deleted": files, "scrubbed": scrubbed}

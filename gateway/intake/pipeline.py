@@ -25,9 +25,10 @@ from gateway.model.input_limits import InputLimits, WithLimits, kept_of_refused
 from gateway.model.normalize import Normalizer, NormalizerContext
 from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from gateway.store import Store, Tx, cases, journal, outbox, quarantine
+from gateway.store import Store, Tx, cases, erasure, journal, outbox, quarantine
 from gateway.store.cases import CaseRow
 from gateway.store.services import StoreServices
+from gateway.support.keyed_ids import IdentifierKeys
 from gateway.support.logging import get_logger
 
 log = get_logger("gateway.intake")
@@ -56,7 +57,7 @@ def failure_detail(exc: BaseException) -> dict[str, Any]:
 # rejected or quarantined; a flow of an adapter's own (phone calls joined per call) also
 # updated, recorded or ignored; an item an adapter's filter set aside is filtered.
 Outcome = Literal["new", "repeat", "related", "replay", "rejected", "quarantined",
-                  "updated", "recorded", "ignored", "filtered"]
+                  "updated", "recorded", "ignored", "filtered", "erased"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,9 @@ class Intake:
         # Routing hints (classification, routing, due_at) of a draft; never raises
         # (gateway/routing/hints.py). None: the gateway files cases without hints.
         self.hints: Callable[[ComplaintDraft], Hints] | None = None
+        # The identifier keys tombstones of erased submissions are made with (set by the
+        # server from privacy:); None: no replay is checked against erasures.
+        self.erasure_keys: IdentifierKeys | None = None
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
@@ -239,6 +243,12 @@ class Intake:
             await self._keep(blobs)  # the record must be retryable with its attachments
             result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
+            if await self._erased_before(raw, draft):
+                result = await self.store.write(lambda tx: self._erased(tx, entry))
+                self.count(raw.source, result.outcome)
+                log.info("intake", source=raw.source, outcome=result.outcome,
+                         raw_id=result.raw_id)
+                return result
             await self._keep({**blobs, **draft.blobs})
             fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
             hints = self.hints_of(draft)  # likewise (classification, routing, due_at)
@@ -263,6 +273,23 @@ class Intake:
         what the normalizer raises. Adapters use it to look at an item before intake."""
         binding = self.bindings[raw.source]
         return await run_parser(binding.normalizer, raw, binding.context)
+
+    async def _erased_before(self, raw: RawRecord, draft: ComplaintDraft) -> bool:
+        """Whether this submission was erased at its person's request (a tombstone of one
+        of its replay keys, gateway/store/erasure.py): it must not be filed again."""
+        keys = self.erasure_keys
+        if keys is None:
+            return False
+        replay = dedup.replay_keys(raw, draft)
+        return await self.store.read(lambda tx: erasure.is_erased(tx, keys, raw.source, replay))
+
+    def _erased(self, tx: Tx, entry: _Journal) -> IntakeResult:
+        """Journal a replay of an erased submission without its content (an empty stub,
+        so a pulled source does not fetch it again) and answer ``erased``."""
+        stub = replace(entry.raw, payload=b"", metadata={}, idempotency_key=None)
+        raw_id = replace(entry, raw=stub).write(tx, journal.ERASED)
+        entry.resolve(tx, "erased")
+        return IntakeResult("erased", raw_id)
 
     def _reject(
         self, tx: Tx, entry: _Journal, rejection: Rejected, to_quarantine: bool

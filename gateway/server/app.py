@@ -73,6 +73,7 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
         dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events]),
     )
     intake.hints = (hints or routing_hints(config)).apply
+    intake.erasure_keys = config.privacy.keys(config.data_dir)
     return intake
 
 

@@ -122,10 +122,15 @@ def strip_cases(tx: Tx, case_ids: list[int], now: float) -> int:
     tx.execute(f"UPDATE raw_records SET payload = ?, metadata = '{{}}', idempotency_key = NULL "
                f"WHERE case_id IN ({marks}) OR id IN (SELECT raw_id FROM cases "
                f"WHERE id IN ({marks}))", (b"", *case_ids, *case_ids))
-    for call_id, state in tx.fetchall(
-            f"SELECT id, state FROM calls WHERE case_id IN ({marks})", case_ids):
+    for call_id, state, source, ref in tx.fetchall(
+            f"SELECT id, state, source, call_id FROM calls WHERE case_id IN ({marks})",
+            case_ids):
         tx.execute("UPDATE calls SET caller = NULL, state = ? WHERE id = ?",
                    (strip_call_state(state), call_id))
+        # The call's own records (journaled under its call id, before it had a case).
+        tx.execute("UPDATE raw_records SET payload = ?, metadata = '{}', "
+                   "idempotency_key = NULL WHERE source = ? AND source_ref = ?",
+                   (b"", source, ref))
     tx.execute(f"UPDATE case_statuses SET text = NULL WHERE case_id IN ({marks})", case_ids)
     digests = [str(r[0]) for r in tx.fetchall(
         f"SELECT sha256 FROM case_attachments WHERE case_id IN ({marks})", case_ids)]

@@ -129,6 +129,10 @@ def find(tx: Tx, subject: Subject) -> Holdings:
             f"(SELECT raw_id FROM cases WHERE id IN ({marks}))", [*chunk, *chunk]))
         held.call_ids.update(int(r[0]) for r in tx.fetchall(
             f"SELECT id FROM calls WHERE case_id IN ({marks})", chunk))
+    for chunk in _chunks(sorted(held.call_ids)):  # a call's records carry its call id
+        held.raw_ids.update(int(r[0]) for r in tx.fetchall(
+            "SELECT r.id FROM raw_records r JOIN calls c ON c.source = r.source AND "
+            f"c.call_id = r.source_ref WHERE c.id IN ({_marks(chunk)})", chunk))
     return held
 
 
