@@ -8,6 +8,8 @@ again is answered ``erased`` and not filed."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -233,4 +235,121 @@ async def test_retention_strips_delivered_cases_and_keeps_what_dedup_needs(
         assert NAME not in document and PHONE not in document
     assert [(s, bytes(p)) for s, p in raws if bytes(p)] == []
     assert calls == [(None,)]
+    assert not list(running.config.attachments_dir.rglob("*/*"))
+
+
+# A process that runs an erasure or a purge and SIGKILLs itself at a chosen point: inside
+# the transaction (a step of the erasure, the stripping of a chunk) or right after the
+# commit, before the attachment files are deleted.
+CRASHER = """
+import asyncio, os, signal, sys
+from gateway.support.config import load_config
+from gateway.store import attachment_files, erasure, retention
+from gateway.cli.subject import erase_subject
+from gateway.ops import retention_job
+from gateway.store.subject import Subject, SubjectKind
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+config = load_config(sys.argv[1])
+point = sys.argv[2]
+if point == "erase-step":
+    erasure.STEPS.insert(len(erasure.STEPS) - 1, ("die", die))
+if point == "purge-chunk":
+    original = retention.strip_cases
+    def strip_then_die(tx, ids, now):
+        original(tx, ids, now)
+        die()
+    retention.strip_cases = strip_then_die
+if point in ("erase-files", "purge-files"):
+    attachment_files.delete_queued = die
+    retention_job.attachment_files.delete_queued = die
+if point.startswith("erase"):
+    asyncio.run(erase_subject(config, Subject(SubjectKind.PHONE, sys.argv[3]), "t", "t"))
+else:
+    from gateway.store import Store
+
+    async def run_purge():
+        store = Store.from_url(config.store.url)
+        await store.start()
+        await retention_job.purge(store, config)
+
+    asyncio.run(run_purge())
+"""
+
+
+async def held(url: str) -> tuple[int, int, int]:
+    """(cases, raw records with a payload, stripped cases) in the store."""
+    store = Store.from_url(url)
+    await store.start()
+    try:
+        return await store.read(lambda tx: (
+            int(tx.fetchone("SELECT COUNT(*) FROM cases")[0]),
+            int(tx.fetchone("SELECT COUNT(*) FROM raw_records WHERE LENGTH(payload) > 0")[0]),
+            int(tx.fetchone("SELECT COUNT(*) FROM cases WHERE stripped_at IS NOT NULL")[0])))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("point", ["erase-step", "erase-files"])
+async def test_a_killed_erasure_leaves_before_or_after(
+        running: Gateway, tmp_path: Path, point: str) -> None:
+    await fill(running)
+    await sink_lines(tmp_path / "cases.jsonl", 4)
+    await running.stop()
+    url = running.config.store.url
+    before = await held(url)
+    config = write_config(tmp_path / "gw.yaml", json.loads(running.config.model_dump_json(
+        exclude_none=True)))
+    done = subprocess.run([sys.executable, "-c", CRASHER, str(config), point, PHONE],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    files = list(running.config.attachments_dir.rglob("*/*"))
+    if point == "erase-step":  # killed inside the transaction: all is there
+        assert await held(url) == before and len(files) == 1
+        return
+    # killed after the commit: the rows are gone, the file waits in the queue
+    assert (await held(url))[0] == 1 and len(files) == 1
+    store = Store.from_url(url)
+    await store.start()
+    try:
+        queued = await store.read(lambda tx: tx.fetchall(
+            "SELECT COUNT(*) FROM attachment_deletions"))
+        assert queued[0][0] == 1
+    finally:
+        await store.close()
+    later = time.time()  # the next purge (or erasure) finishes the deletion
+    store = Store.from_url(url)
+    await store.start()
+    try:
+        assert (await purge(store, running.config, now=later))["files"] == 1
+    finally:
+        await store.close()
+    assert not list(running.config.attachments_dir.rglob("*/*"))
+
+
+@pytest.mark.parametrize("point", ["purge-chunk", "purge-files"])
+async def test_a_killed_purge_leaves_before_or_after(
+        running: Gateway, tmp_path: Path, point: str) -> None:
+    await fill(running)
+    await sink_lines(tmp_path / "cases.jsonl", 4)
+    await running.stop()
+    raw = json.loads(running.config.model_dump_json(exclude_none=True))
+    raw["retention"]["delivered_days"] = 0
+    config = write_config(tmp_path / "gw.yaml", raw)
+    url = running.config.store.url
+    before = await held(url)
+    done = subprocess.run([sys.executable, "-c", CRASHER, str(config), point],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    files = list(running.config.attachments_dir.rglob("*/*"))
+    if point == "purge-chunk":
+        assert await held(url) == before and len(files) == 1
+        return
+    assert await held(url) == (4, 0, 4) and len(files) == 1
+    done = subprocess.run([sys.executable, "-m", "gateway", "retention", "run", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == 1
     assert not list(running.config.attachments_dir.rglob("*/*"))
