@@ -58,7 +58,7 @@ PARSERS = {
 }
 NOTES_PARSER = "normalizers.hotline.call_notes:parse"
 MAX_THRESHOLD_S = 3600  # ?threshold= of /calls/stats: seconds a caller waits, at most 1 h
-STATUS_BY_OUTCOME = {"new": 202, "updated": 200, "replay": 200, "recorded": 202,
+STATUS_BY_OUTCOME = {"erased": 200, "new": 202, "updated": 200, "replay": 200, "recorded": 202,
                      "ignored": 200, "quarantined": 202}
 
 

@@ -63,7 +63,7 @@ _MAGIC = {
     "image/gif": (b"GIF87a", b"GIF89a"),
     "application/pdf": (b"%PDF-",),
 }
-STATUS_BY_OUTCOME = {"new": 202, "repeat": 202, "related": 202, "replay": 200,
+STATUS_BY_OUTCOME = {"erased": 200, "new": 202, "repeat": 202, "related": 202, "replay": 200,
                      "quarantined": 202}
 
 

@@ -33,10 +33,12 @@ LAZY_COMMANDS: dict[str, str] = {
     "notify": "gateway.cli.notify:notify",
     "quarantine": "gateway.cli.queues:quarantine_group",
     "report": "gateway.cli.routing:report",
+    "retention": "gateway.cli.retention:retention_group",
     "route": "gateway.cli.routing:route",
     "schema": "gateway.cli.model:schema",
     "sites": "adapters.opinion.cli:sites",
     "status": "gateway.cli.status:status",
+    "subject": "gateway.cli.subject:subject_group",
 }
 
 

@@ -25,7 +25,7 @@ from gateway.model.input_limits import InputLimits, WithLimits, kept_of_refused
 from gateway.model.normalize import Normalizer, NormalizerContext
 from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from gateway.store import Store, Tx, cases, journal, lookup, outbox, quarantine
+from gateway.store import Store, Tx, cases, erasure, journal, lookup, outbox, quarantine
 from gateway.store.cases import CaseRow
 from gateway.store.services import StoreServices
 from gateway.support.keyed_ids import IdentifierKeys
@@ -57,7 +57,7 @@ def failure_detail(exc: BaseException) -> dict[str, Any]:
 # rejected or quarantined; a flow of an adapter's own (phone calls joined per call) also
 # updated, recorded or ignored; an item an adapter's filter set aside is filtered.
 Outcome = Literal["new", "repeat", "related", "replay", "rejected", "quarantined",
-                  "updated", "recorded", "ignored", "filtered"]
+                  "updated", "recorded", "ignored", "filtered", "erased"]
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,11 @@ class Intake:
         # Routing hints (classification, routing, due_at) of a draft; never raises
         # (gateway/routing/hints.py). None: the gateway files cases without hints.
         self.hints: Callable[[ComplaintDraft], Hints] | None = None
-        # The identifier keys the look-up by case code is matched under
-        # (gateway/store/lookup.py): every filed case gets its row of keyed digests.
-        # None (a bare intake in tests): no rows; the gateway's start-up fills them.
-        self.lookup_keys: IdentifierKeys | None = None
+        # The identifier keys (gateway/support/keyed_ids.py) the look-up rows of every
+        # filed case and the tombstones of erased submissions are made with; None (a bare
+        # intake in tests): no look-up rows (the gateway's start-up fills them) and no
+        # replay checked against erasures.
+        self.identifier_keys: IdentifierKeys | None = None
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,
@@ -244,6 +245,12 @@ class Intake:
             await self._keep(blobs)  # the record must be retryable with its attachments
             result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
+            if await self._erased_before(raw, draft):
+                result = await self.store.write(lambda tx: self._erased(tx, entry))
+                self.count(raw.source, result.outcome)
+                log.info("intake", source=raw.source, outcome=result.outcome,
+                         raw_id=result.raw_id)
+                return result
             await self._keep({**blobs, **draft.blobs})
             fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
             hints = self.hints_of(draft)  # likewise (classification, routing, due_at)
@@ -268,6 +275,23 @@ class Intake:
         what the normalizer raises. Adapters use it to look at an item before intake."""
         binding = self.bindings[raw.source]
         return await run_parser(binding.normalizer, raw, binding.context)
+
+    async def _erased_before(self, raw: RawRecord, draft: ComplaintDraft) -> bool:
+        """Whether this submission was erased at its person's request (a tombstone of one
+        of its replay keys, gateway/store/erasure.py): it must not be filed again."""
+        keys = self.identifier_keys
+        if keys is None:
+            return False
+        replay = dedup.replay_keys(raw, draft)
+        return await self.store.read(lambda tx: erasure.is_erased(tx, keys, raw.source, replay))
+
+    def _erased(self, tx: Tx, entry: _Journal) -> IntakeResult:
+        """Journal a replay of an erased submission without its content (an empty stub,
+        so a pulled source does not fetch it again) and answer ``erased``."""
+        stub = replace(entry.raw, payload=b"", metadata={}, idempotency_key=None)
+        raw_id = replace(entry, raw=stub).write(tx, journal.ERASED)
+        entry.resolve(tx, "erased")
+        return IntakeResult("erased", raw_id)
 
     def _reject(
         self, tx: Tx, entry: _Journal, rejection: Rejected, to_quarantine: bool
@@ -355,8 +379,8 @@ class Intake:
             channel=draft.channel, raw_id=raw_id, document=complaint.model_dump_json(),
         )
         cases.add_keys(tx, draft.source, keys, row.id)
-        if self.lookup_keys is not None:
-            lookup.record(tx, self.lookup_keys, row.id, complaint)
+        if self.identifier_keys is not None:
+            lookup.record(tx, self.identifier_keys, row.id, complaint)
         outbox.enqueue(tx, self.sinks, row.id)
         self.dedup.record(tx, row.id, code, fp, decision, self.update_case)
         return row
@@ -373,8 +397,8 @@ class Intake:
         the reporter may have changed (new notes), so dedup files the case again by it."""
         tx.lock_intake()
         cases.update_document(tx, case_id, complaint.model_dump_json())
-        if self.lookup_keys is not None:  # a late call record may bring the caller
-            lookup.record(tx, self.lookup_keys, case_id, complaint)
+        if self.identifier_keys is not None:  # a late call record may bring the caller
+            lookup.record(tx, self.identifier_keys, case_id, complaint)
         outbox.enqueue(tx, self.sinks, case_id, kind="update")
         if draft is not None:
             self.dedup.refile(tx, case_id, self.dedup.fingerprint(draft))

@@ -213,6 +213,7 @@ class _ProcessFigures:
         yield self._hint_failures()
         yield self._mails()
         yield from self._citizen_notices()
+        yield from self._retention()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
         started.add_metric([], 1.0 if gw.started else 0.0)
         yield started
@@ -333,6 +334,21 @@ class _ProcessFigures:
                 skipped.add_metric([config.name, reason], reasons[reason])
         yield notices
         yield skipped
+    def _retention(self) -> Iterator[Metric]:
+        """What this replica's daily purge removed (gateway/ops/retention_job.py)."""
+        job = getattr(self.gateway, "retention", None)
+        purged = CounterMetricFamily(
+            "minsheng_retention_purged", "Records the daily purge emptied by kind "
+            "(delivered_case, refused_raw) and attachment files it deleted (files)",
+            labels=["kind"])
+        for kind in ("delivered_case", "refused_raw", "files"):
+            purged.add_metric([kind], job.purged[kind] if job is not None else 0)
+        yield purged
+        if job is not None and job.last_run is not None:
+            last = _gauge("minsheng_retention_last_run_timestamp_seconds",
+                          "When this replica last ran the daily purge", [])
+            last.add_metric([], job.last_run)
+            yield last
 
     def _deliveries(self) -> Iterator[Metric]:
         forwarder = getattr(self.gateway, "forwarder", None)

@@ -22,6 +22,7 @@ from gateway.model.attachments import AttachmentStore
 from gateway.model.normalize import NormalizerContext
 from gateway.ops.edge_metrics import EdgeMetrics
 from gateway.ops.metrics import GatewayMetrics
+from gateway.ops.retention_job import RetentionJob
 from gateway.reports.schedule import WeeklyReports
 from gateway.routing.hints import RoutingHints, load_hints
 from gateway.server.http_edge import EdgeSite, start_site
@@ -75,7 +76,7 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
                            keys=config.privacy.keys(config.data_dir)),
     )
     intake.hints = (hints or routing_hints(config)).apply
-    intake.lookup_keys = config.privacy.keys(config.data_dir)
+    intake.identifier_keys = config.privacy.keys(config.data_dir)
     return intake
 
 
@@ -138,6 +139,7 @@ class Gateway:
     routing_hints: RoutingHints = field(init=False)
     reports: WeeklyReports | None = field(init=False, default=None)
     audit_retention: PurgeLoop | None = field(init=False, default=None)
+    retention: RetentionJob | None = field(init=False, default=None)
     mailer: Mailer | None = field(init=False, default=None)
     started: bool = field(init=False, default=False)
     _runner: web.AppRunner | None = field(init=False, default=None)
@@ -160,8 +162,8 @@ class Gateway:
         self.routing_hints = routing_hints(config)
         self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints)
         self.intake.on_enqueued = self.forwarder.notify
-        if self.intake.lookup_keys is not None:  # cases filed before the look-up existed
-            await fill_lookup_rows(self.store, self.intake.lookup_keys)
+        if self.intake.identifier_keys is not None:  # cases filed before the look-up existed
+            await fill_lookup_rows(self.store, self.intake.identifier_keys)
         await rekey_reporters(self.store, self.intake.dedup)
         app = build_app(self)
         self._runner = web.AppRunner(
@@ -190,6 +192,9 @@ class Gateway:
         if config.reports.enabled:
             self.reports = WeeklyReports(config, self.store, self.mailer)
             self.reports.start()
+        if config.retention.enabled:
+            self.retention = RetentionJob(config, self.store)
+            self.retention.start()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
@@ -213,6 +218,8 @@ class Gateway:
         await self.poller.stop()
         if self.reports is not None:
             await self.reports.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         for adapter in self.adapters.values():
             await adapter.stop()
         await self.forwarder.stop()

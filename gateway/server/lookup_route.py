@@ -48,7 +48,7 @@ API_PATH = "/v1/lookup"
 
 def service_of(gateway: RunningGateway) -> LookupService:
     config = gateway.config
-    keys = gateway.intake.lookup_keys or config.privacy.keys(config.data_dir)
+    keys = gateway.intake.identifier_keys or config.privacy.keys(config.data_dir)
     return LookupService(config.lookup, gateway.store, keys, config.tz, config.region_code)
 
 

@@ -13,8 +13,10 @@ from gateway.store.engine import Tx
 
 # What became of a raw record. SUPERSEDED: a quarantined record taken again by its
 # source's own flow, which journaled it anew (the detail names the new row).
-ACCEPTED, REPLAY, REJECTED, QUARANTINED, FILTERED, SUPERSEDED = (
-    "accepted", "replay", "rejected", "quarantined", "filtered", "superseded",
+# ERASED: a replay of a submission erased at its person's request, journaled without
+# its content (gateway/store/erasure.py).
+ACCEPTED, REPLAY, REJECTED, QUARANTINED, FILTERED, SUPERSEDED, ERASED = (
+    "accepted", "replay", "rejected", "quarantined", "filtered", "superseded", "erased",
 )
 
 

@@ -257,6 +257,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX audit_log_at ON audit_log (at)",
     ]),
+    # Personal data (gateway/store/retention.py, gateway/store/erasure.py): when a case's
+    # personal fields were removed, attachment files waiting to be deleted once their
+    # transaction committed, and the tombstones of erased submissions (keyed hashes only).
+    (11, "retention and erasure", [
+        "ALTER TABLE cases ADD COLUMN stripped_at {real}",
+        "CREATE INDEX cases_unstripped ON cases (updated_at) WHERE stripped_at IS NULL",
+        "CREATE INDEX outbox_case ON outbox (case_id)",
+        """CREATE TABLE attachment_deletions (
+            sha256 TEXT PRIMARY KEY,
+            queued_at {real} NOT NULL
+        )""",
+        """CREATE TABLE erasure_tombstones (
+            key_hash TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            erased_at {real} NOT NULL,
+            reason TEXT NOT NULL,
+            operator TEXT NOT NULL
+        )""",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.

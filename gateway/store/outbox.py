@@ -12,6 +12,7 @@ deleted) never goes down.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ PURGED_SCOPE = "outbox:purged:"  # + sink: the ``sequences`` row tallying its de
 
 
 # What an entry carries to a sink: a new case, an update of a case (a late call record),
-# or an event (a hot topic); http sinks send it as X-Minsheng-Kind.
-DeliveryKind = Literal["case", "update", "event"]
+# an event (a hot topic), or the erasure of a case the sink received (gateway/store/
+# erasure.py: the payload names the case code); http sinks send it as X-Minsheng-Kind.
+DeliveryKind = Literal["case", "update", "event", "erasure"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def claim(tx: Tx, sink: str, limit: int, lease_s: float, owner: str) -> list[Del
     deliveries = []
     for oid, cid, kind, payload, attempts, created in sorted(rows, key=lambda r: int(r[0])):
         code, doc = documents.get(cid, (None, "")) if cid is not None else (None, "")
+        if kind == "erasure" and payload:  # the case is gone: its code is in the payload
+            code = json.loads(payload).get("case_code")
         deliveries.append(
             Delivery(int(oid), sink, kind, code, payload or doc, int(attempts), float(created))
         )

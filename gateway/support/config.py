@@ -31,6 +31,7 @@ from gateway.support.lookup_config import LookupConfig
 from gateway.support.mail_config import SmtpConfig
 from gateway.support.open311_config import Open311Config
 from gateway.support.privacy_config import PrivacyConfig
+from gateway.support.retention_config import RetentionConfig
 from gateway.support.routing_config import (
     ClassifierConfig,
     DeadlinesConfig,
@@ -269,6 +270,8 @@ class GatewayConfig(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     # The look-up by case code (gateway/server/lookup_route.py, docs/citizen.md).
     lookup: LookupConfig = Field(default_factory=LookupConfig)
+    # How long each kind of personal data is kept (gateway/store/retention.py).
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("timezone")
     @classmethod

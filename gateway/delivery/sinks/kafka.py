@@ -81,6 +81,7 @@ class KafkaTopics(BaseModel):
     case: str | None = Field(default=None, pattern=_TOPIC)
     update: str | None = Field(default=None, pattern=_TOPIC)
     event: str | None = Field(default=None, pattern=_TOPIC)
+    erasure: str | None = Field(default=None, pattern=_TOPIC)
 
 
 class KafkaSasl(BaseModel):
@@ -158,7 +159,7 @@ class KafkaOptions(BaseModel):
         return getattr(self.topics, kind) or self.topic
 
     def all_topics(self) -> set[str]:
-        return {self.topic_for(kind) for kind in ("case", "update", "event")}
+        return {self.topic_for(kind) for kind in ("case", "update", "event", "erasure")}
 
 
 def _not_empty(value: SecretStr) -> SecretStr:

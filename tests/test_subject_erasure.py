@@ -1,0 +1,361 @@
+"""A person's erasure and the retention purge, on SQLite and PostgreSQL, through a real
+gateway: web submissions (one with a file) and a phone call with notes from two people;
+one is erased. Then the database files (SQLite's file and WAL, PostgreSQL's relation
+files under base/), and the attachment tree hold none of that person's bytes, the other
+person's data is whole, the sinks got an erasure event, and the same submission sent
+again is answered ``erased`` and not filed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.cli.subject import erase_subject
+from gateway.model.private_files import FILE_MODE
+from gateway.ops.retention_job import purge
+from gateway.server.app import Gateway
+from gateway.store import Store
+from gateway.store.subject import Subject, SubjectKind
+from gateway.support.config import GatewayConfig
+from tests.conftest import TEST_PRIVACY, base_url, gateway_config, sink_lines
+from tests.pg import PostgresServer, create_database
+from tests.procs import run_cli, write_config
+
+PHONE, NAME, EMAIL = "13912345678", "黄秀英", "huang.xiuying@example.cn"
+OTHER_PHONE, OTHER_NAME = "13698765432", "司马光"
+NEEDLES = (PHONE.encode(), NAME.encode("utf-8"), EMAIL.encode())
+FILE_BYTES = "身份证照片 黄秀英 13912345678".encode()
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this module's own, so its data directory can be scanned."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'var' / 'gateway.db'}"
+    server: PostgresServer = request.getfixturevalue("own_pg")
+    return create_database(server.url(), f"erase_{time.monotonic_ns()}")
+
+
+def config_for(tmp_path: Path, url: str) -> GatewayConfig:
+    return gateway_config(tmp_path, url, sources=[
+        {"name": "web", "adapter": "web_mailbox"},
+        {"name": "hotline", "adapter": "cdr_webhook", "format": "generic_json",
+         "auth": {"scheme": "none"}},
+    ])
+
+
+@pytest.fixture
+async def running(tmp_path: Path, engine_url: str) -> AsyncIterator[Gateway]:
+    gw = Gateway(config_for(tmp_path, engine_url))
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        if gw.started:
+            await gw.stop()
+
+
+def form(sid: str, name: str, phone: str, text: str) -> dict[str, str]:
+    return {"submission_id": sid, "name": name, "phone": phone, "email": EMAIL
+            if name == NAME else "", "subject": "噪音扰民", "content": text,
+            "address": "城阳区正阳路 88 号"}
+
+
+async def fill(gw: Gateway) -> dict[str, str]:
+    """Cases of both people on every channel this gateway takes; their codes by name."""
+    codes: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=base_url(gw), timeout=30) as http:
+        for sid, name, phone, text in [
+            ("a-1", NAME, PHONE, f"我是{NAME}，电话 {PHONE}，楼下工地夜间施工。"),
+            ("b-1", OTHER_NAME, OTHER_PHONE, "小区门口路灯一周不亮，请尽快维修。"),
+        ]:
+            answer = await http.post("/intake/web", json={
+                k: v for k, v in form(sid, name, phone, text).items() if v})
+            assert answer.status_code == 202, answer.text
+            codes[sid] = answer.json()["case_code"]
+        files = {"photo": ("证件.txt", FILE_BYTES, "text/plain")}
+        answer = await http.post("/intake/web", data={
+            "name": NAME, "phone": PHONE, "content": "垃圾清运不及时，附照片。",
+            "submission_id": "a-2", "email": EMAIL}, files=files)
+        assert answer.status_code == 202, answer.text
+        codes["a-2"] = answer.json()["case_code"]
+        call = {"call_id": "call-a", "caller": PHONE, "callee": "12345",
+                "started_at": "2024-05-06T09:30:00+08:00",
+                "answered_at": "2024-05-06T09:30:08+08:00",
+                "ended_at": "2024-05-06T09:34:00+08:00", "agent": "1024"}
+        assert (await http.post("/intake/hotline", json=call)).status_code < 300
+        notes = {"subject": "路面塌陷", "content": f"{NAME}反映正阳路路面塌陷。",
+                 "caller_name": NAME}
+        answer = await http.post("/intake/hotline/calls/call-a/notes", json=notes)
+        assert answer.status_code < 300, answer.text
+        codes["call-a"] = answer.json()["case_code"]
+    return codes
+
+
+def scan(paths: list[Path]) -> dict[str, list[str]]:
+    """Which files under ``paths`` hold which needle."""
+    found: dict[str, list[str]] = {}
+    for root in paths:
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if path.is_file():
+                data = path.read_bytes()
+                hits = [n.decode() for n in NEEDLES if n in data]
+                if hits:
+                    found[str(path)] = hits
+    return found
+
+
+def pg_files(gw: Gateway, server: PostgresServer) -> list[Path]:
+    """The database's relation files, after a checkpoint wrote every page out."""
+    import psycopg
+
+    with psycopg.connect(gw.config.store.url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = current_database()"
+                           ).fetchone()
+    assert oid is not None
+    return [server.dir / "data" / "base" / str(oid[0]), server.dir / "data" / "global"]
+
+
+def store_files(gw: Gateway, request: pytest.FixtureRequest) -> list[Path]:
+    config = gw.config
+    found = [config.attachments_dir]
+    if config.store.url.startswith("sqlite"):
+        db = Path(config.store.url.removeprefix("sqlite:///"))
+        found += [p for p in (db, Path(f"{db}-wal")) if p.exists()]
+    else:
+        found += pg_files(gw, request.getfixturevalue("own_pg"))
+    return found
+
+
+async def test_erasure_leaves_no_bytes_and_a_replay_is_not_filed_again(
+        running: Gateway, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    gw = running
+    codes = await fill(gw)
+    await sink_lines(tmp_path / "cases.jsonl", len(codes))
+    assert scan(store_files(gw, request)), "the person's bytes were stored to begin with"
+    await gw.stop()
+
+    report = await erase_subject(gw.config, Subject(SubjectKind.PHONE, f"+86 {PHONE}"),
+                           "ticket 2024-17", "tester")
+    assert report is not None
+    assert sorted(report["case_codes"]) == sorted(codes[k] for k in ("a-1", "a-2", "call-a"))
+    assert report["rows"]["cases"] == 3 and report["rows"]["calls"] == 1
+    assert report["attachment_files_deleted"] == 1
+    assert report["erasure_events"] == 3  # one sink, three cases it received
+
+    assert scan(store_files(gw, request)) == {}
+
+    gw2 = Gateway(gw.config)
+    await gw2.start()
+    try:
+        async with httpx.AsyncClient(base_url=base_url(gw2), timeout=30) as http:
+            again = await http.post("/intake/web", json={
+                k: v for k, v in form("a-1", NAME, PHONE, "再次提交").items() if v})
+            assert again.status_code == 200 and again.json() == {"outcome": "erased"}
+            other = await http.post("/intake/web", json={
+                k: v for k, v in form("b-1", OTHER_NAME, OTHER_PHONE, "重复").items() if v})
+            assert other.json() == {"outcome": "replay", "case_code": codes["b-1"]}
+        lines = await sink_lines(tmp_path / "cases.jsonl", len(codes) + 3)
+        erased = sorted(line["case_code"] for line in lines if line.get("kind") == "erasure")
+        assert erased == sorted(codes[k] for k in ("a-1", "a-2", "call-a"))
+        kept = await gw2.store.read(lambda tx: tx.fetchall("SELECT case_code FROM cases"))
+        assert [r[0] for r in kept] == [codes["b-1"]]
+    finally:
+        await gw2.stop()
+    assert scan(store_files(gw2, request)) == {}, "the replay stored nothing of the person"
+
+
+def dumped(running: Gateway) -> dict[str, Any]:
+    """The running gateway's config as a file's content. A dump shows secrets as
+    asterisks, so the identifier key is put back."""
+    raw: dict[str, Any] = json.loads(running.config.model_dump_json(exclude_none=True))
+    raw["privacy"] = TEST_PRIVACY
+    return raw
+
+
+async def test_export_writes_an_owner_only_zip_of_everything_held(
+        running: Gateway, tmp_path: Path) -> None:
+    codes = await fill(running)
+    await running.stop()
+    config = write_config(tmp_path / "gateway.yaml", dumped(running))
+    out = tmp_path / "export.zip"
+    done = run_cli("subject", "export", "--email", EMAIL.upper(), "--out", str(out),
+                   "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == FILE_MODE
+    with zipfile.ZipFile(out) as zf:
+        cases = json.loads(zf.read("cases.json"))
+        assert sorted(c["case_code"] for c in cases) == sorted([codes["a-1"], codes["a-2"]])
+        assert any(n.startswith("attachments/") and zf.read(n) == FILE_BYTES
+                   for n in zf.namelist())
+        assert any(NAME.encode() in zf.read(n) for n in zf.namelist() if n.startswith("raw/"))
+    assert run_cli("subject", "export", "--email", "nobody@example.cn", "--out",
+                   str(tmp_path / "none.zip"), "--config", str(config)).returncode == 1
+
+
+async def test_retention_strips_delivered_cases_and_keeps_what_dedup_needs(
+        running: Gateway, tmp_path: Path) -> None:
+    codes = await fill(running)
+    await sink_lines(tmp_path / "cases.jsonl", len(codes))
+    async with httpx.AsyncClient(base_url=base_url(running), timeout=30) as http:
+        refused = await http.post("/intake/web", json={"name": NAME, "phone": "1391",
+                                                        "content": ""})
+        assert refused.status_code == 422
+    store: Store = running.store
+    assert sum((await purge(store, running.config)).values()) == 0  # nothing is due yet
+    later = time.time() + running.config.retention.delivered_s + 60
+    done = await purge(store, running.config, now=later)
+    assert done["delivered_case"] == 4 and done["refused_raw"] == 1 and done["files"] == 1
+    assert (await purge(store, running.config, now=later))["delivered_case"] == 0
+
+    def read(tx: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        return (tx.fetchall("SELECT case_code, document, stripped_at FROM cases"),
+                tx.fetchall("SELECT status, payload FROM raw_records"),
+                tx.fetchall("SELECT caller FROM calls"))
+
+    docs, raws, calls = await store.read(read)
+    assert {r[0] for r in docs} == set(codes.values())
+    for _, document, stripped_at in docs:
+        doc = json.loads(document)
+        assert stripped_at is not None and doc["body"] == "" and doc["attachments"] == []
+        assert doc["case_code"] and doc["channel"] and doc["received_at"]
+        assert NAME not in document and PHONE not in document
+    assert [(s, bytes(p)) for s, p in raws if bytes(p)] == []
+    assert calls == [(None,)]
+    assert not list(running.config.attachments_dir.rglob("*/*"))
+
+
+# A process that runs an erasure or a purge and SIGKILLs itself at a chosen point: inside
+# the transaction (a step of the erasure, the stripping of a chunk) or right after the
+# commit, before the attachment files are deleted.
+CRASHER = """
+import asyncio, os, signal, sys
+from gateway.support.config import load_config
+from gateway.store import attachment_files, erasure, retention
+from gateway.cli.subject import erase_subject
+from gateway.ops import retention_job
+from gateway.store.subject import Subject, SubjectKind
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+config = load_config(sys.argv[1])
+point = sys.argv[2]
+if point == "erase-step":
+    erasure.STEPS.insert(len(erasure.STEPS) - 1, ("die", die))
+if point == "purge-chunk":
+    original = retention.strip_cases
+    def strip_then_die(tx, ids, now):
+        original(tx, ids, now)
+        die()
+    retention.strip_cases = strip_then_die
+if point in ("erase-files", "purge-files"):
+    attachment_files.delete_queued = die
+    retention_job.attachment_files.delete_queued = die
+if point.startswith("erase"):
+    asyncio.run(erase_subject(config, Subject(SubjectKind.PHONE, sys.argv[3]), "t", "t"))
+else:
+    from gateway.store import Store
+
+    async def run_purge():
+        store = Store.from_url(config.store.url)
+        await store.start()
+        await retention_job.purge(store, config)
+
+    asyncio.run(run_purge())
+"""
+
+
+async def held(url: str) -> tuple[int, int, int]:
+    """(cases, raw records with a payload, stripped cases) in the store."""
+    store = Store.from_url(url)
+    await store.start()
+    try:
+        return await store.read(lambda tx: (
+            int(tx.fetchone("SELECT COUNT(*) FROM cases")[0]),
+            int(tx.fetchone("SELECT COUNT(*) FROM raw_records WHERE LENGTH(payload) > 0")[0]),
+            int(tx.fetchone("SELECT COUNT(*) FROM cases WHERE stripped_at IS NOT NULL")[0])))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("point", ["erase-step", "erase-files"])
+async def test_a_killed_erasure_leaves_before_or_after(
+        running: Gateway, tmp_path: Path, point: str) -> None:
+    await fill(running)
+    await sink_lines(tmp_path / "cases.jsonl", 4)
+    await running.stop()
+    url = running.config.store.url
+    before = await held(url)
+    config = write_config(tmp_path / "gw.yaml", dumped(running))
+    done = subprocess.run([sys.executable, "-c", CRASHER, str(config), point, PHONE],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    files = list(running.config.attachments_dir.rglob("*/*"))
+    if point == "erase-step":  # killed inside the transaction: all is there
+        assert await held(url) == before and len(files) == 1
+        return
+    # killed after the commit: the rows are gone, the file waits in the queue
+    assert (await held(url))[0] == 1 and len(files) == 1
+    store = Store.from_url(url)
+    await store.start()
+    try:
+        queued = await store.read(lambda tx: tx.fetchall(
+            "SELECT COUNT(*) FROM attachment_deletions"))
+        assert queued[0][0] == 1
+    finally:
+        await store.close()
+    later = time.time()  # the next purge (or erasure) finishes the deletion
+    store = Store.from_url(url)
+    await store.start()
+    try:
+        assert (await purge(store, running.config, now=later))["files"] == 1
+    finally:
+        await store.close()
+    assert not list(running.config.attachments_dir.rglob("*/*"))
+
+
+@pytest.mark.parametrize("point", ["purge-chunk", "purge-files"])
+async def test_a_killed_purge_leaves_before_or_after(
+        running: Gateway, tmp_path: Path, point: str) -> None:
+    await fill(running)
+    await sink_lines(tmp_path / "cases.jsonl", 4)
+    await running.stop()
+    raw = dumped(running)
+    raw["retention"]["delivered_days"] = 0
+    config = write_config(tmp_path / "gw.yaml", raw)
+    url = running.config.store.url
+    before = await held(url)
+    done = subprocess.run([sys.executable, "-c", CRASHER, str(config), point],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    files = list(running.config.attachments_dir.rglob("*/*"))
+    if point == "purge-chunk":
+        assert await held(url) == before and len(files) == 1
+        return
+    assert await held(url) == (4, 0, 4) and len(files) == 1
+    done = subprocess.run([sys.executable, "-m", "gateway", "retention", "run", "--config",
+                           str(config)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == 1
+    assert not list(running.config.attachments_dir.rglob("*/*"))
