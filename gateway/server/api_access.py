@@ -1,6 +1,6 @@
 """What every route of the case API shares: the running gateway behind a request, the
-bearer check of ``api.token`` (the pull feed, the status API, the case look-up) and the
-JSON answer."""
+bearer check of ``api.token`` (the pull feed, the status API, the case look-up), what a
+case document shows (``api.confidential``) and the JSON answer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.ops.running import RunningGateway
 from gateway.support import problem
+from gateway.support.confidential import mask_json
 from gateway.support.tokens import bearer_ok
 
 GATEWAY_KEY = web.AppKey("gateway", object)
@@ -36,3 +37,11 @@ def authorized(request: web.Request) -> web.Response | None:
     if not bearer_ok(request, token.get_secret_value()):
         return problem.unauthorized("a valid 'Authorization: Bearer <token>' is required")
     return None
+
+
+def api_view(request: web.Request, document: str) -> str:
+    """A stored case document as the case API shows it: a confidential case's reporter
+    masked unless ``api.confidential`` is ``full``."""
+    if gateway_of(request).config.api.confidential == "full":
+        return document
+    return mask_json(document)

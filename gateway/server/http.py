@@ -14,7 +14,7 @@ from aiohttp import web
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
 from gateway.server import attachment_route, open311, openapi, status_api
-from gateway.server.api_access import GATEWAY_KEY
+from gateway.server.api_access import GATEWAY_KEY, api_view
 from gateway.server.api_access import authorized as _authorized
 from gateway.server.api_access import gateway_of as _gateway
 from gateway.server.http_edge import watch_requests
@@ -105,7 +105,7 @@ async def list_cases(request: web.Request) -> web.Response:
     rows = await _gateway(request).store.read(lambda tx: cases.feed_after(tx, after, limit))
     cursor = rows[-1].feed_pos if rows else after
     body = (
-        '{"cases":[' + ",".join(r.document for r in rows) + "],"
+        '{"cases":[' + ",".join(api_view(request, r.document) for r in rows) + "],"
         f'"next_cursor":"{cursor}","has_more":{"true" if len(rows) == limit else "false"}}}'
     )
     return web.Response(text=body, content_type="application/json")
