@@ -296,3 +296,30 @@ def test_the_weekly_report_quotes_a_confidential_case_masked() -> None:
     assert leaks(fact.text) == [] and fact.text.startswith("***")
     plain = _fact("CY-2", NOW.timestamp(), complaint_document(confidential=False), SHANGHAI)
     assert plain.text.startswith(NAME)
+
+
+async def test_notes_that_ask_for_it_later_make_a_filed_call_confidential(
+    tmp_path: Path, store_url: str,
+) -> None:
+    gw = Gateway(gateway_config(tmp_path, store_url,
+                                sources=[source("hotline", "generic_json")]))
+    await gw.start()
+    try:
+        call = generic("generic_answered.json", caller=PHONE)
+        call["notes"].update(caller_name=NAME)
+        code = await _post(gw, "/intake/hotline", call)
+        notes = {**call["notes"], "confidential": True}
+        async with httpx.AsyncClient(base_url=base_url(gw)) as client:
+            answer = await client.post(f"/intake/hotline/calls/{call['call_id']}/notes",
+                                       json=notes)
+        assert answer.status_code in (200, 202), answer.text
+        lines = await sink_lines(tmp_path / "cases.jsonl", 2)
+        stored = await gw.store.read(lambda tx: tx.fetchone(
+            "SELECT document FROM cases WHERE case_code = ?", (code,)))
+    finally:
+        await gw.stop()
+    first, update = lines[0], lines[-1]
+    assert first["confidential"] is False and first["reporter"]["name"] == NAME
+    assert update["case_code"] == code and update["confidential"] is True
+    assert leaks(json.dumps(update, ensure_ascii=False)) == []
+    assert json.loads(stored[0])["reporter"]["name"] == NAME  # the store keeps it
