@@ -143,8 +143,8 @@ class ComplaintDraft(_Model):
     # Optional with a default, so schema v1 documents without it stay valid.
     confidential: bool = Field(
         default=False, description="keep the reporter's identity confidential: outputs "
-        "not set to receive it get the reporter's name, phone, e-mail and handle as null "
-        "and them masked in the text (docs/personal-data.md#confidential-cases)")
+        "not set to receive it show the reporter's name, phone, e-mail and handle as null "
+        "and mask them in the text (docs/personal-data.md#confidential-cases)")
     subject: str = ""
     body: str
     location: Location | None = None
