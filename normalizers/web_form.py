@@ -195,6 +195,7 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
     submission_id = form.text("submission_id", 128)
     submitted_at = form.when("submitted_at")
     reply_wanted = form.flag("reply_wanted", not anonymous)
+    confidential = form.flag("confidential", False)
     if form.errors:
         raise Rejected(form.errors)
     assert content is not None
@@ -206,6 +207,7 @@ def normalize(raw: RawRecord, ctx: NormalizerContext) -> ComplaintDraft:
         reported_at=submitted_at or raw.received_at,
         reporter=Reporter(name=name, phone=phone, email=email, anonymous=anonymous,
                           reply_wanted=reply_wanted),
+        confidential=confidential,
         subject=subject or _subject_from(content),
         body=content,
         location=Location(address=address, district_code=district)

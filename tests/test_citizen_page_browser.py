@@ -8,6 +8,7 @@ of docs/web-mailbox.md ("The page") are taken here (``SHOTS``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -173,6 +174,26 @@ async def test_wrong_input_shows_errors_beside_the_fields(gateway: Gateway,
     guard.check()
 
 
+async def test_the_confidential_box_by_its_label_files_a_confidential_case(
+        gateway: Gateway, browser: Browser) -> None:
+    guard = Guarded(base_url(gateway))
+    context, page = await guard.open(browser)
+    await fill_good(page)
+    box = page.get_by_role("checkbox", name="请为我保密 Keep my identity confidential")
+    assert await box.get_attribute("aria-describedby") == "hint-confidential"
+    assert not await box.is_checked()
+    await page.get_by_text("请为我保密").click()  # the label ticks it
+    assert await box.is_checked()
+    await page.get_by_role("button", name="提交").click()
+    await page.wait_for_selector("#case-code")
+    code = await case_code(page)
+    row = await gateway.store.read(lambda tx: tx.fetchone(
+        "SELECT document FROM cases WHERE case_code = ?", (code,)))
+    assert json.loads(row[0])["confidential"] is True
+    await context.close()
+    guard.check()
+
+
 async def test_keyboard_alone_and_every_stop_visibly_focused(gateway: Gateway,
                                                              browser: Browser) -> None:
     guard = Guarded(base_url(gateway))
@@ -193,7 +214,7 @@ async def test_keyboard_alone_and_every_stop_visibly_focused(gateway: Gateway,
         if focused["id"] == "send":
             break
     assert stops == ["f-content", "f-subject", "f-address", "f-name", "f-phone", "f-email",
-                     "f-anonymous", "f-reply_wanted", "f-attachments", "send"]
+                     "f-anonymous", "f-reply_wanted", "f-confidential", "f-attachments", "send"]
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#case-code")
     await case_code(page)
@@ -230,12 +251,13 @@ async def test_every_field_has_an_accessible_name_and_text_has_contrast(
     guard = Guarded(base_url(gateway))
     context, page = await guard.open(browser)
     controls = page.locator("#mailbox input:not([type=hidden]), #mailbox textarea, button")
-    assert await controls.count() == 10
+    assert await controls.count() == 11
     for i in range(await controls.count()):
         snapshot = await controls.nth(i).aria_snapshot()
         assert re.match(r'^- \w+ "[^"]*\S[^"]*"', snapshot), snapshot
     tree = await page.locator("main").aria_snapshot()
-    for name in ("内容 What happened", "电话 Phone", "电子邮箱 E-mail", "需要回复 I want a reply"):
+    for name in ("内容 What happened", "电话 Phone", "电子邮箱 E-mail", "需要回复 I want a reply",
+                 "请为我保密 Keep my identity confidential"):
         assert name in tree, tree
     await page.get_by_role("button", name="提交").click()  # errors shown: their colours too
     contrasts = await page.evaluate(CONTRASTS)

@@ -167,3 +167,15 @@ async def test_a_wrong_secret_is_a_dead_letter(tmp_path: Path) -> None:
         assert server.received == [] and server.refused_signatures == 1
     finally:
         await server.close()
+
+
+async def test_a_confidential_case_still_gets_its_code(tmp_path: Path) -> None:
+    """Masking keeps the reporter from other systems; the citizen sink answers the same
+    person, so it gets the number (the forwarder hands it the case unmasked)."""
+    r, provider = rig(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}")
+    async with r:
+        code = await r.file("web", "web", web_form(confidential=True), "application/json")
+        await r.forward()
+        assert await r.states() == ["delivered"]
+    [message] = provider.sent
+    assert message.phone == "+8613800138000" and code in message.text

@@ -187,7 +187,11 @@ class CallFlow:
         complaint = Complaint.model_validate_json(case.document)
         draft = complaint_draft(state, self.source, complaint.received_at)
         validate_draft(draft)
-        updated = complaint.model_copy(update={k: getattr(draft, k) for k in _UPDATED})
+        update = {k: getattr(draft, k) for k in _UPDATED}
+        # Once confidential, always: the notes (or a rule on their text) may make it so.
+        update["confidential"] = (complaint.confidential or draft.confidential
+                                  or bool(self.intake.hints_of(draft).get("confidential")))
+        updated = complaint.model_copy(update=update)
         if updated == complaint:
             return False
         self.intake.update_case(tx, case.id, updated, draft)  # dedup: the notes may be new

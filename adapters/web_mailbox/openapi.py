@@ -48,6 +48,8 @@ def submission_fields(options: WebMailboxOptions, *, form: bool) -> dict[str, Js
         "address": string(options.max_address_chars),
         "district_code": string(12), "category": string(100),
         "anonymous": flag, "reply_wanted": flag,
+        "confidential": {**flag, "description": "keep the reporter's identity confidential "
+                                                 "(default false)"},
         "submission_id": string(200, description="the form's own id: the same again is a "
                                                  "replay"),
         "submitted_at": string(format="date-time"),

@@ -38,6 +38,10 @@ InputKind = Literal["textarea", "text", "tel", "email"]
 LEAD = ("提交后会得到案件编号，请记下以便查询。",
         "After sending you get a case code: keep it to follow your case.")
 ANONYMOUS = ("匿名反映（可不留联系方式）", "Anonymous (no contact needed)")
+CONFIDENTIAL = ("请为我保密", "Keep my identity confidential")
+CONFIDENTIAL_HINT = ("您的姓名和联系方式只交给承办单位，不出现在其他任何地方。",
+                     "Your name and contact details go only to the office handling "
+                     "your case, nowhere else.")
 KEEP_THE_CODE = ("请把编号写下来或截屏保存，查询办理进度时需要它。",
                  "Write the code down or take a screenshot: you need it to follow your case.")
 ANSWERED: dict[Outcome, tuple[str, str]] = {
@@ -119,13 +123,17 @@ def _text_field(spec: TextField, limit: int, value: str, errors: dict[str, Field
             f"{control}{_error_line(spec.name, errors)}</div>")
 
 
-def _checkbox(name: str, zh: str, en: str, checked: bool) -> str:
+def _checkbox(name: str, zh: str, en: str, checked: bool,
+              hint: tuple[str, str] | None = None) -> str:
     """A yes/no field: a hidden ``false`` first, so an unticked box still says no (the
-    reader keeps a repeated field's last value)."""
+    reader keeps a repeated field's last value). ``hint``: a line under the label that
+    the box is described by (screen readers read it with the box)."""
     tick = " checked" if checked else ""
+    described = f' aria-describedby="hint-{name}"' if hint else ""
+    note = f'<p class="hint" id="hint-{name}">{bilingual(*hint)}</p>' if hint else ""
     return (f'<div class="field check"><input type="hidden" name="{name}" value="false">'
-            f'<input type="checkbox" id="f-{name}" name="{name}" value="true"{tick}>'
-            f'<label for="f-{name}">{bilingual(zh, en)}</label></div>')
+            f'<input type="checkbox" id="f-{name}" name="{name}" value="true"{tick}'
+            f'{described}><label for="f-{name}">{bilingual(zh, en)}</label>{note}</div>')
 
 
 def _file_field(options: WebMailboxOptions, errors: dict[str, FieldError]) -> str:
@@ -175,6 +183,7 @@ def form_main(options: WebMailboxOptions, action: str, token: str, values: dict[
     shown = {spec.name for spec, _ in fields} | {"attachments"}
     anonymous = values.get("anonymous", "false") == "true"
     reply = values.get("reply_wanted", "true") == "true"
+    confidential = values.get("confidential", "false") == "true"
     body = "".join(_text_field(spec, limit, values.get(spec.name, ""), by_field)
                    for spec, limit in fields)
     return (
@@ -189,6 +198,7 @@ def form_main(options: WebMailboxOptions, action: str, token: str, values: dict[
         f"{body}"
         f"{_checkbox('anonymous', *ANONYMOUS, anonymous)}"
         f"{_checkbox('reply_wanted', '需要回复', 'I want a reply', reply)}"
+        f"{_checkbox('confidential', *CONFIDENTIAL, confidential, CONFIDENTIAL_HINT)}"
         f"{_file_field(options, by_field)}"
         f'<button type="submit" id="send">{bilingual("提交", "Send")}</button>'
         "</form>")

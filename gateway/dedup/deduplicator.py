@@ -41,6 +41,7 @@ from gateway.model.schema import Complaint, ComplaintDraft, DedupInfo, RawRecord
 from gateway.store import Tx, cases, outbox
 from gateway.store import dedup_index as idx
 from gateway.store.dedup_index import Entry
+from gateway.support.confidential import masked_text_of
 from gateway.support.config import DedupConfig
 from gateway.support.keyed_ids import IdentifierKeys, IdKind, ephemeral_keys
 from gateway.support.logging import get_logger, mask_text
@@ -287,11 +288,13 @@ def hot_topic_payload(cluster: idx.Cluster, count: int, hours: float, at: float)
 
 def stamp_cluster(tx: Tx, case_id: int, cluster_id: str, update_case: UpdateCase) -> str:
     """Put an already filed case in a cluster and forward it again (outbox ``update``);
-    returns its text."""
+    returns its text (a confidential case's masked: it becomes the cluster's snippet)."""
     row = cases.get_by_id(tx, case_id)
     if row is None:
         return ""
     complaint = Complaint.model_validate_json(row.document)
     dedup = complaint.dedup.model_copy(update={"cluster_id": cluster_id})
     update_case(tx, case_id, complaint.model_copy(update={"dedup": dedup}))
+    if complaint.confidential:  # the snippet is shown on /ops, in reports and hot topics
+        return masked_text_of(json.loads(row.document), complaint.body)
     return complaint.body

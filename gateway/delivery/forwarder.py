@@ -6,6 +6,10 @@ store, so it survives restarts), or dead-letter (a permanent refusal, or past th
 attempts/age limit, with the last error). Entries that fail may be overtaken by later
 ones: one stuck entry never blocks the line.
 
+What a sink receives is shaped in one place (``forward_once``): a confidential case's
+reporter masked unless the sink says ``confidential: full``, then its attachments per
+the sink's ``attachments`` mode.
+
 Beside the sink loops, one retention loop deletes the entries delivered longer ago than
 ``store.outbox_retention_days``: at start, then every ``RETENTION_INTERVAL_S``, in
 statements of at most ``outbox.PURGE_CHUNK`` entries, each its own transaction.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 import uuid
@@ -27,11 +32,25 @@ from gateway.delivery.sinks.base import Outcome, Sink
 from gateway.model.errors import PermanentSinkError
 from gateway.store import Store, StoreUnavailable, Tx, outbox
 from gateway.store.outbox import Delivery
+from gateway.support.confidential import mask_json
 from gateway.support.config import RetryPolicy, SinkConfig
 from gateway.support.logging import get_logger
 
 log = get_logger("gateway.forwarder")
 RETENTION_INTERVAL_S = 3600.0  # how often delivered entries past the retention are deleted
+
+
+def confidential_view(config: SinkConfig, batch: Sequence[Delivery]) -> list[Delivery]:
+    """The batch as the sink ``config`` may see it: confidential cases masked unless the
+    sink receives them in ``full`` (the stored entries are not changed)."""
+    if config.confidential == "full":
+        return list(batch)
+    shaped = []
+    for delivery in batch:
+        body = mask_json(delivery.body)
+        shaped.append(delivery if body is delivery.body
+                      else dataclasses.replace(delivery, body=body))
+    return shaped
 
 
 def next_delay(policy: RetryPolicy, attempts: int) -> float:
@@ -155,7 +174,9 @@ class Forwarder:
         )
         if not batch:
             return 0
-        shaped = batch if self.attachments is None else await self.attachments.shape(config, batch)
+        shaped = list(batch) if sink.answers_the_reporter else confidential_view(config, batch)
+        if self.attachments is not None:
+            shaped = await self.attachments.shape(config, shaped)
         outcomes = await sink.deliver(shaped)
         await self.store.write(lambda tx: settle(tx, config.retry, batch, outcomes))
         ok = sum(1 for o in outcomes if o is None)

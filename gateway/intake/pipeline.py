@@ -36,7 +36,8 @@ log = get_logger("gateway.intake")
 # Payloads above this size are normalized on a worker thread, off the event loop.
 INLINE_NORMALIZE_BYTES = 64 * 1024
 R = TypeVar("R")
-Hints = dict[str, Any]  # optional Complaint fields: classification, routing, due_at
+# Optional Complaint fields: classification, routing, due_at, confidential (by a rule).
+Hints = dict[str, Any]
 
 
 async def run_parser(fn: Callable[[RawRecord, NormalizerContext], R], raw: RawRecord,
@@ -370,9 +371,12 @@ class Intake:
         day = draft.received_at.astimezone(self.timezone).date()
         scope = f"case:{self.region}:{day.isoformat()}:{draft.channel}"
         code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
+        # A confidential rule (hints) adds to what the citizen or the agent asked for.
+        fields = {**dict(draft), **hints, "confidential": draft.confidential
+                  or bool(hints.get("confidential"))}
         complaint = Complaint.model_construct(
-            **dict(draft), case_code=code, schema_version=1, dedup=decision.info,
-            raw_ref=f"raw:{raw_id}", **hints,
+            **fields, case_code=code, schema_version=1, dedup=decision.info,
+            raw_ref=f"raw:{raw_id}",
         )
         row = cases.insert(
             tx, case_code=code, source=draft.source, source_ref=draft.source_ref,

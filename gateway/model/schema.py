@@ -140,6 +140,11 @@ class ComplaintDraft(_Model):
     received_at: AwareDatetime
     reported_at: AwareDatetime
     reporter: Reporter = Field(default_factory=Reporter)
+    # Optional with a default, so schema v1 documents without it stay valid.
+    confidential: bool = Field(
+        default=False, description="keep the reporter's identity confidential: outputs "
+        "not set to receive it show the reporter's name, phone, e-mail and handle as null "
+        "and mask them in the text (docs/personal-data.md#confidential-cases)")
     subject: str = ""
     body: str
     location: Location | None = None

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.store import Tx
+from gateway.support.confidential import masked_text_of
 from gateway.support.logging import mask_text
 
 TREND_WEEKS = 8
@@ -90,7 +91,8 @@ def _fact(code: str, created_at: float, doc: dict[str, Any], tz: ZoneInfo) -> Ca
         or UNKNOWN,
         district=location.get("district_code") or UNKNOWN, kind=dedup.get("kind") or "new",
         cluster=dedup.get("cluster_id") or dedup.get("repeat_of"),
-        text=mask_text(text), due_at=datetime.fromisoformat(due) if due else None,
+        text=mask_text(masked_text_of(doc, text)),
+        due_at=datetime.fromisoformat(due) if due else None,
     )
 
 

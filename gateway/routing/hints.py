@@ -1,6 +1,7 @@
 """What the intake calls: a complaint's classification, routing and due date, each a
-hint. A failure in any of them is logged, counted (``failures``, shown in /metrics) and
-leaves that hint out; it never raises into intake."""
+hint, and whether a confidential rule makes the case confidential. A failure in any of
+them is logged, counted (``failures``, shown in /metrics; the confidential rules count as
+``routing``) and leaves that hint out; it never raises into intake."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class RoutingHints:
         due = self._guard("due_at", self.due, draft, code)
         if due is not None:
             hints["due_at"] = due
+        if not draft.confidential and self._guard("routing", self.confidential, draft, code):
+            hints["confidential"] = True
         return hints
 
     def _guard(self, kind: HintKind, step: Any, *args: Any) -> Any:
@@ -75,12 +78,11 @@ class RoutingHints:
     def route(self, draft: ComplaintDraft, code: str | None) -> RoutingInfo | None:
         if self.rules is None:
             return None
-        location = draft.location
-        return self.rules.route(Matter(
-            class_code=code, subject=draft.subject, body=draft.body,
-            address=location.address if location else None,
-            district=location.district_code if location else None, channel=draft.channel,
-        ))
+        return self.rules.route(_matter(draft, code))
+
+    def confidential(self, draft: ComplaintDraft, code: str | None) -> bool:
+        """Whether a confidential rule of the rules file holds for ``draft``."""
+        return self.rules is not None and self.rules.confidential(_matter(draft, code)) is not None
 
     def due(self, draft: ComplaintDraft, code: str | None) -> datetime | None:
         """Working days of the class's service level (default: ``default_working_days``)."""
@@ -95,6 +97,16 @@ class RoutingHints:
             days = settings.service_levels.get(level, days)
         due = due_at(draft.received_at, days, self.timezone, settings.end_of_day)
         return due.astimezone(UTC)  # the complaint's times are UTC
+
+
+def _matter(draft: ComplaintDraft, code: str | None) -> Matter:
+    """What the rules look at of ``draft``, with its class ``code``."""
+    location = draft.location
+    return Matter(
+        class_code=code, subject=draft.subject, body=draft.body,
+        address=location.address if location else None,
+        district=location.district_code if location else None, channel=draft.channel,
+    )
 
 
 def load_hints(taxonomy_path: Path | None, classifier: ClassifierConfig,

@@ -3,6 +3,11 @@ rule whose every condition holds decides. Conditions: class (the class or any of
 descendants), keywords (any of them in subject or body), a regular expression on subject
 and body, address patterns, district codes, channels. With no rule matching, the
 taxonomy's own department of the class (inherited from its ancestors) answers.
+
+The same file may list ``confidential`` rules: the same conditions, no department; a
+matter that any of them holds for is a confidential case (the reporter's identity is
+masked in outputs, docs/personal-data.md#confidential-cases). They are evaluated
+independently of the routing rules' first-match order.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +25,7 @@ from gateway.model.schema import Channel, RoutingInfo
 from gateway.routing.taxonomy import Taxonomy
 
 Priority = Literal["low", "normal", "high", "urgent"]
+R = TypeVar("R", bound="Conditional")
 TAXONOMY_RULE = "taxonomy"
 
 
@@ -63,9 +69,14 @@ def _compile(pattern: str) -> None:
         raise ValueError(f"not a regular expression ({exc})") from None
 
 
-class Rule(_Strict):
+class Conditional(_Strict):
+    """A named set of conditions: what a confidential rule is, and a routing rule's base."""
+
     name: str = Field(min_length=1, max_length=100)
     when: Conditions
+
+
+class Rule(Conditional):
     department: str = Field(min_length=1)
     priority: Priority | None = None
 
@@ -99,9 +110,15 @@ class Verdict:
 
 
 class RuleSet:
-    def __init__(self, rules: list[Rule], taxonomy: Taxonomy | None) -> None:
+    def __init__(self, rules: list[Rule], taxonomy: Taxonomy | None,
+                 confidential: list[Conditional] | None = None) -> None:
         self.rules = rules
         self.taxonomy = taxonomy
+        self.confidential_rules = confidential or []
+
+    def confidential(self, matter: Matter) -> str | None:
+        """The name of the first confidential rule that holds for ``matter``, or None."""
+        return next((r.name for r in self.confidential_rules if self.holds(r, matter)), None)
 
     def route(self, matter: Matter) -> RoutingInfo | None:
         """The first matching rule's department, else the class's own department."""
@@ -132,7 +149,7 @@ class RuleSet:
         return RoutingInfo(department=department, rule=TAXONOMY_RULE,
                            reason=f"分类 class {code} 的主管部门 the taxonomy's department")
 
-    def holds(self, rule: Rule, matter: Matter) -> bool:
+    def holds(self, rule: Conditional, matter: Matter) -> bool:
         """Whether every condition of ``rule`` holds, cheapest first and stopping at the
         first that fails: what intake asks of every rule (``check`` also says why, which
         costs a sentence per condition and is only wanted for the rule that fired)."""
@@ -152,7 +169,7 @@ class RuleSet:
         address = matter.address or ""
         return not when.address or any(re.search(p, address) for p in when.address)
 
-    def check(self, rule: Rule, matter: Matter) -> list[Check]:
+    def check(self, rule: Conditional, matter: Matter) -> list[Check]:
         when = rule.when
         text = f"{matter.subject}\n{matter.body}"
         checks: list[Check] = []
@@ -198,18 +215,29 @@ def load_rules(path: Path, taxonomy: Taxonomy | None) -> RuleSet:
         raise ConfigError([f"routing rules {path}: {exc.strerror or exc}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"routing rules {path}: not valid YAML ({exc})"]) from None
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise ConfigError([f"routing rules {path}: expected a mapping with a 'rules' list"])
-    rules = []
-    for index, item in enumerate(data["rules"]):
+    lists = ("rules", "confidential")
+    if (not isinstance(data, dict) or not any(k in data for k in lists)
+            or not all(isinstance(data.get(k, []), list) for k in lists)):
+        raise ConfigError([f"routing rules {path}: expected a mapping with a 'rules' list "
+                           "and/or a 'confidential' list"])
+    rules = _validated(path, "rules", data.get("rules") or [], Rule)
+    confidential = _validated(path, "confidential", data.get("confidential") or [], Conditional)
+    for found in (rules, confidential):
+        names = [r.name for r in found]
+        if len(set(names)) != len(names):
+            raise ConfigError([f"routing rules {path}: rule names must be unique"])
+    return RuleSet(rules, taxonomy, confidential)
+
+
+def _validated(path: Path, key: str, items: list[Any], model: type[R]) -> list[R]:
+    """Each item of the ``key`` list as ``model``; the first bad one names its place."""
+    found = []
+    for index, item in enumerate(items):
         try:
-            rules.append(Rule.model_validate(item))
+            found.append(model.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError([f"routing rules {path}: rules[{index}] {where}: "
+            raise ConfigError([f"routing rules {path}: {key}[{index}] {where}: "
                               f"{first['msg']}"]) from None
-    names = [r.name for r in rules]
-    if len(set(names)) != len(names):
-        raise ConfigError([f"routing rules {path}: rule names must be unique"])
-    return RuleSet(rules, taxonomy)
+    return found

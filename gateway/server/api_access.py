@@ -1,6 +1,7 @@
 """What every route of the case API shares: the running gateway behind a request, the
 bearer check of ``api.token`` (the pull feed, the status API, the case look-up), the
-access log entry of each read and the JSON answer."""
+access log entry of each read, what a case document shows (``api.confidential``) and
+the JSON answer."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from gateway.ops.running import RunningGateway
 from gateway.store import audit
 from gateway.support import problem
+from gateway.support.confidential import mask_json
 from gateway.support.tokens import bearer_ok
 
 GATEWAY_KEY = web.AppKey("gateway", object)
@@ -49,3 +51,11 @@ async def log_access(request: web.Request, action: audit.AuditAction, target: st
     token's name (one ``api.token`` today: ``api``)."""
     await gateway_of(request).store.write(
         lambda tx: audit.record(tx, actor, action, target, detail))
+
+
+def api_view(request: web.Request, document: str) -> str:
+    """A stored case document as the case API shows it: a confidential case's reporter
+    masked unless ``api.confidential`` is ``full``."""
+    if gateway_of(request).config.api.confidential == "full":
+        return document
+    return mask_json(document)

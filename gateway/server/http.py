@@ -15,7 +15,7 @@ from aiohttp import web
 from gateway.ops import routes as ops
 from gateway.ops.running import RunningGateway
 from gateway.server import attachment_route, lookup_route, open311, openapi, status_api
-from gateway.server.api_access import GATEWAY_KEY, log_access
+from gateway.server.api_access import GATEWAY_KEY, api_view, log_access
 from gateway.server.api_access import authorized as _authorized
 from gateway.server.api_access import gateway_of as _gateway
 from gateway.server.http_edge import watch_requests
@@ -110,7 +110,7 @@ async def list_cases(request: web.Request) -> web.Response:
         "after": after, "limit": limit, "count": len(rows),
         **({"first": rows[0].case_code, "last": rows[-1].case_code} if rows else {})})
     body = (
-        '{"cases":[' + ",".join(r.document for r in rows) + "],"
+        '{"cases":[' + ",".join(api_view(request, r.document) for r in rows) + "],"
         f'"next_cursor":"{cursor}","has_more":{"true" if len(rows) == limit else "false"}}}'
     )
     return web.Response(text=body, content_type="application/json")

@@ -17,7 +17,7 @@ from gateway.model.case_status import parse_update
 from gateway.model.errors import Rejected
 from gateway.model.input_limits import InputLimits
 from gateway.server import json_body
-from gateway.server.api_access import authorized, gateway_of, json_answer, log_access
+from gateway.server.api_access import api_view, authorized, gateway_of, json_answer, log_access
 from gateway.store import Tx, cases, statuses
 from gateway.store.audit import AuditAction
 from gateway.support import problem
@@ -55,7 +55,8 @@ async def post_status(request: web.Request) -> web.Response:
 async def get_case(request: web.Request) -> web.Response:
     """The complaint document as stored, with ``status_history`` added at its end: the
     document's own bytes are not touched (its members, their order, its signature input
-    stay what the sinks received)."""
+    stay what the sinks received), except that a confidential case's reporter is masked
+    unless ``api.confidential`` is ``full``."""
     if (refusal := authorized(request)) is not None:
         return refusal
     code = request.match_info["case_code"].upper()
@@ -68,7 +69,7 @@ async def get_case(request: web.Request) -> web.Response:
     await log_access(request, AuditAction.CASE_READ, code[:64], {"found": found is not None})
     if found is None:
         return _not_found(code)
-    document, history = found
+    document, history = api_view(request, found[0]), found[1]
     entries = json.dumps([e.as_json() for e in history], ensure_ascii=False)
     body = f'{document.rstrip()[:-1]},"status_history":{entries}}}'
     return web.Response(text=body, content_type="application/json")

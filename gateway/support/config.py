@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from gateway.model.errors import ConfigError
+from gateway.support.confidential import ConfidentialMode
 from gateway.support.config_text import Loc, config_location, is_secret_key, item_prefix
 from gateway.support.logging import register_secret
 from gateway.support.lookup_config import LookupConfig
@@ -114,10 +115,13 @@ class StoreConfig(_Strict):
 class ApiConfig(_Strict):
     """The pull API. ``public_url``: where downstream systems reach this gateway (e.g.
     ``https://gateway.example.gov.cn``, behind a reverse proxy its public address), the
-    base of the attachment links sinks deliver (gateway/delivery/attachments.py)."""
+    base of the attachment links sinks deliver (gateway/delivery/attachments.py).
+    ``confidential``: what ``GET /v1/cases`` and ``GET /v1/cases/{code}`` show of a
+    confidential case's reporter (gateway/support/confidential.py)."""
 
     token: SecretStr | None = None
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s?#]+$")
+    confidential: ConfidentialMode = "masked"
 
     @field_validator("token", mode="before")
     @classmethod
@@ -205,6 +209,8 @@ class SinkConfig(BaseModel):
     events: bool = False  # also deliver events (hot topics), not only cases
     attachments: AttachmentMode = "link"
     attachments_inline_max_kb: int = Field(default=256, ge=1, le=10240)
+    # What the sink receives of a confidential case's reporter (gateway/support/confidential.py).
+    confidential: ConfidentialMode = "masked"
 
     @property
     def options(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The agent desktop's call notes (format ``call_notes``).
 
-The notes an agent writes (subject, content, address, category, the caller's name)
+The notes an agent writes (subject, content, address, category, the caller's name,
+whether the caller asked to stay confidential)
 arrive on their own at ``POST /intake/<source>/calls/<call_id>/notes`` and are read
 here; ``notes_from`` also reads notes that phone formats carry in their own fields
 (IVR variables of a call record). The ``Notes`` model itself is in
@@ -44,19 +45,21 @@ def notes_from(fields: Fields, keys: Mapping[str, str], *, strict: bool = True) 
                         "not a valid Chinese mobile or landline number")
     anonymous = fields.flag(keys["anonymous"], False) if "anonymous" in keys else False
     reply = fields.flag(keys["reply_wanted"], not anonymous) if "reply_wanted" in keys else True
+    confidential = fields.flag(keys["confidential"], False) if "confidential" in keys else False
     if fields.errors or not given.get("content"):
         return None
     return Notes(subject=given.get("subject") or "", content=given["content"] or "",
                  address=given.get("address"), category=given.get("category"),
                  caller_name=given.get("caller_name"), phone=e164, anonymous=anonymous,
-                 reply_wanted=reply, agent=given.get("agent"))
+                 reply_wanted=reply, confidential=confidential, agent=given.get("agent"))
 
 
 # -- the call_notes format ---------------------------------------------------------------
 
 NOTES_KEYS = {"subject": "subject", "content": "content", "address": "address",
               "category": "category", "caller_name": "caller_name", "phone": "phone",
-              "anonymous": "anonymous", "reply_wanted": "reply_wanted", "agent": "agent"}
+              "anonymous": "anonymous", "reply_wanted": "reply_wanted",
+              "confidential": "confidential", "agent": "agent"}
 
 
 def parse(raw: RawRecord, ctx: NormalizerContext) -> CallEvent:

@@ -53,6 +53,7 @@ class Notes(BaseModel):
     phone: str | None = None  # a callback number other than the caller id (E.164)
     anonymous: bool = False
     reply_wanted: bool = True
+    confidential: bool = False  # the caller asked to keep their identity confidential
     agent: str | None = None
 
 
@@ -230,6 +231,7 @@ def complaint_draft(state: CallState, source: str, received_at: datetime) -> Com
         channel="phone", source=source, source_ref=state.call_id, received_at=received_at,
         reported_at=min(info.started_at or received_at, received_at),
         reporter=_reporter(info, notes), subject=subject, body=body,
+        confidential=bool(notes and notes.confidential),
         location=Location(address=notes.address) if notes and notes.address else None,
         call=info, category_hint=notes.category if notes else None, tags=tags,
     )

@@ -53,6 +53,7 @@ class NotesVariables(BaseModel):
     category: str = "complaint_category"
     caller_name: str = "complaint_caller_name"
     phone: str = "complaint_phone"
+    confidential: str = "complaint_confidential"
 
 
 class FreeswitchOptions(BaseModel):

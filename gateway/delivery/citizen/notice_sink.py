@@ -64,6 +64,8 @@ class CitizenSink(Sink[NoticeOptionsT]):
     """Base of ``citizen_email`` and ``citizen_sms``. Subclasses say their channel and
     identifier kind, pick the recipient and send one message."""
 
+    answers_the_reporter = True
+
     notice_channel: ClassVar[NoticeChannel]
     id_kind: ClassVar[IdKind]
 

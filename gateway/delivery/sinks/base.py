@@ -46,6 +46,10 @@ class Sink(Configurable[OptionsT]):
     (``gateway.support.plugin``) and implement ``deliver``."""
 
     Options: ClassVar[type[BaseModel]] = SinkOptions
+    # A sink that writes back to the citizen (gateway/delivery/citizen/) needs the
+    # reporter's address even on a confidential case: it answers the same person, it
+    # discloses nothing, so the forwarder hands it the case unmasked.
+    answers_the_reporter: ClassVar[bool] = False
 
     def __init__(self, config: SinkConfig, options: Any) -> None:
         self.options = self.validated_options(options)
