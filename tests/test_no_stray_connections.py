@@ -12,8 +12,8 @@ weekly report was mailed (by ``minsheng report weekly --mail-to``, under the sam
 the gateway's own Monday task runs on Mondays only), then asserts that each recorded
 attempt went to a configured target and that each target was reached.
 
-To add a feature (the notify sinks, the SMS provider): start its loopback server, put
-its block in the config and ``rig.allow(name, url)`` its address.
+To add a feature: start its loopback server, put its block in the config and
+``rig.allow(name, url)`` its address.
 
 The store is SQLite: PostgreSQL's connections are made inside libpq, out of the hook's
 sight (the store URL is a configured target anyway).
@@ -44,6 +44,8 @@ from tests.opinion_server import FixtureServer
 from tests.pg import free_port
 from tests.procs import GatewayProcess, run_cli, write_config
 from tests.receiver import Receiver
+from tests.sms_server import SmsServer
+from tests.sms_server import block as sms_block
 from tests.smtp_server import PASSWORD, smtp_server
 
 pytestmark = pytest.mark.skipif(
@@ -107,6 +109,8 @@ async def servers(dovecot_server: Dovecot, site_server: FixtureServer,
     await city.start()
     broker = KafkaBroker()
     await asyncio.to_thread(broker.start)
+    sms = SmsServer()
+    await sms.start()
     user = dovecot_server.add_user()
     async with Mailbox(dovecot_server, user) as box:
         await box.append(MAIL)
@@ -114,8 +118,10 @@ async def servers(dovecot_server: Dovecot, site_server: FixtureServer,
     with smtp_server(tmp_path / "smtp") as smtp:
         try:
             yield {"imap": dovecot_server, "imap_user": user, "site": site_server,
-                   "http": receiver, "open311": city, "kafka": broker, "smtp": smtp}
+                   "http": receiver, "open311": city, "kafka": broker, "smtp": smtp,
+                   "sms": sms}
         finally:
+            await sms.close()
             broker.stop()
             await city.close()
             await receiver.close()
@@ -130,6 +136,7 @@ def gateway_raw(tmp_path: Path, s: dict[str, Any], rig: Rig) -> dict[str, Any]:
     rig.allow("open311 sink", s["open311"].url)
     rig.allow("kafka sink", s["kafka"].bootstrap)
     rig.allow("smtp", f"127.0.0.1:{s['smtp'].port}")
+    rig.allow("sms provider", s["sms"].base)
     sources = [
         {"name": "web", "adapter": "web_mailbox"},
         {"name": "hotline", "adapter": "cdr_webhook", "missed_calls": "callback",
@@ -155,11 +162,14 @@ def gateway_raw(tmp_path: Path, s: dict[str, Any], rig: Rig) -> dict[str, Any]:
         {"name": "city", "kind": "open311", "url": s["open311"].url, "api_key": "${STRAY_311}",
          "jurisdiction_id": "cy.example", "default_service_code": "002",
          "poll_interval_s": 0.2, "retry": retry},
+        {"name": "reply-mail", "kind": "citizen_email", "poll_interval_s": 0.2, "retry": retry},
+        {"name": "reply-sms", "kind": "citizen_sms", "poll_interval_s": 0.2, "retry": retry},
     ]
     raw = raw_config(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}", sources=sources,
                      sinks=sinks, api={"token": "${STRAY_API}"},
                      ops={"token": "${STRAY_OPS}"},
                      smtp={**s["smtp"].config(), "password": "${STRAY_SMTP}"},
+                     sms=sms_block("generic", s["sms"].base, s["sms"].credentials),
                      reports={"enabled": True, "folder": str(tmp_path / "reports"),
                               "email_to": ["leader@district.example.cn"]},
                      open311={"jurisdiction_id": "cy.example", "services": [
@@ -221,11 +231,13 @@ async def test_the_gateway_connects_only_to_configured_targets(
         await until(lambda: len(receiver.accepted) >= 4, "the http sink's deliveries")
         await until(lambda: len(city.received) >= 1, "the open311 sink's deliveries")
         await until(lambda: "kafka sink" in reached(rig, attempts(log)), "the kafka broker")
+        await until(lambda: len(servers["sms"].received) >= 1, "the case code by SMS")
+        await until(lambda: len(servers["smtp"].received) >= 1, "the case code by e-mail")
         mailed = await asyncio.to_thread(
             run_cli, "report", "weekly", "--mail-to", "leader@district.example.cn",
             "--config", str(config), env=env)
         assert mailed.returncode == 0, mailed.stderr
-        assert servers["smtp"].received, "the weekly report was not mailed"
+        assert len(servers["smtp"].received) >= 2, "the weekly report was not mailed"
     finally:
         gateway.terminate()
     found = attempts(log)
