@@ -211,6 +211,9 @@ async def _dead_letters_are_visible(gw: Gateway, receiver: Receiver) -> None:
     samples = await scrape(gw)
     assert value(samples, "minsheng_outbox_pending", sink=SINK) == 0
     assert value(samples, "minsheng_outbox_oldest_pending_age_seconds", sink=SINK) == 0
+    dead_age = value(samples, "minsheng_outbox_oldest_dead_age_seconds", sink=SINK)
+    assert dead_age is not None and dead_age > 0  # created before two failed attempts
+    assert value(samples, "minsheng_quarantine_oldest_open_age_seconds") == 0
     assert value(samples, "minsheng_delivery_attempts_total", sink=SINK, outcome="failed") == 6
     assert value(samples, "minsheng_delivery_attempts_total", sink=SINK, outcome="delivered") == 0
     assert len(receiver.requests) == 6  # two attempts per case, as counted
@@ -229,6 +232,7 @@ async def _replayed_dead_letters_are_delivered(gw: Gateway) -> None:
     await wait_for(delivered)
     samples = await scrape(gw)
     assert value(samples, "minsheng_outbox_dead", sink=SINK) == 0
+    assert value(samples, "minsheng_outbox_oldest_dead_age_seconds", sink=SINK) == 0
     assert value(samples, "minsheng_delivery_attempts_total", sink=SINK, outcome="delivered") == 3
     doc = await status(gw)
     assert doc["summary"] == {"state": "ok", "problems": []}

@@ -43,7 +43,7 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_file_passes_promtool_check() -> None:
     result = run_promtool("check", "rules", str(ALERTS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 12 rules found" in result.stdout
+    assert "SUCCESS: 14 rules found" in result.stdout
 
 
 def _alert(name: str, at: str, *expected: tuple[dict[str, str], dict[str, str]]
@@ -93,6 +93,10 @@ FORWARDING_CASES = {
         _series("minsheng_outbox_dead", "0 0 0 0 0 1 1 1 1 1", sink="platform"),
         _series("minsheng_outbox_dead", "2x10", sink="file"),
         _series("minsheng_store_up", "1 1 0 0 0 0 0"),
+        # held: crosses 7 days (604800 s) between minutes 1 and 3
+        _series("minsheng_outbox_oldest_dead_age_seconds", "500000+60000x10", sink="platform"),
+        _series("minsheng_outbox_oldest_dead_age_seconds", "0x10", sink="file"),
+        _series("minsheng_quarantine_oldest_open_age_seconds", "500000+60000x10"),
     ],
     "alert_rule_test": [
         _alert("MinshengBacklogAging", "15m"),
@@ -104,6 +108,16 @@ FORWARDING_CASES = {
             "summary": "死信增加 dead letters growing for platform",
             "description": "New dead letters for sink platform in the last 30 minutes: "
                            "`minsheng dlq list`, fix, then `minsheng dlq replay`."})),
+        _alert("MinshengDeadLettersHeldLong", "1m"),
+        _alert("MinshengDeadLettersHeldLong", "3m", ({"severity": "warning", "sink": "platform"}, {
+            "summary": "死信久存 dead letters held over 7 days for platform",
+            "description": "The oldest dead letter for sink platform is 7d 20h 53m 20s old: "
+                           "`minsheng dlq list`, fix, then `minsheng dlq replay`."})),
+        _alert("MinshengQuarantineHeldLong", "1m"),
+        _alert("MinshengQuarantineHeldLong", "3m", ({"severity": "warning"}, {
+            "summary": "隔离区久存 quarantine held over 7 days",
+            "description": "The oldest open quarantine entry is 7d 20h 53m 20s old: "
+                           "`minsheng quarantine list`, then reprocess or drop it."})),
         _alert("MinshengStoreUnavailable", "3m"),
         _alert("MinshengStoreUnavailable", "5m", ({"severity": "critical", "instance": "gw-1"}, {
             "summary": "存储不可用 store unreachable from gw-1",

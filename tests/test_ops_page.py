@@ -149,6 +149,14 @@ async def _load_data(gw: Gateway) -> None:
 
     await wait_for(settled)
 
+    def age_held_items(tx: Tx) -> None:  # one dead letter and the quarantined item: 9 days
+        old = time.time() - 9 * DAY
+        tx.execute("UPDATE outbox SET created_at = ? WHERE id = "
+                   "(SELECT MIN(id) FROM outbox WHERE state = 'dead')", (old,))
+        tx.execute("UPDATE quarantine SET created_at = ?", (old,))
+
+    await gw.store.write(age_held_items)
+
 
 async def _status(gw: Gateway) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {OPS_TOKEN}"}
@@ -230,12 +238,21 @@ async def _check_charts(page: Page, doc: dict[str, Any]) -> None:
 async def _check_tiles_and_lists(page: Page, doc: dict[str, Any]) -> None:
     assert await page.inner_text("#tile-dead .value") == "2"
     assert await page.inner_text("#tile-quarantine .value") == "1"
+    for tile in ("#tile-dead", "#tile-quarantine"):  # never purged: their age is shown
+        assert "最久 9.0 天 · oldest 9.0 d" in await page.inner_text(f"{tile} .sub")
+    assert "bad" in (await page.get_attribute("#tile-quarantine", "class") or "")
+    platform = await page.inner_text('#sinks tr[data-sink="platform"]')
+    assert "9.0 天" in platform
+    assert doc["quarantine"]["oldest_age_s"] >= 9 * DAY and doc["gateway"]["held_warn_days"] == 7
     assert await page.inner_text("#tile-calls .value") == "91.2%"
     cases_24h = sum(t["cases"] for t in doc["volumes"]["last_24h"].values())
     assert (await page.inner_text("#tile-cases .value")).replace(",", "") == str(cases_24h)
     assert "state-warning" in (await page.get_attribute("#overall", "class") or "")
     problems = await page.inner_text("#problems")
     assert "来源 weibo 中断 · source weibo down" in problems and "2 dead letter(s)" in problems
+    assert "死信最久已存 9 天，超过 7 天 · oldest dead letter held 9 days, over 7" in problems
+    assert ("隔离区最久已存 9 天，超过 7 天 · oldest quarantine entry held 9 days, over 7"
+            in problems)
     sinks = await page.inner_text("#sinks")
     assert "platform" in sinks and "file" in sinks
     rejections = await page.inner_text("#rejections")

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -18,10 +19,12 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from gateway.model.errors import ConfigError
-from gateway.ops.routes import COOKIE, cookie_value, refusal
+from gateway.ops.routes import COOKIE, cookie_value, refusal, store_view, summarize
 from gateway.server.app import Gateway
+from gateway.store import Store, Tx, outbox, quarantine
+from gateway.store.ops_queries import VolumeCache
 from gateway.support.config import OpsConfig, parse_config
-from tests.conftest import TEST_PRIVACY, base_url
+from tests.conftest import TEST_PRIVACY, base_url, gateway_config
 from tests.pg import free_port
 from tests.procs import ROOT, subprocess_env, write_config
 from tests.receiver import Receiver
@@ -210,3 +213,62 @@ def test_cli_status_bad_config_exits_two(tmp_path: Path) -> None:
     result = status_cli(path)
     assert result.returncode == 2
     assert "ops: set ops.token" in result.stderr
+
+
+# -- held items: dead letters and quarantine show their age ------------------------------
+
+HELD_DAYS = 9
+
+
+async def test_dead_letters_and_quarantine_show_their_age(tmp_path: Path, store: Store) -> None:
+    """Neither is ever purged: the status document gives each one's count and oldest age,
+    and an alert line once the oldest is older than ``ops.held_warn_days``."""
+    def fill(tx: Tx) -> None:
+        outbox.enqueue(tx, ["platform"], None, "event", '{"e": 1}')
+        outbox.enqueue(tx, ["platform"], None, "event", '{"e": 2}')
+        for (oid,) in tx.fetchall("SELECT id FROM outbox"):
+            outbox.dead_letter(tx, int(oid), "HTTP 422")
+        quarantine.add(tx, "web", None, "normalizer_error", {"error": "x"})
+        quarantine.add(tx, "web", None, "normalizer_error", {"error": "y"})
+        old = time.time() - HELD_DAYS * 86400
+        tx.execute("UPDATE outbox SET created_at = ? WHERE id = (SELECT MIN(id) FROM outbox)",
+                   (old,))
+        tx.execute("UPDATE quarantine SET created_at = ? WHERE id = "
+                   "(SELECT MIN(id) FROM quarantine)", (old,))
+
+    await store.write(fill)
+
+    config = gateway_config(tmp_path, "sqlite:///unused.db")
+    assert config.ops.held_warn_days == 7
+    volumes = VolumeCache(config.ops.volume_days, config.tz)
+    now = time.time()
+    part = await store.read(lambda tx: store_view(tx, config, volumes, now))
+    [sink] = [s for s in part["sinks"] if s["name"] == "platform"]
+    day = 86400
+    assert sink["dead"] == 2
+    assert HELD_DAYS * day <= sink["oldest_dead_age_s"] < HELD_DAYS * day + 600
+    assert part["dead_letters"] == 2
+    assert part["dead_letters_oldest_age_s"] == sink["oldest_dead_age_s"]
+    assert part["quarantine"]["open"] == 2
+    assert HELD_DAYS * day <= part["quarantine"]["oldest_age_s"] < HELD_DAYS * day + 600
+    doc = {"store": {"ok": True}, "sources": [], **part}
+    problems = summarize(doc, config.ops)["problems"]
+    assert {"level": "warning", "zh": "死信最久已存 9 天，超过 7 天",
+            "en": "oldest dead letter held 9 days, over 7"} in problems
+    assert {"level": "warning", "zh": "隔离区最久已存 9 天，超过 7 天",
+            "en": "oldest quarantine entry held 9 days, over 7"} in problems
+    patient = OpsConfig(held_warn_days=10)
+    assert not [p for p in summarize(doc, patient)["problems"] if "held" in p["en"]]
+
+    def resolve_old(tx: Tx) -> None:  # the old ones handled: the ages fall to the others'
+        tx.execute("DELETE FROM outbox WHERE id = (SELECT MIN(id) FROM outbox)")
+        [entry, _] = quarantine.list_open(tx)
+        quarantine.resolve(tx, entry.id, "dropped")
+
+    await store.write(resolve_old)
+    part = await store.read(lambda tx: store_view(tx, config, volumes, time.time()))
+    assert part["dead_letters"] == 1 and part["dead_letters_oldest_age_s"] < 600
+    assert part["quarantine"] == {"open": 1, "oldest_age_s": part["quarantine"]["oldest_age_s"]}
+    assert part["quarantine"]["oldest_age_s"] < 600
+    assert not [p for p in summarize({**doc, **part}, config.ops)["problems"]
+                if "held" in p["en"]]

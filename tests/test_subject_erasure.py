@@ -1,39 +1,109 @@
 """A person's erasure and the retention purge, on SQLite and PostgreSQL, through a real
-gateway: web submissions (one with a file) and a phone call with notes from two people;
-one is erased. Then the database files (SQLite's file and WAL, PostgreSQL's relation
-files under base/), and the attachment tree hold none of that person's bytes, the other
-person's data is whole, the sinks got an erasure event, and the same submission sent
-again is answered ``erased`` and not filed."""
+gateway: web submissions (one with a file) and a phone call with notes from two people,
+and for the byte scan an e-mail, a mail the filters set aside and a feed entry of the
+same person (every channel); one person is erased. Then the database files (SQLite's
+file and WAL, PostgreSQL's relation files under base/), and the attachment tree hold
+none of that person's bytes, the other person's data is whole, the sinks got an erasure
+event, and the same submission sent again is answered ``erased`` and not filed."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.opinion.feeds import entry_records
 from gateway.cli.subject import erase_subject
+from gateway.intake.pipeline import SourceBinding
+from gateway.model.normalize import NormalizerContext
 from gateway.model.private_files import FILE_MODE
+from gateway.model.schema import RawRecord
 from gateway.ops.retention_job import purge
 from gateway.server.app import Gateway
 from gateway.store import Store
-from gateway.store.subject import Subject, SubjectKind
+from gateway.store.subject import MAIL_TYPE, Subject, SubjectKind
+from gateway.support import registry
 from gateway.support.config import GatewayConfig
+from normalizers.opinion.feed_entry import parse_feed
 from tests.conftest import TEST_PRIVACY, base_url, gateway_config, sink_lines
 from tests.pg import PostgresServer, create_database
 from tests.procs import run_cli, write_config
 
 PHONE, NAME, EMAIL = "13912345678", "黄秀英", "huang.xiuying@example.cn"
 OTHER_PHONE, OTHER_NAME = "13698765432", "司马光"
-NEEDLES = (PHONE.encode(), NAME.encode("utf-8"), EMAIL.encode())
 FILE_BYTES = "身份证照片 黄秀英 13912345678".encode()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode()
+
+
+# The e-mail channel hides the person from a byte search: the name RFC 2047-encoded in
+# the sender, the body in base64. Those encoded forms are needles too.
+MAIL_BODY = f"我是{NAME}，手机 {PHONE}。\n小区二次供水水箱多年未清洗，水有异味。\n"
+FILTERED_BODY = f"我正在休假，急事请拨打 {PHONE}。\n"
+NEEDLES = (PHONE.encode(), NAME.encode("utf-8"), EMAIL.encode(), _b64(NAME).encode(),
+           _b64(MAIL_BODY).encode(), _b64(FILTERED_BODY).encode())
+
+
+def mail(ref: str, sender: str, subject: str, body: str, *extra: str) -> RawRecord:
+    """A raw mail as the ``imap_email`` source journals it (adapters/imap_email)."""
+    head = [f"From: =?UTF-8?B?{_b64(NAME)}?= <{sender}>", "To: hotline@12345.example.cn",
+            f"Subject: =?UTF-8?B?{_b64(subject)}?=", "Date: Mon, 06 May 2024 10:00:00 +0800",
+            f"Message-ID: <{ref}@example.cn>", "MIME-Version: 1.0", *extra,
+            "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: base64"]
+    data = ("\r\n".join(head) + "\r\n\r\n" + _b64(body) + "\r\n").encode()
+    return RawRecord(channel="email", source="mail", source_ref=f"<{ref}@example.cn>",
+                     payload=data, content_type=MAIL_TYPE, received_at=datetime.now(UTC),
+                     metadata={"folder": "INBOX", "uidvalidity": 1, "uid": 1,
+                               "size": len(data)})
+
+
+FEED = f"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>城阳社区论坛</title><id>tag:forum.example.org,2024:board</id>
+  <updated>2024-05-06T10:00:00+08:00</updated>
+  <entry>
+    <title>正阳路 88 号楼道堆物堵塞消防通道</title>
+    <id>tag:forum.example.org,2024:post-5501</id>
+    <link href="http://forum.example.org/thread-5501-1-1.html"/>
+    <updated>2024-05-06T10:00:00+08:00</updated>
+    <author><name>{NAME}</name><email>{EMAIL}</email></author>
+    <content type="text">楼道堆满杂物，堵住消防通道。联系人{NAME}，电话 {PHONE}。</content>
+  </entry>
+</feed>""".encode()
+
+
+async def fill_mail_and_feed(gw: Gateway) -> dict[str, str]:
+    """The person on the e-mail and opinion channels, filed through the gateway's intake
+    with the raw records their sources make (the real normalizers, no IMAP server or feed
+    site needed); also an out-of-office reply from another address of theirs, which the
+    mail filters set aside (journaled ``filtered``, no case). Their codes by name."""
+    for name, fmt in (("mail", "email"), ("forum", "feed_entry")):
+        gw.intake.bindings[name] = SourceBinding(
+            registry.normalizer(fmt), NormalizerContext(name, gw.config.tz))
+    codes: dict[str, str] = {}
+    filed = await gw.intake.submit(mail("mail-a", EMAIL, "二次供水有异味", MAIL_BODY))
+    assert filed.outcome == "new" and filed.case_code, filed
+    codes["mail-a"] = filed.case_code
+    [entry] = entry_records("forum", parse_feed(FEED, "application/atom+xml"), 10)
+    filed = await gw.intake.submit(entry)
+    assert filed.outcome == "new" and filed.case_code, filed
+    codes["post-a"] = filed.case_code
+    away = mail("mail-away", "hxy.work@example.com", "自动回复：休假", FILTERED_BODY,
+                "Auto-Submitted: auto-replied")
+    await gw.intake.record_filtered(away, {"filter": "auto_reply"})
+    return codes
 
 
 @pytest.fixture(scope="module")
@@ -151,17 +221,22 @@ async def test_erasure_leaves_no_bytes_and_a_replay_is_not_filed_again(
         running: Gateway, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     gw = running
     codes = await fill(gw)
+    codes.update(await fill_mail_and_feed(gw))
     await sink_lines(tmp_path / "cases.jsonl", len(codes))
-    assert scan(store_files(gw, request)), "the person's bytes were stored to begin with"
+    stored = scan(store_files(gw, request))
+    assert stored, "the person's bytes were stored to begin with"
+    assert {n for hits in stored.values() for n in hits} == {n.decode() for n in NEEDLES}
     await gw.stop()
 
     report = await erase_subject(gw.config, Subject(SubjectKind.PHONE, f"+86 {PHONE}"),
                            "ticket 2024-17", "tester")
     assert report is not None
-    assert sorted(report["case_codes"]) == sorted(codes[k] for k in ("a-1", "a-2", "call-a"))
-    assert report["rows"]["cases"] == 3 and report["rows"]["calls"] == 1
+    theirs = ("a-1", "a-2", "call-a", "mail-a", "post-a")
+    assert sorted(report["case_codes"]) == sorted(codes[k] for k in theirs)
+    assert report["rows"]["cases"] == 5 and report["rows"]["calls"] == 1
+    assert report["rows"]["raw_records"] == 7  # 2 forms, 2 call records, mail, post, reply
     assert report["attachment_files_deleted"] == 1
-    assert report["erasure_events"] == 3  # one sink, three cases it received
+    assert report["erasure_events"] == 5  # one sink, five cases it received
 
     assert scan(store_files(gw, request)) == {}
 
@@ -175,9 +250,9 @@ async def test_erasure_leaves_no_bytes_and_a_replay_is_not_filed_again(
             other = await http.post("/intake/web", json={
                 k: v for k, v in form("b-1", OTHER_NAME, OTHER_PHONE, "重复").items() if v})
             assert other.json() == {"outcome": "replay", "case_code": codes["b-1"]}
-        lines = await sink_lines(tmp_path / "cases.jsonl", len(codes) + 3)
+        lines = await sink_lines(tmp_path / "cases.jsonl", len(codes) + len(theirs))
         erased = sorted(line["case_code"] for line in lines if line.get("kind") == "erasure")
-        assert erased == sorted(codes[k] for k in ("a-1", "a-2", "call-a"))
+        assert erased == sorted(codes[k] for k in theirs)
         kept = await gw2.store.read(lambda tx: tx.fetchall("SELECT case_code FROM cases"))
         assert [r[0] for r in kept] == [codes["b-1"]]
     finally:

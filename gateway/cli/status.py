@@ -130,14 +130,20 @@ def render(doc: dict[str, Any], origin: str) -> str:
     out += ["", "来源 SOURCES", _sources(doc["sources"], now)]
     out += ["", "转发目标 SINKS", _sinks(doc.get("sinks", []))]
     backlog = doc.get("backlog", {"pending": 0, "oldest_pending_age_s": 0})
+    held = doc.get("quarantine", {})
     out += ["", f"积压 backlog: {backlog['pending']}"
-            + (f" (最久 oldest {duration(backlog['oldest_pending_age_s'])})"
-               if backlog["pending"] else "")
+            + _oldest(backlog["pending"], backlog["oldest_pending_age_s"])
             + f" · 死信 dead letters: {doc.get('dead_letters', 0)}"
-            + f" · 隔离区 quarantine: {doc.get('quarantine', {}).get('open', 0)}"]
+            + _oldest(doc.get("dead_letters", 0), doc.get("dead_letters_oldest_age_s", 0.0))
+            + f" · 隔离区 quarantine: {held.get('open', 0)}"
+            + _oldest(held.get("open", 0), held.get("oldest_age_s", 0.0))]
     out += _volumes(doc)
     out += _rejections(doc, now)
     return "\n".join(out)
+
+
+def _oldest(count: int, age_s: float) -> str:
+    return f" (最久 oldest {duration(age_s)})" if count else ""
 
 
 def _sources(sources: list[dict[str, Any]], now: float) -> str:

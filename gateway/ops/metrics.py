@@ -129,6 +129,7 @@ class StoreSnapshot:
     at: float = 0.0
     sinks: dict[str, dict[str, Any]] = field(default_factory=dict)
     quarantine_open: int = 0
+    quarantine_oldest_age_s: float = 0.0
     calls: dict[str, Any] | None = None
     hot_topic_events: int | None = None
     accept_delays: tuple[list[int], float, int] = ([], 0.0, 0)
@@ -175,8 +176,10 @@ class GatewayMetrics:
         self.rejections.scan(tx, now)
         kpis = call_optional("adapters.cdr_webhook.flow", "kpis", tx, now)
         hot = call_optional("gateway.store.dedup_index", "hot_topic_events_total", tx)
+        held = quarantine.open_summary(tx)
         return StoreSnapshot(
-            ok=True, at=now, sinks=outbox.stats(tx), quarantine_open=quarantine.count_open(tx),
+            ok=True, at=now, sinks=outbox.stats(tx), quarantine_open=held.open,
+            quarantine_oldest_age_s=held.oldest_age_s,
             calls=None if kpis is None else dict(kpis),
             hot_topic_events=None if hot is None else int(hot),
             accept_delays=statuses.accept_delays(tx, ACCEPT_BUCKETS),
@@ -379,7 +382,10 @@ class _StoreFigures:
         yield from self._outbox(snap)
         open_q = _gauge("minsheng_quarantine_open", "Open quarantine entries", [])
         open_q.add_metric([], snap.quarantine_open)
-        yield open_q
+        held = _gauge("minsheng_quarantine_oldest_open_age_seconds",
+                      "Age of the oldest open quarantine entry, never purged (0: none)", [])
+        held.add_metric([], snap.quarantine_oldest_age_s)
+        yield from (open_q, held)
         yield from _calls(snap.calls)
         if snap.hot_topic_events is not None:
             hot = CounterMetricFamily("minsheng_hot_topic_events", "Hot-topic events raised")
@@ -404,6 +410,8 @@ class _StoreFigures:
                      "Age of the oldest undelivered outbox entry (0: none)", ["sink"])
         dead = _gauge("minsheng_outbox_dead", "Dead letters (deliveries that kept failing)",
                       ["sink"])
+        dead_age = _gauge("minsheng_outbox_oldest_dead_age_seconds",
+                          "Age of the oldest dead letter, never purged (0: none)", ["sink"])
         delivered = _gauge("minsheng_outbox_delivered", "Outbox entries delivered since the "
                            "store was created, those deleted by retention included (never "
                            "goes down)", ["sink"])
@@ -412,8 +420,9 @@ class _StoreFigures:
             pending.add_metric([sink], entry.get("pending", 0))
             age.add_metric([sink], entry.get("oldest_pending_age_s", 0.0))
             dead.add_metric([sink], entry.get("dead", 0))
+            dead_age.add_metric([sink], entry.get("oldest_dead_age_s", 0.0))
             delivered.add_metric([sink], entry.get("delivered", 0))
-        yield from (pending, age, dead, delivered)
+        yield from (pending, age, dead, dead_age, delivered)
 
 
 def _calls(kpis: dict[str, Any] | None) -> Iterator[Metric]:

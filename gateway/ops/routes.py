@@ -108,7 +108,9 @@ def store_view(tx: Tx, config: GatewayConfig, volumes: VolumeCache, now: float) 
     names += sorted(set(stats) - set(names))
     kinds = {s.name: s.kind for s in config.sinks}
     sinks = [{"name": n, "kind": kinds.get(n, "?"), "pending": 0, "delivered": 0, "dead": 0,
-              "oldest_pending_age_s": 0.0, **stats.get(n, {})} for n in names]
+              "oldest_pending_age_s": 0.0, "oldest_dead_age_s": 0.0, **stats.get(n, {})}
+             for n in names]
+    held = quarantine.open_summary(tx)
     volumes.refresh(tx, now)
     clusters = call_optional("gateway.store.dedup_index", "top_clusters", tx,
                              now - CLUSTER_WINDOW_S, config.ops.clusters_shown)
@@ -119,7 +121,8 @@ def store_view(tx: Tx, config: GatewayConfig, volumes: VolumeCache, now: float) 
                     "oldest_pending_age_s": max([0.0, *(s["oldest_pending_age_s"]
                                                         for s in sinks)])},
         "dead_letters": sum(s["dead"] for s in sinks),
-        "quarantine": {"open": quarantine.count_open(tx)},
+        "dead_letters_oldest_age_s": max([0.0, *(s["oldest_dead_age_s"] for s in sinks)]),
+        "quarantine": {"open": held.open, "oldest_age_s": held.oldest_age_s},
         "volumes": volumes.view(now),
         "rejections": latest_rejections(tx, config.ops.rejections_shown),
         "clusters": None if clusters is None else [as_plain(c) for c in clusters],
@@ -164,9 +167,24 @@ def summarize(doc: dict[str, Any], ops: OpsConfig) -> dict[str, Any]:
     if doc.get("quarantine", {}).get("open"):
         n = doc["quarantine"]["open"]
         found.append(_problem("warning", f"隔离区 {n} 条待处理", f"{n} in quarantine"))
+    found += held_too_long(doc, ops.held_warn_days)
     found.sort(key=lambda p: p["level"] != "critical")
     state = found[0]["level"] if found else "ok"
     return {"state": state, "problems": found}
+
+
+def held_too_long(doc: dict[str, Any], warn_days: float) -> list[dict[str, str]]:
+    """A problem for dead letters and for quarantine whose oldest entry is older than
+    ``warn_days``: neither is ever purged, so personal data in them must not age unseen."""
+    found = []
+    ages = (("死信", "dead letter", doc.get("dead_letters_oldest_age_s", 0.0)),
+            ("隔离区", "quarantine entry", doc.get("quarantine", {}).get("oldest_age_s", 0.0)))
+    for zh, en, age in ages:
+        if age > warn_days * 86400:
+            days = int(age // 86400)
+            found.append(_problem("warning", f"{zh}最久已存 {days} 天，超过 {warn_days:g} 天",
+                                  f"oldest {en} held {days} days, over {warn_days:g}"))
+    return found
 
 
 ZH_STATE = {"up": "正常", "degraded": "降级", "down": "中断", "standby": "待命",
@@ -198,7 +216,8 @@ class OpsView:
             "gateway": {"started": gw.started, "region": gw.config.region_code,
                         "timezone": gw.config.timezone,
                         "refresh_s": gw.config.ops.refresh_s,
-                        "backlog_warn_s": gw.config.ops.backlog_warn_s},
+                        "backlog_warn_s": gw.config.ops.backlog_warn_s,
+                        "held_warn_days": gw.config.ops.held_warn_days},
             "store": {"engine": gw.store.engine, "ok": True},
             "sources": sources_view(gw),
         }

@@ -195,7 +195,10 @@ def purge_delivered(tx: Tx, before: float, limit: int = PURGE_CHUNK) -> dict[str
 
 
 def stats(tx: Tx) -> dict[str, dict[str, Any]]:
-    """Per sink: pending, oldest pending age in seconds, delivered and dead counts.
+    """Per sink: pending and dead counts with the age in seconds of the oldest of each
+    (since the entry was created: how long the case has waited, or been held), and the
+    delivered count. Dead letters are never deleted, so their age is what shows an
+    operator that personal data is being held (issue 18: never deleted silently).
 
     ``delivered`` counts every entry ever delivered: those kept plus those deleted by
     ``purge_delivered``. One statement reads both, so it sees a purge whole or not at all.
@@ -210,12 +213,13 @@ def stats(tx: Tx) -> dict[str, dict[str, Any]]:
         if state == "purged":
             sink = str(sink).removeprefix(PURGED_SCOPE)
         entry = result.setdefault(
-            sink, {"pending": 0, "delivered": 0, "dead": 0, "oldest_pending_age_s": 0.0}
+            sink, {"pending": 0, "delivered": 0, "dead": 0, "oldest_pending_age_s": 0.0,
+                   "oldest_dead_age_s": 0.0}
         )
         if state == "purged":
             entry[DELIVERED] += int(n)
         else:
             entry[state] = entry.get(state, 0) + int(n)
-        if state == PENDING and oldest is not None:
-            entry["oldest_pending_age_s"] = round(now - float(oldest), 3)
+        if state in (PENDING, DEAD) and oldest is not None:
+            entry[f"oldest_{state}_age_s"] = round(now - float(oldest), 3)
     return result

@@ -70,5 +70,24 @@ def resolve(tx: Tx, entry_id: int, resolution: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class OpenSummary:
+    """How many entries wait and how long the oldest has (seconds; 0.0 when none)."""
+
+    open: int
+    oldest_age_s: float
+
+
 def count_open(tx: Tx) -> int:
-    return int(tx.fetchone("SELECT COUNT(*) FROM quarantine WHERE resolved_at IS NULL")[0])
+    return open_summary(tx).open
+
+
+def open_summary(tx: Tx) -> OpenSummary:
+    """The open entries' count and oldest age: quarantine is never purged, so its age is
+    what tells operations that personal data is being held (issue 18)."""
+    row = tx.fetchone(
+        "SELECT COUNT(*), MIN(created_at) FROM quarantine WHERE resolved_at IS NULL"
+    )
+    n, oldest = (int(row[0]), row[1]) if row is not None else (0, None)
+    age = round(time.time() - float(oldest), 3) if oldest is not None else 0.0
+    return OpenSummary(n, age)

@@ -147,6 +147,9 @@ class OpsConfig(_Strict):
     refresh_s: int = Field(default=15, ge=2, le=3600)
     cache_s: float = Field(default=5.0, ge=0, le=600)
     backlog_warn_s: float = Field(default=900.0, gt=0)
+    # Dead letters and quarantine are never purged (they wait for a person): one held
+    # longer than this many days is a problem on the status page, so none ages unseen.
+    held_warn_days: float = Field(default=7.0, gt=0)
     volume_days: int = Field(default=7, ge=1, le=31)
     rejections_shown: int = Field(default=10, ge=1, le=100)
     clusters_shown: int = Field(default=5, ge=1, le=50)

@@ -118,6 +118,12 @@ function sumOver(totals, key) {
   return Object.values(totals || {}).reduce((s, t) => s + (t[key] || 0), 0);
 }
 
+// Dead letters and quarantine are never purged: their oldest entry's age is shown.
+function heldAge(seconds) {
+  const [zh, en] = fmtDuration(seconds);
+  return "最久 " + zh + " · oldest " + en;
+}
+
 function renderTiles(doc) {
   const day = (doc.volumes || {}).last_24h || {};
   const cases = sumOver(day, "cases");
@@ -133,10 +139,16 @@ function renderTiles(doc) {
   tile("tile-backlog", fmtNumber(backlog.pending),
     backlog.pending ? "最久 " + ageZh + " · oldest " + ageEn : "无积压 · none waiting",
     age > doc.gateway.backlog_warn_s ? "bad" : backlog.pending ? "warn" : "good");
-  tile("tile-dead", fmtNumber(doc.dead_letters), doc.dead_letters ? "需重放 · replay needed" : "",
+  const heldS = (doc.gateway.held_warn_days || 7) * 86400;
+  const deadAge = doc.dead_letters_oldest_age_s || 0;
+  tile("tile-dead", fmtNumber(doc.dead_letters),
+    doc.dead_letters ? "需重放 · replay needed · " + heldAge(deadAge) : "",
     doc.dead_letters ? "bad" : "good");
-  const open = (doc.quarantine || {}).open || 0;
-  tile("tile-quarantine", fmtNumber(open), open ? "待处理 · to review" : "", open ? "warn" : "good");
+  const quarantine = doc.quarantine || { open: 0, oldest_age_s: 0 };
+  const open = quarantine.open || 0;
+  tile("tile-quarantine", fmtNumber(open),
+    open ? "待处理 · to review · " + heldAge(quarantine.oldest_age_s || 0) : "",
+    open ? (quarantine.oldest_age_s > heldS ? "bad" : "warn") : "good");
   const calls = doc.calls;
   const ratio = calls ? calls.answered_within_15s_ratio : null;
   if (ratio === null || ratio === undefined) {
@@ -254,12 +266,14 @@ function renderCharts(doc) {
 function renderSinks(doc) {
   const rows = (doc.sinks || []).map((s) => {
     const [ageZh] = fmtDuration(s.oldest_pending_age_s);
+    const [deadZh] = fmtDuration(s.oldest_dead_age_s || 0);
     return el("tr", { "data-sink": s.name },
       el("td", {}, s.name + " ", el("span", { class: "en" }, s.kind)),
       el("td", { class: "num" + (s.pending ? " warn" : "") }, fmtNumber(s.pending)),
       el("td", { class: "num" }, s.pending ? ageZh : "—"),
       el("td", { class: "num" }, fmtNumber(s.delivered)),
-      el("td", { class: "num" + (s.dead ? " bad" : "") }, fmtNumber(s.dead)));
+      el("td", { class: "num" + (s.dead ? " bad" : "") }, fmtNumber(s.dead)),
+      el("td", { class: "num" }, s.dead ? deadZh : "—"));
   });
   document.querySelector("#sinks tbody").replaceChildren(...rows);
   const day = (doc.volumes || {}).last_24h || {};
