@@ -1,8 +1,18 @@
 """Cases, their lookup keys (replays, idempotency keys) and the sequences behind codes.
 
-The pull feed is ordered by ``feed_pos``, taken from a counter under the intake lock in
-the same transaction as the case: positions are handed out in commit order, so a reader
-polling ``after=<cursor>`` never skips a case committed late by another replica.
+The pull feed is ordered by ``feed_pos``. Its promise: a reader polling
+``after=<cursor>`` never skips a committed case and never sees one twice (an update moves
+the case to the end, on purpose). How positions keep it depends on the writers:
+
+- one writer (SQLite): a counter row in the committing transaction; commits are serial,
+  so positions are in commit order;
+- several writers (PostgreSQL replicas): no shared counter, which would serialise them.
+  A position is ``(transaction id - origin) * 65536 + base + n``, n counting the
+  positions the transaction handed out; the feed serves only positions of transactions
+  older than the oldest one still running (``pg_snapshot_xmin``), all of which have
+  ended, so nothing can later commit behind a position a reader was given.
+  ``origin`` and ``base`` (rows of ``sequences``, migration 12) continue the positions
+  a counter handed out before. docs/downstream.md explains the choice.
 """
 
 from __future__ import annotations
@@ -14,7 +24,10 @@ from typing import Any
 from gateway.store import attachment_index
 from gateway.store.engine import Tx
 
-FEED_SCOPE = "feed"
+FEED_SCOPE = "feed"  # the counter of one writer
+FEED_XID_ORIGIN = "feed:xid_origin"  # several writers: the transaction id of migration 12
+FEED_BASE = "feed:base"  # … and the first position after those the counter handed out
+FEED_PER_TRANSACTION = 65536  # positions one transaction can hand out
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,45 @@ def next_value(tx: Tx, scope: str) -> int:
         (scope,),
     )
     return int(row[0])
+
+
+def code_number(tx: Tx, scope: str) -> int:
+    """The next case-code number of ``scope`` (region, day, channel): from the writer's
+    blocks when there are several writers (gateway/store/numbers.py: gaps, no reuse),
+    else from the counter in this transaction (no gaps)."""
+    if tx.numbers is not None:
+        return tx.numbers.take(scope)
+    return next_value(tx, scope)
+
+
+def _position_sql(xact_id: str) -> str:
+    """SQL of the first position of the transaction with id ``xact_id`` (minus one)."""
+    return (f"SELECT ({xact_id} - o.value) * {FEED_PER_TRANSACTION} + b.value "
+            "FROM sequences o, sequences b WHERE o.scope = ? AND b.scope = ?")
+
+
+def feed_position(tx: Tx) -> int:
+    """A new position at the end of the pull feed, inside this transaction."""
+    if tx.dialect.xact_id is None:
+        return next_value(tx, FEED_SCOPE)
+    if tx.feed_base is None:
+        row = tx.fetchone(_position_sql(tx.dialect.xact_id), (FEED_XID_ORIGIN, FEED_BASE))
+        tx.feed_base = int(row[0])
+    tx.feed_ordinal += 1
+    if tx.feed_ordinal >= FEED_PER_TRANSACTION:
+        raise OverflowError("too many feed positions in one transaction")
+    return tx.feed_base + tx.feed_ordinal
+
+
+def start_feed_positions(tx: Tx) -> None:
+    """Migration 12: with several writers, positions from now on follow transaction ids,
+    above every position handed out so far."""
+    if tx.dialect.xact_id is None:
+        return
+    tx.execute(f"INSERT INTO sequences (scope, value) VALUES (?, {tx.dialect.xact_id}) "
+               "ON CONFLICT (scope) DO NOTHING", (FEED_XID_ORIGIN,))
+    tx.execute("INSERT INTO sequences (scope, value) SELECT ?, COALESCE(MAX(feed_pos), 0) "
+               "FROM cases ON CONFLICT (scope) DO NOTHING", (FEED_BASE,))
 
 
 def find_by_key(tx: Tx, scope: str, keys: list[str]) -> tuple[int, str] | None:
@@ -63,7 +115,7 @@ def insert(
     document: str,
 ) -> CaseRow:
     now = time.time()
-    feed_pos = next_value(tx, FEED_SCOPE)
+    feed_pos = feed_position(tx)
     row = tx.fetchone(
         "INSERT INTO cases (case_code, source, source_ref, channel, raw_id, created_at, "
         "updated_at, feed_pos, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -75,7 +127,7 @@ def insert(
 
 def update_document(tx: Tx, case_id: int, document: str) -> int:
     """Replace a case's document; it moves to the end of the pull feed."""
-    feed_pos = next_value(tx, FEED_SCOPE)
+    feed_pos = feed_position(tx)
     tx.execute(
         "UPDATE cases SET document = ?, updated_at = ?, feed_pos = ? WHERE id = ?",
         (document, time.time(), feed_pos, case_id),
@@ -103,10 +155,16 @@ def get_by_id(tx: Tx, case_id: int) -> CaseRow | None:
 
 
 def feed_after(tx: Tx, cursor: int, limit: int) -> list[CaseRow]:
+    """Up to ``limit`` cases after ``cursor`` in feed order; with several writers only
+    those below the horizon (positions no running transaction can still commit)."""
+    horizon, params = "", tuple[str, ...]()
+    if tx.dialect.oldest_xact_id is not None:
+        horizon = f"AND feed_pos <= ({_position_sql(tx.dialect.oldest_xact_id)}) "
+        params = (FEED_XID_ORIGIN, FEED_BASE)
     rows = tx.fetchall(
-        "SELECT id, case_code, feed_pos, document FROM cases WHERE feed_pos > ? "
+        f"SELECT id, case_code, feed_pos, document FROM cases WHERE feed_pos > ? {horizon}"
         "ORDER BY feed_pos LIMIT ?",
-        (cursor, limit),
+        (cursor, *params, limit),
     )
     return [_row(r) for r in rows]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.store import attachment_index
+from gateway.store import attachment_index, cases
 from gateway.store.engine import Tx
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -208,10 +208,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX case_statuses_code ON case_statuses (case_code, at)",
         "CREATE INDEX case_statuses_status ON case_statuses (status, case_id)",
     ]),
+    # Feed positions from transaction ids when several writers share the store (PostgreSQL,
+    # gateway/store/cases.py): the origin rows in ``sequences``; nothing on SQLite.
+    (12, "feed positions without a shared counter", []),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.
-BACKFILLS: dict[int, Callable[[Tx], None]] = {6: attachment_index.backfill}
+BACKFILLS: dict[int, Callable[[Tx], None]] = {
+    6: attachment_index.backfill,
+    12: cases.start_feed_positions,
+}
 
 
 # Table options only one engine has; empty elsewhere.
