@@ -11,8 +11,9 @@ the case to the end, on purpose). How positions keep it depends on the writers:
   positions the transaction handed out; the feed serves only positions of transactions
   older than the oldest one still running (``pg_snapshot_xmin``), all of which have
   ended, so nothing can later commit behind a position a reader was given.
-  ``origin`` and ``base`` (rows of ``sequences``, migration 12) continue the positions
-  a counter handed out before. docs/downstream.md explains the choice.
+  ``origin`` (the transaction id of migration 12) and ``base`` (the last position a
+  counter handed out before it), the one row of ``feed_origin``, continue those
+  positions. docs/downstream.md explains the choice.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from gateway.store import attachment_index
 from gateway.store.engine import Tx
 
 FEED_SCOPE = "feed"  # the counter of one writer
-FEED_XID_ORIGIN = "feed:xid_origin"  # several writers: the transaction id of migration 12
-FEED_BASE = "feed:base"  # … and the first position after those the counter handed out
 FEED_PER_TRANSACTION = 65536  # positions one transaction can hand out
 
 
@@ -59,8 +58,7 @@ def code_number(tx: Tx, scope: str) -> int:
 
 def _position_sql(xact_id: str) -> str:
     """SQL of the first position of the transaction with id ``xact_id`` (minus one)."""
-    return (f"SELECT ({xact_id} - o.value) * {FEED_PER_TRANSACTION} + b.value "
-            "FROM sequences o, sequences b WHERE o.scope = ? AND b.scope = ?")
+    return f"SELECT ({xact_id} - xact_origin) * {FEED_PER_TRANSACTION} + base FROM feed_origin"
 
 
 def feed_position(tx: Tx) -> int:
@@ -68,7 +66,7 @@ def feed_position(tx: Tx) -> int:
     if tx.dialect.xact_id is None:
         return next_value(tx, FEED_SCOPE)
     if tx.feed_base is None:
-        row = tx.fetchone(_position_sql(tx.dialect.xact_id), (FEED_XID_ORIGIN, FEED_BASE))
+        row = tx.fetchone(_position_sql(tx.dialect.xact_id))
         tx.feed_base = int(row[0])
     tx.feed_ordinal += 1
     if tx.feed_ordinal >= FEED_PER_TRANSACTION:
@@ -81,10 +79,8 @@ def start_feed_positions(tx: Tx) -> None:
     above every position handed out so far."""
     if tx.dialect.xact_id is None:
         return
-    tx.execute(f"INSERT INTO sequences (scope, value) VALUES (?, {tx.dialect.xact_id}) "
-               "ON CONFLICT (scope) DO NOTHING", (FEED_XID_ORIGIN,))
-    tx.execute("INSERT INTO sequences (scope, value) SELECT ?, COALESCE(MAX(feed_pos), 0) "
-               "FROM cases ON CONFLICT (scope) DO NOTHING", (FEED_BASE,))
+    tx.execute(f"INSERT INTO feed_origin (xact_origin, base) SELECT {tx.dialect.xact_id}, "
+               "COALESCE(MAX(feed_pos), 0) FROM cases")
 
 
 def find_by_key(tx: Tx, scope: str, keys: list[str]) -> tuple[int, str] | None:
@@ -157,14 +153,13 @@ def get_by_id(tx: Tx, case_id: int) -> CaseRow | None:
 def feed_after(tx: Tx, cursor: int, limit: int) -> list[CaseRow]:
     """Up to ``limit`` cases after ``cursor`` in feed order; with several writers only
     those below the horizon (positions no running transaction can still commit)."""
-    horizon, params = "", tuple[str, ...]()
+    horizon = ""
     if tx.dialect.oldest_xact_id is not None:
         horizon = f"AND feed_pos <= ({_position_sql(tx.dialect.oldest_xact_id)}) "
-        params = (FEED_XID_ORIGIN, FEED_BASE)
     rows = tx.fetchall(
         f"SELECT id, case_code, feed_pos, document FROM cases WHERE feed_pos > ? {horizon}"
         "ORDER BY feed_pos LIMIT ?",
-        (cursor, *params, limit),
+        (cursor, limit),
     )
     return [_row(r) for r in rows]
 

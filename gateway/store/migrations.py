@@ -209,8 +209,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE INDEX case_statuses_status ON case_statuses (status, case_id)",
     ]),
     # Feed positions from transaction ids when several writers share the store (PostgreSQL,
-    # gateway/store/cases.py): the origin rows in ``sequences``; nothing on SQLite.
-    (12, "feed positions without a shared counter", []),
+    # gateway/store/cases.py): one row, filled by the backfill; empty on SQLite.
+    (12, "feed positions without a shared counter", [
+        "CREATE TABLE feed_origin (xact_origin {bigint} NOT NULL, base {bigint} NOT NULL)",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.
