@@ -47,11 +47,17 @@ def parse_counts(text: str) -> list[int]:
 
 @dataclass
 class Postgres:
-    """The database the replicas share, and the processes of its server (their CPU is
-    part of what a replica costs); none known for an external server."""
+    """The server the replicas' database is on, and the processes of that server (their
+    CPU is part of what a replica costs); none known for an external server."""
 
-    url: str
+    admin_url: str
     postmaster: int | None
+
+    def database(self, name: str) -> str:
+        """A new empty database: each replica count starts from an empty store."""
+        from tests.pg import create_database
+
+        return create_database(self.admin_url, f"{name}_{os.getpid()}")
 
     def pids(self) -> list[int]:
         if self.postmaster is None:
@@ -69,18 +75,17 @@ class Postgres:
 @contextlib.contextmanager
 def postgres() -> Iterator[Postgres]:
     """A throwaway server (tests/pg.py), or ``MINSHENG_BENCH_PG_URL``'s."""
-    from tests.pg import PostgresServer, create_database
+    from tests.pg import PostgresServer
 
     admin = os.environ.get("MINSHENG_BENCH_PG_URL")
     if admin:
-        yield Postgres(create_database(admin, f"minsheng_replicas_{os.getpid()}"), None)
+        yield Postgres(admin, None)
         return
     server = PostgresServer()
     server.start()
     try:
         pid_file = server.dir / "data" / "postmaster.pid"
-        postmaster = int(pid_file.read_text().split()[0])
-        yield Postgres(create_database(server.url(), "minsheng_replicas"), postmaster)
+        yield Postgres(server.url(), int(pid_file.read_text().split()[0]))
     finally:
         server.stop()
 
@@ -98,11 +103,12 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> float:
 class Group:
     """N gateway replicas on one database, loaded together."""
 
-    def __init__(self, db: Postgres, servers: list[Server], gen: LoadGenerator) -> None:
+    def __init__(self, db: Postgres, url: str, servers: list[Server],
+                 gen: LoadGenerator) -> None:
         self.db = db
         self.servers = servers
         self.gen = gen
-        self.probe = StoreProbe(db.url)
+        self.probe = StoreProbe(url)
 
     def load(self, duration: float) -> list[Load]:
         n = len(self.servers)
@@ -179,12 +185,13 @@ def run(args: argparse.Namespace, gen: LoadGenerator, workdir: Path) -> dict[str
         for count in args.replicas:
             servers: list[Server] = []
             group = None
+            url = db.database(f"minsheng_replicas_{count}")
             try:
                 for i in range(count):
                     folder = workdir / f"replicas-{count}" / f"replica-{i}"
                     folder.mkdir(parents=True)
-                    servers.append(start_gateway(folder, db.url, "postgresql"))
-                group = Group(db, servers, gen)
+                    servers.append(start_gateway(folder, url, "postgresql"))
+                group = Group(db, url, servers, gen)
                 report["groups"].append(group.measure(args))
             finally:
                 if group is not None:
