@@ -12,6 +12,7 @@ import sys
 
 from gateway.store import Store
 from tests.test_pipeline import text_intake, text_raw
+from tests.test_store_round_trips import distinct_text
 
 
 async def main(url: str, prefix: str, n: int) -> None:
@@ -20,7 +21,7 @@ async def main(url: str, prefix: str, n: int) -> None:
     try:
         intake = text_intake(store)
         results = await asyncio.gather(
-            *(intake.submit(text_raw(f"{prefix}-{i}", f"{prefix} 号路灯不亮 {i}"))
+            *(intake.submit(text_raw(f"{prefix}-{i}", distinct_text(prefix, i)))
               for i in range(n)))
     finally:
         await store.close()

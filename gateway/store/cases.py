@@ -84,16 +84,17 @@ def start_feed_positions(tx: Tx) -> None:
 
 
 def find_by_key(tx: Tx, scope: str, keys: list[str]) -> tuple[int, str] | None:
-    """The case already filed under any of ``keys`` in ``scope``: (case id, case code)."""
-    for key in keys:
-        row = tx.fetchone(
-            "SELECT c.id, c.case_code FROM dedup_keys k JOIN cases c ON c.id = k.case_id "
-            "WHERE k.scope = ? AND k.key = ?",
-            (scope, key),
-        )
-        if row:
-            return int(row[0]), str(row[1])
-    return None
+    """The case already filed under any of ``keys`` in ``scope``: (case id, case code),
+    the first key's case when several match. One statement for all keys."""
+    if not keys:
+        return None
+    rows = tx.fetchall(
+        "SELECT k.key, c.id, c.case_code FROM dedup_keys k JOIN cases c ON c.id = k.case_id "
+        f"WHERE k.scope = ? AND k.key IN ({', '.join('?' for _ in keys)})",
+        (scope, *keys),
+    )
+    found = {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+    return next((found[key] for key in keys if key in found), None)
 
 
 def add_keys(tx: Tx, scope: str, keys: list[str], case_id: int) -> None:

@@ -7,9 +7,11 @@ placeholders and ``{id}``/``{blob}``/``{real}``/``{bigint}`` type slots.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +48,11 @@ class Dialect(Protocol):
     def intake_lock_sql(self) -> str | None: ...
 
     def key_locks_sql(self, count: int) -> str | None: ...
+
+    def pipeline(self, conn: Any) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        """The group committer's batch, sent without waiting for each statement: yields
+        ``sync``, which waits for what was sent (and raises its error)."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -92,6 +99,10 @@ class SqliteDialect:
 
     def key_locks_sql(self, count: int) -> str | None:
         return None  # likewise
+
+    @contextlib.contextmanager
+    def pipeline(self, conn: Any) -> Iterator[Callable[[], None]]:
+        yield lambda: None  # in-process: every statement has run when it returns
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
@@ -161,6 +172,14 @@ class PostgresDialect:
         # One row, the calls evaluated left to right: the caller sorts the ids, so two
         # transactions take shared ids in one order.
         return "SELECT " + ", ".join("pg_advisory_xact_lock(?)" for _ in range(count))
+
+    @contextlib.contextmanager
+    def pipeline(self, conn: Any) -> Iterator[Callable[[], None]]:
+        """psycopg's pipeline mode: a statement whose result nobody reads is sent with the
+        next one that is read, so a batch waits for the server once per read, per unit
+        (``sync``, to know its statements' errors) and at the commit, not per statement."""
+        with conn.pipeline() as pipe:
+            yield pipe.sync
 
     def describe(self) -> str:
         host = self.url.rpartition("@")[2]

@@ -231,27 +231,31 @@ class Database:
 
     def _run_batch(self, conn: Any, jobs: list[_Job]) -> list[tuple[Any, BaseException | None]]:
         tx = Tx(conn, self.dialect, self.numbers)
-        conn.execute(self.dialect.begin)
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            for job in jobs:
-                conn.execute("SAVEPOINT unit")
-                locked_before = tx.locks()
-                try:
-                    result = job.fn(tx)
-                except Exception as exc:
-                    if self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc):
-                        raise  # a conflict: the whole batch is run again
-                    conn.execute("ROLLBACK TO SAVEPOINT unit")
-                    # PostgreSQL releases an advisory lock taken inside the rolled-back
-                    # savepoint: forget it, so the next unit takes it again.
-                    tx.forget_locks(locked_before)
-                    conn.execute("RELEASE SAVEPOINT unit")
-                    outcomes.append((None, exc))
-                else:
-                    conn.execute("RELEASE SAVEPOINT unit")
-                    outcomes.append((result, None))
-            conn.execute("COMMIT")
+            with self.dialect.pipeline(conn) as sync:
+                conn.execute(self.dialect.begin)
+                for job in jobs:
+                    conn.execute("SAVEPOINT unit")
+                    locked_before = tx.locks()
+                    try:
+                        result = job.fn(tx)
+                        sync()  # a statement of this unit that failed raises here, not later
+                    except Exception as exc:
+                        if self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc):
+                            raise  # a conflict: the whole batch is run again
+                        conn.execute("ROLLBACK TO SAVEPOINT unit")
+                        # PostgreSQL releases an advisory lock taken inside the rolled-back
+                        # savepoint: forget it, so the next unit takes it again.
+                        tx.forget_locks(locked_before)
+                        conn.execute("RELEASE SAVEPOINT unit")
+                        outcomes.append((None, exc))
+                    else:
+                        conn.execute("RELEASE SAVEPOINT unit")
+                        outcomes.append((result, None))
+                conn.execute("COMMIT")
+            # Leaving the pipeline waits for the commit (and raises if it failed), before
+            # anybody is answered.
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
