@@ -1,7 +1,7 @@
 """The phone channel's own flow: one case per call, joined from the call's events.
 
 Each incoming record (a CDR, a CTI event, a status callback, the agent's notes) is one
-unit of work in one group-committed transaction, under the intake lock so replicas
+unit of work in one group-committed transaction, holding the call's lock so replicas
 agree: journal the raw record, merge it into the call's state, then decide —
 
 - the call has a case: update the case if its document changed (the update is
