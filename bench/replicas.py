@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -90,6 +92,48 @@ def postgres() -> Iterator[Postgres]:
         server.stop()
 
 
+WAITS_SQL = (
+    "SELECT COALESCE(wait_event_type, 'CPU') || ':' || COALESCE(wait_event, '-') "
+    "FROM pg_stat_activity WHERE backend_type = 'client backend' AND state = 'active' "
+    "AND pid <> pg_backend_pid() AND datname = current_database()"
+)
+
+
+class WaitSampler:
+    """What the database's busy sessions wait on, sampled every ``every`` seconds while
+    the load runs: ``Lock:advisory`` or ``Lock:transactionid`` in the lead would mean
+    the replicas wait for each other (a lock shared by every intake)."""
+
+    def __init__(self, url: str, every: float = 0.1) -> None:
+        self.url = url
+        self.every = every
+        self.counts: Counter[str] = Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(self.every):
+                self.samples += 1
+                self.counts.update(str(r[0]) for r in conn.execute(WAITS_SQL).fetchall())
+
+    def summary(self) -> dict[str, float]:
+        """Busy sessions per sample, by what they wait on (most first)."""
+        n = max(self.samples, 1)
+        return {k: round(v / n, 2) for k, v in self.counts.most_common(6)}
+
+
 def _cpu(pids: list[int]) -> dict[int, float]:
     return {pid: cpu_seconds(pid) for pid in pids}
 
@@ -106,6 +150,7 @@ class Group:
     def __init__(self, db: Postgres, url: str, servers: list[Server],
                  gen: LoadGenerator) -> None:
         self.db = db
+        self.url = url
         self.servers = servers
         self.gen = gen
         self.probe = StoreProbe(url)
@@ -129,7 +174,8 @@ class Group:
         gateways = [s.proc.pid for s in self.servers]
         cpu_gw, cpu_db = _cpu(gateways), _cpu(self.db.pids())
         gen_before = children_cpu()
-        loads = self.load(args.duration)
+        with WaitSampler(self.url) as waits:
+            loads = self.load(args.duration)
         gen_cpu = children_cpu() - gen_before
         cpu_gw_s = _spent(cpu_gw, _cpu(gateways))
         cpu_db_s = _spent(cpu_db, _cpu(self.db.pids()))
@@ -156,6 +202,7 @@ class Group:
                 "postgresql": round(cpu_db_s / duration, 2) if self.db.postmaster else None,
                 "load_generators": round(gen_cpu / duration, 2),
             },
+            "database_waits": waits.summary(),
             "correctness": {
                 "new_cases": new_cases, "ok_2xx": ok, "in_flight_at_stop": in_flight,
                 "cases_match": 0 <= new_cases - ok <= in_flight,
@@ -216,6 +263,9 @@ def print_report(report: dict[str, Any]) -> None:
               f"{g['p99_ms']:>9.2f}{g['non_2xx']:>9}{cores['gateways']:>10.2f}{pg:>10}"
               f"{cores['load_generators']:>12.2f}  "
               + ", ".join(f"{x:.1f}" for x in g["per_replica_rps"]))
+    for g in report["groups"]:
+        waits = ", ".join(f"{k} {v:g}" for k, v in g["database_waits"].items()) or "none"
+        print(f"{g['replicas']} replica(s), busy database sessions per sample: {waits}")
     for g in report["groups"]:
         ok = g["correctness"]
         verdict = "OK" if ok["cases_match"] and ok["sink_complete"] else "MISMATCH"
