@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--duration 10] [--connections 64]
                                      [--engine sqlite|postgresql] [--json]
+    .venv/bin/python bench/ingest.py --engine postgresql --replicas 1,2
 
 Starts, each as its own process on a free loopback port, a bare aiohttp server
 (``bench/bare_server.py``: read the JSON body, answer 202), the same server as a
@@ -196,7 +197,7 @@ def _forwarding_and_correctness(server: Server, before: Counts, load: Load,
     # committed but never counted as 2xx. The python generator waits for them (0 here).
     in_flight = min(max(load.sent - load.requests - load.socket_errors, 0), args.connections)
     extra = new_cases - load.ok_2xx  # < 0: an acknowledged submission is not in the store
-    sink_lines, kinds = _sink_summary(server.sink_path)
+    sink_lines, kinds = sink_summary(server.sink_path)
     result.correctness = {
         "new_cases": new_cases, "ok_2xx": load.ok_2xx, "in_flight_at_stop": in_flight,
         "cases_match": 0 <= extra <= in_flight,
@@ -208,7 +209,7 @@ def _forwarding_and_correctness(server: Server, before: Counts, load: Load,
     result.log = _log_summary(server.log_path)
 
 
-def _sink_summary(path: Path | None) -> tuple[int, dict[str, str]]:
+def sink_summary(path: Path | None) -> tuple[int, dict[str, str]]:
     """Lines in the sink file, and each case's dedup kind (its latest line wins)."""
     lines = 0
     kinds: dict[str, str] = {}
@@ -288,6 +289,12 @@ def print_report(report: dict[str, Any], bare: Result, floor: Result, gateway: R
 # -- main ------------------------------------------------------------------------------------
 
 
+def _replica_counts(text: str) -> list[int]:
+    from bench.replicas import parse_counts
+
+    return parse_counts(text)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured")
@@ -307,6 +314,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --profile: sample only the thread holding the GIL")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--replicas", type=_replica_counts, metavar="N,N",
+                        help="PostgreSQL: N gateway processes on one database per count, "
+                             "the load dealt round-robin (bench/replicas.py)")
     return parser.parse_args(argv)
 
 
@@ -370,6 +380,8 @@ def serve_and_measure(
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     gen = load_generator(args, workdir)
+    if args.replicas:
+        return run_replicas(args, gen, workdir)
     report: dict[str, Any] = {"config": describe(args, gen, workdir)}
     bare_result, floor_result, gw_result = serve_and_measure(args, gen, workdir)
     bare_rps = bare_result.load.rps or float("nan")
@@ -387,6 +399,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(json.dumps(report, ensure_ascii=False))
     else:
         print_report(report, bare_result, floor_result, gw_result)
+    return report
+
+
+def run_replicas(args: argparse.Namespace, gen: LoadGenerator, workdir: Path) -> dict[str, Any]:
+    from bench import replicas
+
+    report = {"config": describe(args, gen, workdir), **replicas.run(args, gen, workdir)}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        replicas.print_report(report)
     return report
 
 

@@ -166,19 +166,28 @@ async def test_two_replicas_never_claim_the_same_entry(store: Store, store_url: 
 # -- case codes from concurrent intake -------------------------------------------------
 
 
-def assert_codes(results: list[IntakeResult], n: int) -> None:
+def assert_codes(results: list[IntakeResult], n: int, consecutive: bool = True) -> None:
+    """``n`` new cases, no code twice; ``consecutive``: numbered 1…n. Several writers
+    take numbers in blocks (gateway/store/numbers.py), so a block one replica did not use
+    up leaves a gap (docs/case-codes.md); one writer's numbers have none."""
     assert [r.outcome for r in results] == ["new"] * n
     codes = [r.case_code or "" for r in results]
     assert len(set(codes)) == n
-    assert sorted(parse_code(c, "CY").sequence for c in codes) == list(range(1, n + 1))
+    numbers = sorted(parse_code(c, "CY").sequence for c in codes)
+    assert len(set(numbers)) == n
+    if consecutive:
+        assert numbers == list(range(1, n + 1))
 
 
 async def test_concurrent_intake_gives_unique_codes(store: Store) -> None:
     intake = text_intake(store)
     results = await asyncio.gather(*(intake.submit(text_raw(f"call-{i}")) for i in range(120)))
-    assert_codes(list(results), 120)
+    assert_codes(list(results), 120)  # one writer: its blocks follow each other
     feed = await store.read(lambda tx: cases.feed_after(tx, 0, 1000))
-    assert sorted(r.feed_pos for r in feed) == list(range(1, 121))
+    positions = [r.feed_pos for r in feed]
+    assert len(set(positions)) == 120 and positions == sorted(positions)
+    if store.engine == "sqlite":  # a counter; PostgreSQL's follow transaction ids
+        assert positions == list(range(1, 121))
 
 
 async def test_two_replicas_intake_unique_codes(store: Store, store_url: str) -> None:
@@ -188,7 +197,7 @@ async def test_two_replicas_intake_unique_codes(store: Store, store_url: str) ->
             *(a.submit(text_raw(f"a-{i}")) for i in range(60)),
             *(b.submit(text_raw(f"b-{i}")) for i in range(60)),
         )
-    assert_codes(list(results), 120)
+    assert_codes(list(results), 120, consecutive=store.engine == "sqlite")
 
 
 async def test_same_item_on_two_replicas_makes_one_case(store: Store, store_url: str) -> None:

@@ -1,7 +1,7 @@
 """The phone channel's own flow: one case per call, joined from the call's events.
 
 Each incoming record (a CDR, a CTI event, a status callback, the agent's notes) is one
-unit of work in one group-committed transaction, under the intake lock so replicas
+unit of work in one group-committed transaction, holding the call's lock so replicas
 agree: journal the raw record, merge it into the call's state, then decide —
 
 - the call has a case: update the case if its document changed (the update is
@@ -133,7 +133,9 @@ class CallFlow:
         return CallResult("ignored", raw_id, call_id=event.call_id)
 
     def _apply(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:
-        tx.lock_intake()
+        # Records of one call are joined one after another, also across replicas; other
+        # calls do not wait (the case it files locks its reporter in file_case).
+        tx.lock_keys([f"call:{self.source}:{event.call_id}"])
         row = store_calls.get(tx, self.source, event.call_id)
         before = (CallState.from_json(row.state) if row is not None
                   else CallState.start(event.call_id, raw.received_at))

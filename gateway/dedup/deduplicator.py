@@ -12,11 +12,11 @@
 - **new**: otherwise.
 
 ``Deduplicator.fingerprint`` does the text work (normalization, shingles, MinHash) before
-the transaction; ``decide`` and ``record`` run inside the intake transaction, under the
-intake lock, on rows of the store (``gateway.store.dedup_index``), so replicas share one
-index and memory does not grow with the number of cases. When a cluster gains
-``hot_topic_cases`` cases within ``hot_topic_hours``, a hot-topic event is queued for
-the sinks that ask for events.
+the transaction; ``decide`` and ``record`` run inside the intake transaction, holding
+the reporter's lock (``pipeline.reporter_locks``), on rows of the store
+(``gateway.store.dedup_index``), so replicas share one index and memory does not grow
+with the number of cases. When a cluster gains ``hot_topic_cases`` cases within
+``hot_topic_hours``, a hot-topic event is queued for the sinks that ask for events.
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ class Deduplicator:
     # -- inside the transaction ---------------------------------------------------------
 
     def decide(self, tx: Tx, fp: Fingerprint) -> Decision:
-        """Duplicate, repeat, related or new, against the index (call under the intake lock)."""
+        """Duplicate, repeat, related or new, against the index (call holding the
+        reporter's locks)."""
         if not self.config.enabled:
             return Decision()
         since = fp.at - self.window_s

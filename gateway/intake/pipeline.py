@@ -124,6 +124,20 @@ class _Journal:
             quarantine.resolve(tx, self.quarantine_id, resolution)
 
 
+def replay_locks(source: str, keys: list[str]) -> list[str]:
+    """Lock names of a record's replay keys: the same item arriving at two replicas at
+    once is filed once (the second waits, then finds the first's key)."""
+    return [f"replay:{source}:{key}" for key in keys]
+
+
+def reporter_locks(fp: Fingerprint) -> list[str]:
+    """Lock names of a draft's (hashed) reporters: one reporter's submissions are
+    decided one after another across replicas (exact duplicates, repeats). Related
+    complaints of other reporters are not serialised: two arriving at two replicas at
+    the same moment may both be filed as new (docs/dedup.md)."""
+    return [f"reporter:{key}" for key in fp.reporters]
+
+
 class Intake:
     def __init__(
         self,
@@ -321,9 +335,9 @@ class Intake:
     def _commit(
         self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint, hints: Hints,
     ) -> IntakeResult:
-        tx.lock_intake()
         raw = entry.raw
         keys = dedup.replay_keys(raw, draft)
+        tx.lock_keys([*replay_locks(raw.source, keys), *reporter_locks(fp)])
         existing = cases.find_by_key(tx, raw.source, keys)
         detail: dict[str, Any] = {}
         if existing is None:
@@ -358,8 +372,8 @@ class Intake:
         related or new), store it under ``keys`` and queue it for every sink. Adapters
         with their own flow (joined phone calls) use it; ``fingerprint`` is computed here
         when not given."""
-        tx.lock_intake()
         fp = fingerprint or self.dedup.fingerprint(draft)
+        tx.lock_keys([*replay_locks(draft.source, keys), *reporter_locks(fp)])
         return self._file(tx, raw_id, draft, keys, fp, self.dedup.decide(tx, fp),
                           self.hints_of(draft))
 
@@ -367,10 +381,9 @@ class Intake:
         self, tx: Tx, raw_id: int, draft: ComplaintDraft, keys: list[str], fp: Fingerprint,
         decision: Decision, hints: Hints,
     ) -> CaseRow:
-        tx.lock_intake()
         day = draft.received_at.astimezone(self.timezone).date()
         scope = f"case:{self.region}:{day.isoformat()}:{draft.channel}"
-        code = format_code(self.region, day, draft.channel, cases.next_value(tx, scope))
+        code = format_code(self.region, day, draft.channel, cases.code_number(tx, scope))
         # A confidential rule (hints) adds to what the citizen or the agent asked for.
         fields = {**dict(draft), **hints, "confidential": draft.confidential
                   or bool(hints.get("confidential"))}
@@ -399,7 +412,6 @@ class Intake:
         """Inside a transaction: replace a case's document (e.g. a late call record) and
         forward the update to every sink (outbox kind ``update``). ``draft``: the text or
         the reporter may have changed (new notes), so dedup files the case again by it."""
-        tx.lock_intake()
         cases.update_document(tx, case_id, complaint.model_dump_json())
         if self.identifier_keys is not None:  # a late call record may bring the caller
             lookup.record(tx, self.identifier_keys, case_id, complaint)

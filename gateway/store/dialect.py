@@ -7,15 +7,25 @@ placeholders and ``{id}``/``{blob}``/``{real}``/``{bigint}`` type slots.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.model.private_files import private_sqlite
 
-INTAKE_LOCK_KEY = 0x4D53_0001  # "MS" 1: serialises case creation across replicas
+INTAKE_LOCK_KEY = 0x4D53_0001  # "MS" 1: the schema lock (two replicas migrating at once)
+
+
+def lock_id(name: str) -> int:
+    """A signed 64-bit advisory-lock id for ``name``: two names sharing one id only wait
+    for each other needlessly, they never miss a lock."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
+                          signed=True)
 
 
 class Dialect(Protocol):
@@ -23,6 +33,13 @@ class Dialect(Protocol):
     types: dict[str, str]
     begin: str
     skip_locked: str
+    # Case codes and feed positions (gateway/store/cases.py): numbers from the writer's
+    # own transaction (a counter row, fine with one writer), or, with several writers,
+    # code numbers taken in blocks outside the transaction and feed positions derived
+    # from the transaction id (``xact_id``) with the oldest running one as the horizon.
+    numbers_in_transaction: bool
+    xact_id: str | None  # SQL: this transaction's id, a bigint
+    oldest_xact_id: str | None  # SQL: the oldest transaction id still running
 
     def connect(self) -> Any: ...
 
@@ -30,9 +47,18 @@ class Dialect(Protocol):
 
     def intake_lock_sql(self) -> str | None: ...
 
+    def key_locks_sql(self, count: int) -> str | None: ...
+
+    def pipeline(self, conn: Any) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        """The group committer's batch, sent without waiting for each statement: yields
+        ``sync``, which waits for what was sent (and raises its error)."""
+        ...
+
     def describe(self) -> str: ...
 
     def is_disconnect(self, exc: BaseException) -> bool: ...
+
+    def is_conflict(self, exc: BaseException) -> bool: ...
 
 
 @dataclass
@@ -51,6 +77,9 @@ class SqliteDialect:
     )
     begin: str = "BEGIN IMMEDIATE"
     skip_locked: str = ""
+    numbers_in_transaction: bool = True  # one writer: a counter never waits for another
+    xact_id: str | None = None
+    oldest_xact_id: str | None = None
 
     def connect(self) -> sqlite3.Connection:
         private_sqlite(self.path)  # 0600 (and so its -wal and -shm) whatever the umask
@@ -68,6 +97,13 @@ class SqliteDialect:
     def intake_lock_sql(self) -> str | None:
         return None  # BEGIN IMMEDIATE already makes the one writer exclusive
 
+    def key_locks_sql(self, count: int) -> str | None:
+        return None  # likewise
+
+    @contextlib.contextmanager
+    def pipeline(self, conn: Any) -> Iterator[Callable[[], None]]:
+        yield lambda: None  # in-process: every statement has run when it returns
+
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
 
@@ -76,6 +112,9 @@ class SqliteDialect:
         return isinstance(exc, sqlite3.OperationalError) and (
             "disk I/O" in text or "unable to open" in text or "readonly" in text
         )
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        return False  # one writer: nobody to deadlock with
 
 
 def _retry_while_locked(step: Any, attempts: int = 100) -> None:
@@ -108,6 +147,9 @@ class PostgresDialect:
     )
     begin: str = "BEGIN"
     skip_locked: str = " FOR UPDATE SKIP LOCKED"
+    numbers_in_transaction: bool = False  # a counter row would serialise the replicas
+    xact_id: str | None = "pg_current_xact_id()::text::bigint"
+    oldest_xact_id: str | None = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
     _cache: dict[str, str] = field(default_factory=dict)
 
     def connect(self) -> Any:
@@ -126,6 +168,19 @@ class PostgresDialect:
     def intake_lock_sql(self) -> str | None:
         return f"SELECT pg_advisory_xact_lock({INTAKE_LOCK_KEY})"
 
+    def key_locks_sql(self, count: int) -> str | None:
+        # One row, the calls evaluated left to right: the caller sorts the ids, so two
+        # transactions take shared ids in one order.
+        return "SELECT " + ", ".join("pg_advisory_xact_lock(?)" for _ in range(count))
+
+    @contextlib.contextmanager
+    def pipeline(self, conn: Any) -> Iterator[Callable[[], None]]:
+        """psycopg's pipeline mode: a statement whose result nobody reads is sent with the
+        next one that is read, so a batch waits for the server once per read, per unit
+        (``sync``, to know its statements' errors) and at the commit, not per statement."""
+        with conn.pipeline() as pipe:
+            yield pipe.sync
+
     def describe(self) -> str:
         host = self.url.rpartition("@")[2]
         return f"postgresql://…@{host}"
@@ -133,7 +188,17 @@ class PostgresDialect:
     def is_disconnect(self, exc: BaseException) -> bool:
         import psycopg
 
+        if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+            return False  # the server is there; the batch is run again (is_conflict)
         return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        """Two replicas' transactions waited for each other (deadlock) or collided: the
+        server rolled one back; running the whole batch again is safe."""
+        import psycopg
+
+        return isinstance(exc, psycopg.errors.DeadlockDetected
+                          | psycopg.errors.SerializationFailure)
 
 
 def dialect_for(url: str, connect_timeout_s: float = 10.0) -> Dialect:

@@ -13,17 +13,19 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.model.errors import GatewayError
-from gateway.store.dialect import Dialect
+from gateway.store.dialect import Dialect, lock_id
+from gateway.store.numbers import NumberBlocks
 from gateway.support.logging import get_logger
 
 T = TypeVar("T")
 log = get_logger("gateway.store")
+CONFLICT_RETRIES = 5  # a batch another replica's transaction deadlocked with: run again
 # The SQLite writer's connection, on top of the dialect's (WAL, synchronous=FULL):
 # - checkpoint every ~32 MB of WAL rather than every 4 MB: the index pages that every
 #   batch dirties again are copied into the database once per checkpoint, not per batch;
@@ -45,12 +47,20 @@ class StoreUnavailable(GatewayError):
 
 
 class Tx:
-    """A connection inside a transaction, speaking the dialect's SQL."""
+    """A connection inside a transaction, speaking the dialect's SQL.
 
-    def __init__(self, conn: Any, dialect: Dialect) -> None:
+    Besides the connection it carries what belongs to the one transaction: the key locks
+    taken (``lock_keys``), the feed positions handed out (gateway/store/cases.py) and,
+    with several writers, the writer's blocks of case-code numbers (``numbers``)."""
+
+    def __init__(self, conn: Any, dialect: Dialect, numbers: NumberBlocks | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.numbers = numbers
         self.intake_locked = False
+        self.locked: frozenset[int] = frozenset()
+        self.feed_base: int | None = None  # see cases.feed_position
+        self.feed_ordinal = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(self.dialect.translate(sql), params)
@@ -62,12 +72,32 @@ class Tx:
         return list(self.conn.execute(self.dialect.translate(sql), params).fetchall())
 
     def lock_intake(self) -> None:
-        """Serialise case creation with other replicas until this transaction ends."""
+        """Serialise with every other replica until this transaction ends (the schema
+        migration). The intake does not take it: it locks only its keys (``lock_keys``)."""
         if not self.intake_locked:
             sql = self.dialect.intake_lock_sql()
             if sql:
                 self.execute(sql)
             self.intake_locked = True
+
+    def lock_keys(self, names: Iterable[str]) -> None:
+        """Serialise the work on these keys (a replay key, a reporter, a call) with other
+        replicas until this transaction ends; work on other keys does not wait. One
+        statement, ids in ascending order; on SQLite nothing (one writer)."""
+        ids = sorted({lock_id(name) for name in names} - self.locked)
+        if not ids:
+            return
+        sql = self.dialect.key_locks_sql(len(ids))
+        if sql:
+            self.execute(sql, ids)
+        self.locked = self.locked | set(ids)
+
+    def locks(self) -> tuple[bool, frozenset[int]]:
+        return self.intake_locked, self.locked
+
+    def forget_locks(self, before: tuple[bool, frozenset[int]]) -> None:
+        """A savepoint was rolled back: PostgreSQL released the locks taken inside it."""
+        self.intake_locked, self.locked = before
 
 
 @dataclass
@@ -89,7 +119,11 @@ class Database:
         self._reader_conns: list[Any] = []
         self._reader_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.numbers: NumberBlocks | None = None
+        if not dialect.numbers_in_transaction:
+            self.numbers = NumberBlocks(dialect.connect, dialect.translate)
         self.batches = 0
+        self.retries = 0
         self.units = 0
 
     # -- lifecycle -------------------------------------------------------------------
@@ -160,18 +194,33 @@ class Database:
                     stopping = True
                     break
                 jobs.append(nxt)
+            conn, outcomes = self._run_with_retries(conn, jobs)
+            self._resolve(jobs, outcomes)
+        _close_quietly(conn)
+        if self.numbers is not None:
+            self.numbers.close()
+
+    def _run_with_retries(
+        self, conn: Any, jobs: list[_Job]
+    ) -> tuple[Any, list[tuple[Any, BaseException | None]]]:
+        """Run the batch; again when another replica's transaction deadlocked with it (the
+        server rolled this one back whole, so running every unit again is safe)."""
+        for attempt in range(CONFLICT_RETRIES + 1):
             try:
                 if conn is None:
                     conn = self._connect_writer()
-                outcomes = self._run_batch(conn, jobs)
+                return conn, self._run_batch(conn, jobs)
             except Exception as exc:  # the whole transaction failed: nobody is acknowledged
+                if self.dialect.is_conflict(exc) and attempt < CONFLICT_RETRIES:
+                    self.retries += 1
+                    log.warning("store_batch_conflict", error=str(exc), jobs=len(jobs),
+                                attempt=attempt + 1)
+                    continue
                 log.error("store_batch_failed", error=str(exc), jobs=len(jobs))
                 _close_quietly(conn)
-                conn = None
                 failure = StoreUnavailable(f"store write failed: {exc}")
-                outcomes = [(None, failure) for _ in jobs]
-            self._resolve(jobs, outcomes)
-        _close_quietly(conn)
+                return None, [(None, failure) for _ in jobs]
+        raise AssertionError("unreachable")
 
     def _connect_writer(self) -> Any:
         conn = self.dialect.connect()
@@ -181,28 +230,32 @@ class Database:
         return conn
 
     def _run_batch(self, conn: Any, jobs: list[_Job]) -> list[tuple[Any, BaseException | None]]:
-        tx = Tx(conn, self.dialect)
-        conn.execute(self.dialect.begin)
+        tx = Tx(conn, self.dialect, self.numbers)
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            for job in jobs:
-                conn.execute("SAVEPOINT unit")
-                locked_before = tx.intake_locked
-                try:
-                    result = job.fn(tx)
-                except Exception as exc:
-                    if self.dialect.is_disconnect(exc):
-                        raise
-                    conn.execute("ROLLBACK TO SAVEPOINT unit")
-                    # PostgreSQL releases an advisory lock taken inside the rolled-back
-                    # savepoint: forget it, so the next unit takes it again.
-                    tx.intake_locked = locked_before
-                    conn.execute("RELEASE SAVEPOINT unit")
-                    outcomes.append((None, exc))
-                else:
-                    conn.execute("RELEASE SAVEPOINT unit")
-                    outcomes.append((result, None))
-            conn.execute("COMMIT")
+            with self.dialect.pipeline(conn) as sync:
+                conn.execute(self.dialect.begin)
+                for job in jobs:
+                    conn.execute("SAVEPOINT unit")
+                    locked_before = tx.locks()
+                    try:
+                        result = job.fn(tx)
+                        sync()  # a statement of this unit that failed raises here, not later
+                    except Exception as exc:
+                        if self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc):
+                            raise  # a conflict: the whole batch is run again
+                        conn.execute("ROLLBACK TO SAVEPOINT unit")
+                        # PostgreSQL releases an advisory lock taken inside the rolled-back
+                        # savepoint: forget it, so the next unit takes it again.
+                        tx.forget_locks(locked_before)
+                        conn.execute("RELEASE SAVEPOINT unit")
+                        outcomes.append((None, exc))
+                    else:
+                        conn.execute("RELEASE SAVEPOINT unit")
+                        outcomes.append((result, None))
+                conn.execute("COMMIT")
+            # Leaving the pipeline waits for the commit (and raises if it failed), before
+            # anybody is answered.
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.store import attachment_index
+from gateway.store import attachment_index, cases
 from gateway.store.engine import Tx
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -276,10 +276,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             operator TEXT NOT NULL
         )""",
     ]),
+    # Feed positions from transaction ids when several writers share the store (PostgreSQL,
+    # gateway/store/cases.py): one row, filled by the backfill; empty on SQLite.
+    (12, "feed positions without a shared counter", [
+        "CREATE TABLE feed_origin (xact_origin {bigint} NOT NULL, base {bigint} NOT NULL)",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.
-BACKFILLS: dict[int, Callable[[Tx], None]] = {6: attachment_index.backfill}
+BACKFILLS: dict[int, Callable[[Tx], None]] = {
+    6: attachment_index.backfill,
+    12: cases.start_feed_positions,
+}
 
 
 # Table options only one engine has; empty elsewhere.
