@@ -337,6 +337,7 @@ class _ProcessFigures:
                 skipped.add_metric([config.name, reason], reasons[reason])
         yield notices
         yield skipped
+
     def _retention(self) -> Iterator[Metric]:
         """What this replica's daily purge removed (gateway/ops/retention_job.py)."""
         job = getattr(self.gateway, "retention", None)
