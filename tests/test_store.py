@@ -361,8 +361,10 @@ async def test_outbox_stats_per_sink(store: Store, clock: FakeClock) -> None:
     await store.write(lambda tx: outbox.dead_letter(tx, batch[1].outbox_id, "refused"))
     stats = await store.read(outbox.stats)
     assert stats == {
-        "a": {"pending": 2, "delivered": 1, "dead": 1, "oldest_pending_age_s": 42.0},
-        "b": {"pending": 1, "delivered": 0, "dead": 0, "oldest_pending_age_s": 42.0},
+        "a": {"pending": 2, "delivered": 1, "dead": 1, "oldest_pending_age_s": 42.0,
+              "oldest_dead_age_s": 42.0},
+        "b": {"pending": 1, "delivered": 0, "dead": 0, "oldest_pending_age_s": 42.0,
+              "oldest_dead_age_s": 0.0},
     }
 
 
