@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -192,7 +193,7 @@ class Gateway:
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks],
-                 worker=self.role.index, workers=self.role.count)
+                 worker=self.role.index, workers=self.role.count, pid=os.getpid())
 
     async def _start_up_chores(self) -> None:
         """Once per start of the machine's gateway (the primary worker): fill what older
