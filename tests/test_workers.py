@@ -76,10 +76,27 @@ class GroupProcess(GatewayProcess):
         assert pid is not None, self.log_tail()
         return pid
 
-    def log_events(self, name: str) -> list[dict[str, Any]]:
+    def wait_workers(self) -> None:
+        """Until every worker of the latest start has started (after a restart too)."""
+        for _ in range(1200):  # a bound, not a timing
+            up: dict[int, bool] = {}
+            for event in self.log_events():
+                if event.get("event") == "workers_started":
+                    up = {}
+                elif event.get("event") == "gateway_started":
+                    up[event["worker"]] = True
+                elif event.get("event") == "worker_exited":
+                    up[event["worker"]] = False
+            if all(up.get(i) for i in range(WORKERS)):
+                return
+            assert self.alive, self.log_tail()
+            time.sleep(0.05)
+        raise AssertionError(f"workers never all started:\n{self.log_tail()}")
+
+    def log_events(self, name: str | None = None) -> list[dict[str, Any]]:
         lines = self.log_path.read_text(encoding="utf-8").splitlines()
         events = [json.loads(line) for line in lines if line.startswith("{")]
-        return [e for e in events if e.get("event") == name]
+        return [e for e in events if name is None or e.get("event") == name]
 
 
 def group_config(tmp_path: Path, store_url: str, port: int) -> dict[str, Any]:
@@ -99,6 +116,7 @@ async def group(tmp_path: Path, store_url: str) -> AsyncIterator[CrashRig]:
     proc.start()
     try:
         await proc.wait_ready()
+        proc.wait_workers()
         yield CrashRig(proc, tmp_path / "cases.jsonl", store_url, random.Random(seed))
     finally:
         if proc.alive:
@@ -215,6 +233,7 @@ async def test_sigkill_a_worker_then_the_group_loses_and_reuses_nothing(
         if not proc.alive:
             proc.start()
         await proc.wait_ready()
+        proc.wait_workers()
         await wait_for_sink(group.sink_path, set(group.tally.answered.values()))
         await resubmit(group, dict(rows))
     restarted = proc.log_events("worker_restarted")
