@@ -3,6 +3,7 @@
     .venv/bin/python bench/ingest.py [--duration 10] [--connections 64]
                                      [--engine sqlite|postgresql] [--json]
     .venv/bin/python bench/ingest.py --engine postgresql --replicas 1,2
+    .venv/bin/python bench/ingest.py --workers 1,2,4 [--engine postgresql]
 
 Starts, each as its own process on a free loopback port, a bare aiohttp server
 (``bench/bare_server.py``: read the JSON body, answer 202), the same server as a
@@ -45,13 +46,13 @@ from bench.servers import (
     BENCH,
     Counts,
     Server,
-    bytes_written,
     children_cpu,
-    cpu_seconds,
     start_bare,
     start_gateway,
     stop,
     store_url,
+    tree_bytes_written,
+    tree_cpu_seconds,
 )
 
 TARGET_RATIO = 0.5
@@ -162,13 +163,15 @@ def measure(server: Server, gen: LoadGenerator, args: argparse.Namespace,
             profile_to: Path | None) -> Result:
     gen.run(server.url, args.warmup)
     before = server.probe.wait_quiet(args.drain_timeout)[0] if server.probe else None
-    cpu_before, written_before = cpu_seconds(server.proc.pid), bytes_written(server.proc.pid)
+    # the process and its children: a worker group's workers (bench/workers.py)
+    pid = server.proc.pid
+    cpu_before, written_before = tree_cpu_seconds(pid), tree_bytes_written(pid)
     recorder = None
     if profile_to is not None:
         recorder = hotspots.start(server.proc.pid, args.duration, profile_to, args.profile_gil)
     load = gen.run(server.url, args.duration)
-    cpu = cpu_seconds(server.proc.pid) - cpu_before
-    written = bytes_written(server.proc.pid) - written_before
+    cpu = tree_cpu_seconds(pid) - cpu_before
+    written = tree_bytes_written(pid) - written_before
     if recorder is not None:
         hotspots.finish(recorder)
     per = max(load.requests, 1)
@@ -314,6 +317,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --profile: sample only the thread holding the GIL")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--workers", type=_replica_counts, metavar="N,N",
+                        help="measure the gateway with server.workers at each count "
+                             "(bench/workers.py)")
     parser.add_argument("--replicas", type=_replica_counts, metavar="N,N",
                         help="PostgreSQL: N gateway processes on one database per count, "
                              "the load dealt round-robin (bench/replicas.py)")
@@ -382,6 +388,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     gen = load_generator(args, workdir)
     if args.replicas:
         return run_replicas(args, gen, workdir)
+    if args.workers:
+        from bench import workers
+
+        return workers.run(args, gen, workdir, describe(args, gen, workdir))
     report: dict[str, Any] = {"config": describe(args, gen, workdir)}
     bare_result, floor_result, gw_result = serve_and_measure(args, gen, workdir)
     bare_rps = bare_result.load.rps or float("nan")

@@ -68,6 +68,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its children (a worker group's parent and its workers), from /proc."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of ``pid`` and its children alive now."""
+    return sum(cpu_seconds(p) for p in process_tree(pid))
+
+
+def tree_bytes_written(pid: int) -> int:
+    """``bytes_written`` of ``pid`` and its children alive now."""
+    return sum(bytes_written(p) for p in process_tree(pid))
+
+
 def bytes_written(pid: int) -> int:
     """Bytes a live process has asked the kernel to write (``wchar``: files, WAL, logs,
     sockets too), from /proc/PID/io; -1 when it cannot be read."""
@@ -186,11 +205,15 @@ class Server:
     log_path: Path | None = None
 
 
-def gateway_config(workdir: Path, port: int, url: str) -> tuple[dict[str, Any], Path]:
-    """The shipped config/gateway.yaml, moved into ``workdir`` and onto ``port``."""
+def gateway_config(workdir: Path, port: int, url: str,
+                   workers: int = 1) -> tuple[dict[str, Any], Path]:
+    """The shipped config/gateway.yaml, moved into ``workdir`` and onto ``port``;
+    ``workers``: ``server.workers`` (bench/workers.py)."""
     raw = yaml.safe_load((REPO / "config" / "gateway.yaml").read_text(encoding="utf-8"))
     raw["data_dir"] = str(workdir / "var")
     raw.setdefault("server", {})["listen"] = f"127.0.0.1:{port}"
+    if workers != 1:
+        raw["server"]["workers"] = workers
     raw.setdefault("store", {})["url"] = url
     sinks = [s for s in raw.get("sinks", []) if s.get("kind") == "jsonl"]
     if not sinks:
@@ -216,9 +239,9 @@ def start_bare(workdir: Path, durable: bool = False) -> Server:
     return Server(name, f"http://127.0.0.1:{port}{INTAKE_PATH}", proc)
 
 
-def start_gateway(workdir: Path, url: str, engine: str) -> Server:
+def start_gateway(workdir: Path, url: str, engine: str, workers: int = 1) -> Server:
     port = free_port()
-    config, sink_path = gateway_config(workdir, port, url)
+    config, sink_path = gateway_config(workdir, port, url, workers)
     config_path = workdir / "gateway.yaml"
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     log_path = workdir / "gateway.log"

@@ -334,3 +334,18 @@ def test_the_container_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     bridge = ipaddress.ip_address("172.17.0.1")
     assert any(bridge in n for n in limits.trusted_proxies)
     assert not any(bridge.version == n.version and bridge in n for n in limits.exempt)
+
+
+def test_server_workers_default_auto_and_bounds() -> None:
+    """``server.workers``: 1 by default (one process), ``auto`` the usable cores, a count
+    1–256; anything else is an error naming the key."""
+    import os
+
+    assert parse_config(None).server.worker_count == 1
+    assert parse_config({"server": {"workers": 3}}).server.worker_count == 3
+    assert parse_config({"server": {"workers": "auto"}}).server.worker_count == len(
+        os.sched_getaffinity(0))
+    for bad in (0, 257, "many", 1.5):
+        with pytest.raises(ConfigError) as info:
+            parse_config({"server": {"workers": bad}})
+        assert "server.workers" in str(info.value), bad

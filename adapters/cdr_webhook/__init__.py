@@ -262,7 +262,8 @@ class CdrWebhookSource(Adapter[CdrWebhookOptions]):
 
     async def start(self, intake: Intake) -> None:
         await super().start(intake)
-        self._monitor = asyncio.create_task(self._watch_overdue(intake))
+        if self.env.background:  # once per machine: one worker logs the overdue calls
+            self._monitor = asyncio.create_task(self._watch_overdue(intake))
 
     async def stop(self) -> None:
         if self._monitor is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
 from pathlib import Path
@@ -72,15 +71,16 @@ def entry() -> None:
 @main.command()
 @config_option
 def run(config_path: Path) -> None:
-    """Start the gateway and serve until SIGTERM or Ctrl-C."""
-    from gateway.server.app import Gateway
+    """Start the gateway and serve until SIGTERM or Ctrl-C (``server.workers``: as
+    that many processes on one port)."""
+    from gateway.server.workers import run_gateway
 
     config = load_or_exit(config_path)
     configure_logging(config.log.format, config.log.level)
     log = get_logger("gateway.config")
     for warning in clear_secret_warnings(read_config_file(config_path)):
         log.warning("secret_in_clear", where=warning)
-    asyncio.run(Gateway(config).run_forever())
+    sys.exit(run_gateway(config))
 
 
 @main.command("check-config")

@@ -40,6 +40,9 @@ class AdapterEnv:
     attachments: AttachmentStore
     data_dir: Path
     timezone: ZoneInfo
+    # This process runs the once-per-machine loops (one gateway process, or the primary of
+    # a worker group, gateway/server/workers.py): an adapter starts its watch loops only here.
+    background: bool = True
 
 
 class Adapter(Configurable[OptionsT]):

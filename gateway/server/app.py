@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from gateway.dedup.deduplicator import Deduplicator
 from gateway.delivery.attachments import AttachmentShaper
 from gateway.delivery.forwarder import Forwarder
 from gateway.delivery.sinks.base import Sink, SinkClass, SinkEnv
-from gateway.intake.health import UP, SourceStatus
+from gateway.intake.health import STANDBY, UP, SourceStatus
 from gateway.intake.pipeline import Intake, SourceBinding
 from gateway.intake.poller import PolledAdapter, Poller
 from gateway.intake.sources import Adapter, AdapterClass, AdapterEnv
@@ -28,6 +29,7 @@ from gateway.routing.hints import RoutingHints, load_hints
 from gateway.server.http_edge import EdgeSite, start_site
 from gateway.server.lookup import fill_rows as fill_lookup_rows
 from gateway.server.loop_lag import LoopLagMonitor
+from gateway.server.worker_role import WorkerRole
 from gateway.store import Store, audit, outbox
 from gateway.store.purge_loop import PurgeLoop
 from gateway.support import registry
@@ -80,9 +82,11 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
     return intake
 
 
-def build_adapters(config: GatewayConfig) -> dict[str, Adapter[Any]]:
-    """An instance of every enabled source's adapter, by source name."""
-    env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz)
+def build_adapters(config: GatewayConfig, background: bool = True) -> dict[str, Adapter[Any]]:
+    """An instance of every enabled source's adapter, by source name; ``background``:
+    they may start their once-per-machine loops (the primary worker)."""
+    env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz,
+                     background)
     adapters: dict[str, Adapter[Any]] = {}
     for source in config.sources:
         if source.enabled:
@@ -92,12 +96,12 @@ def build_adapters(config: GatewayConfig) -> dict[str, Adapter[Any]]:
 
 
 def wire_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None = None,
-                ) -> tuple[Intake, dict[str, Adapter[Any]]]:
+                background: bool = True) -> tuple[Intake, dict[str, Adapter[Any]]]:
     """The intake and every enabled source's adapter, with the adapters' own flows bound
     to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
     phone record goes back through its call flow there too."""
     intake = build_intake(config, store, hints)
-    adapters = build_adapters(config)
+    adapters = build_adapters(config, background)
     bind_flows(intake, adapters)
     return intake, adapters
 
@@ -123,9 +127,11 @@ async def rekey_reporters(store: Store, dedup: Deduplicator) -> int:
 
 @dataclass
 class Gateway:
-    """A running gateway: start it, serve, stop it gracefully."""
+    """A running gateway: start it, serve, stop it gracefully. ``role``: its part in a
+    worker group (gateway/server/worker_role.py); by default the whole gateway."""
 
     config: GatewayConfig
+    role: WorkerRole = field(default_factory=WorkerRole)
     store: Store = field(init=False)
     intake: Intake = field(init=False)
     forwarder: Forwarder = field(init=False)
@@ -147,57 +153,84 @@ class Gateway:
     async def start(self) -> None:
         from gateway.server.http import build_app
 
-        config = self.config
+        config, primary = self.config, self.role.primary
         self.metrics = GatewayMetrics(self)
         self.edge = EdgeMetrics(self.metrics.registry)
         self.store = open_store(config)
         await self.store.start()
-        if self.store.engine == "sqlite":  # one process owns a SQLite store: no live leases
+        # One process forwards from a SQLite store (the only one, or the primary worker):
+        # no lease is live when it starts.
+        if primary and self.store.engine == "sqlite":
             await self.store.write(lambda tx: outbox.release_leases(tx))
         self.mailer = Mailer(config.smtp) if config.smtp is not None else None
         self.forwarder = Forwarder(
-            self.store, self._sinks(), config.store.outbox_retention_s,
+            self.store, self._sinks() if primary else [], config.store.outbox_retention_s,
             AttachmentShaper(AttachmentStore(config.attachments_dir), config.api.public_url),
         )
         self.routing_hints = routing_hints(config)
-        self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints)
-        self.intake.on_enqueued = self.forwarder.notify
-        if self.intake.identifier_keys is not None:  # cases filed before the look-up existed
-            await fill_lookup_rows(self.store, self.intake.identifier_keys)
-        await rekey_reporters(self.store, self.intake.dedup)
+        self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints,
+                                                 background=primary)
+        self.intake.on_enqueued = self.role.forwarder_waker(self.forwarder.notify)
+        if primary:
+            await self._start_up_chores()
         app = build_app(self)
+        if self.role.count > 1:
+            app.on_response_prepare.append(self.role.tag_response)
         self._runner = web.AppRunner(
             app, handle_signals=False, access_log=None,
             shutdown_timeout=config.server.shutdown_timeout_s,
         )
         await self._runner.setup()
-        self.site = await start_site(self._runner, config.server, self.edge)
-        await self.forwarder.start()
+        self.site = await start_site(self._runner, config.server, self.edge, self.role.sock)
+        if primary:
+            await self.forwarder.start()
+            self.role.listen_for_wakes(self.forwarder.notify)
+        await self._start_sources()
+        self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
+        self.loop_lag.start()
+        if primary:
+            self._start_loops()
+        self.started = True
+        log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
+                 sources=sorted(self.adapters), sinks=[s.name for s in config.sinks],
+                 worker=self.role.index, workers=self.role.count, pid=os.getpid())
+
+    async def _start_up_chores(self) -> None:
+        """Once per start of the machine's gateway (the primary worker): fill what older
+        versions left undone. Both are safe beside other writers (chunked, locked)."""
+        if self.intake.identifier_keys is not None:  # cases filed before the look-up existed
+            await fill_lookup_rows(self.store, self.intake.identifier_keys)
+        await rekey_reporters(self.store, self.intake.dedup)
+
+    async def _start_sources(self) -> None:
+        """Start every adapter; pulled sources are polled by the primary worker only (the
+        others show them on standby, as a replica without the lease does)."""
         self.poller = Poller(self.store, self.intake, self.status)
         for adapter in self.adapters.values():
             pulled = isinstance(adapter, PolledAdapter)
             self.status.register(adapter.name, "pull" if pulled else "push",
                                  adapter.config.critical)
             await adapter.start(self.intake)
-            if isinstance(adapter, PolledAdapter):
+            if not isinstance(adapter, PolledAdapter):
+                self.status.set(adapter.name, UP, "listening")
+            elif self.role.primary:
                 self.poller.start(adapter)
             else:
-                self.status.set(adapter.name, UP, "listening")
+                self.status.set(adapter.name, STANDBY, "worker 0 polls this source")
+
+    def _start_loops(self) -> None:
+        """The once-per-machine loops: audit-log purge, weekly reports, retention."""
+        config = self.config
         self.audit_retention = PurgeLoop(
             self.store, "audit_log", audit.purge,
             config.privacy.audit_retention_days * 86400.0, audit.PURGE_CHUNK)
         self.audit_retention.start()
-        self.loop_lag = LoopLagMonitor(self.edge.loop_lag, config.server.loop_lag_warn_ms / 1000)
-        self.loop_lag.start()
         if config.reports.enabled:
             self.reports = WeeklyReports(config, self.store, self.mailer)
             self.reports.start()
         if config.retention.enabled:
             self.retention = RetentionJob(config, self.store)
             self.retention.start()
-        self.started = True
-        log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
-                 sources=sorted(self.adapters), sinks=[s.name for s in config.sinks])
 
     def _sinks(self) -> list[tuple[Any, Sink[Any]]]:
         sinks = []
@@ -235,7 +268,9 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        self.role.watch_parent(stop.set)  # a worker whose parent died stops too
         await self.start()
         await stop.wait()
         log.info("gateway_stopping")
         await self.stop()
+        self.role.stop_listening()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -310,12 +311,11 @@ class EdgeSite(web.BaseSite):
     """
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, edge: EdgeState,
-                 **handler_args: Any) -> None:
-        # A burst of connects beyond the default 128 would overflow the accept queue:
-        # the kernel drops them silently instead of the cap refusing them with a 503.
-        super().__init__(runner, backlog=min(4096, max(128, edge.limits.max_connections)))
+                 sock: socket.socket | None = None, **handler_args: Any) -> None:
+        super().__init__(runner, backlog=listen_backlog(edge.limits.max_connections))
         self._edge_host = host
         self._edge_port = port
+        self._edge_sock = sock  # bound by the worker group's parent (gateway/server/workers.py)
         self._edge_state = edge
         self._handler_args = handler_args
 
@@ -336,10 +336,20 @@ class EdgeSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
+        if self._edge_sock is not None:  # already listening: accept from the shared queue
+            self._server = await loop.create_server(self._protocol, sock=self._edge_sock)
+            return
         self._server = await loop.create_server(
             self._protocol, self._edge_host, self._edge_port, backlog=self._backlog,
             reuse_address=True,
         )
+
+
+def listen_backlog(max_connections: int) -> int:
+    """The accept queue's length: a burst of connects beyond the default 128 would
+    overflow it, and the kernel drops them silently instead of the cap refusing them
+    with a 503."""
+    return min(4096, max(128, max_connections))
 
 
 def handler_args(limits: EdgeLimits) -> dict[str, Any]:
@@ -350,10 +360,11 @@ def handler_args(limits: EdgeLimits) -> dict[str, Any]:
 
 
 async def start_site(runner: web.BaseRunner, server: ServerConfig,
-                     metrics: EdgeMetrics) -> EdgeSite:
-    """Raise the open-files limit, then listen on ``server.listen`` with the edge limits."""
+                     metrics: EdgeMetrics, sock: socket.socket | None = None) -> EdgeSite:
+    """Raise the open-files limit, then listen on ``server.listen`` with the edge limits
+    (or accept on ``sock``, the worker group's socket, already listening there)."""
     limits = EdgeLimits.from_config(server, raise_open_files_limit())
-    site = EdgeSite(runner, server.host, server.port, EdgeState(limits, metrics),
+    site = EdgeSite(runner, server.host, server.port, EdgeState(limits, metrics), sock,
                     **handler_args(limits))
     await site.start()
     return site

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -63,6 +63,9 @@ class ServerConfig(_Strict):
     keepalive_timeout_s: float = Field(default=15.0, gt=0, le=3600)
     max_connections: int = Field(default=1000, ge=1)
     loop_lag_warn_ms: float = Field(default=100.0, gt=0)
+    # Intake processes on the one listening socket (gateway/server/workers.py); "auto":
+    # one per core. 1 (the default) runs the gateway in this process, as it always did.
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
 
     @field_validator("listen")
     @classmethod
@@ -79,6 +82,14 @@ class ServerConfig(_Strict):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def worker_count(self) -> int:
+        """``workers`` as a number: ``auto`` is the cores this process may run on."""
+        if self.workers == "auto":
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else os.cpu_count() or 1
+        return self.workers
 
 
 class StoreConfig(_Strict):
