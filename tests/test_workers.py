@@ -19,12 +19,14 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from gateway.model.casecode import format_code
 from gateway.server.worker_role import WORKER_HEADER
 from tests.pg import free_port
 from tests.procs import PYTHON, ROOT, GatewayProcess, write_config
@@ -41,6 +43,7 @@ from tests.test_crash import (
     wait_for_sink,
 )
 from tests.test_crash import Crash as CrashRig
+from tests.test_lookup import page_form
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +106,9 @@ def group_config(tmp_path: Path, store_url: str, port: int) -> dict[str, Any]:
     raw = crash_config(tmp_path, store_url, port)
     raw["server"]["workers"] = WORKERS
     raw["log"]["level"] = "info"  # gateway_started names each worker's pid
+    # the look-up's limits apply per worker; the page test asks more often than they allow
+    raw["lookup"] = {"per_client": {"per_minute": 6000, "burst": 1000},
+                     "per_code": {"per_minute": 6000, "burst": 1000}}
     return raw
 
 
@@ -247,6 +253,35 @@ async def test_sigkill_a_worker_then_the_group_loses_and_reuses_nothing(
     in_sink = sink_codes(group.sink_path)
     assert set(in_sink) == {code for _, code in rows}
     print(f"{len(rows)} cases, {sum(in_sink.values())} sink lines")
+
+
+async def test_a_page_one_worker_served_posts_to_the_other(group: CrashRig) -> None:
+    """Citizen pages carry a CSRF token; with no secret configured, the key is drawn in the
+    parent before the fork, so a form from one worker is not refused (403) by another."""
+    unknown = format_code("CY", date(2019, 11, 20), "web", 7)
+    async with httpx.AsyncClient(base_url=group.proc.base_url, timeout=30,
+                                 limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        tokens: dict[str, str] = {}
+        for _ in range(250):  # fresh connections until both workers served the page
+            for page in await asyncio.gather(*[client.get("/lookup") for _ in range(8)]):
+                assert page.status_code == 200
+                tokens[page.headers[WORKER_HEADER]] = page_form(page.text)["csrf_token"]
+            if len(tokens) == WORKERS:
+                break
+        assert set(tokens) == {"0", "1"}
+        crossed: dict[str, int] = {}
+        for _ in range(250):
+            posts = [client.post("/lookup", data={"csrf_token": tokens[str(i % 2)],
+                                                  "case_code": unknown, "phone_last4": "1234"})
+                     for i in range(8)]
+            for i, answer in enumerate(await asyncio.gather(*posts)):
+                served = answer.headers[WORKER_HEADER]
+                if served != str(i % 2):  # the form of one worker, answered by the other
+                    crossed[served] = answer.status_code
+            if len(crossed) == WORKERS:
+                break
+    # 404: the form was accepted and the code matched nothing (403: a stale form)
+    assert crossed == {"0": 404, "1": 404}
 
 
 async def test_a_worker_whose_parent_died_stops(group: CrashRig) -> None:

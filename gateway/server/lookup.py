@@ -184,14 +184,17 @@ class LookupService:
     """The limits, the keys and the matching; one per running gateway."""
 
     def __init__(self, config: LookupConfig, store: Store, keys: IdentifierKeys,
-                 tz: ZoneInfo, region: str) -> None:
+                 tz: ZoneInfo, region: str, processes: int = 1) -> None:
+        """``processes``: the workers on this machine (``server.workers``), each with its
+        own buckets; each takes its share of the limits, so guessing through every worker
+        gets no more tries than the limits say."""
         self.config = config
         self.store = store
         self.keys = keys
         self.tz = tz
         self.region = region
-        self.per_client = RateLimiter(config.per_client)
-        self.per_code = RateLimiter(config.per_code.as_rate_limit())
+        self.per_client = RateLimiter(config.per_client.shared_by(processes))
+        self.per_code = RateLimiter(config.per_code.as_rate_limit().shared_by(processes))
 
     def client_refusal(self, request: web.Request) -> web.Response | None:
         """429 when the asking address has used up its tries; None to go on."""

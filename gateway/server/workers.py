@@ -32,6 +32,7 @@ import structlog
 from gateway.server.app import Gateway, open_store
 from gateway.server.http_edge import listen_backlog
 from gateway.server.worker_role import WorkerRole
+from gateway.support import web_page  # noqa: F401 - see WorkerGroup.run
 from gateway.support.config import GatewayConfig
 from gateway.support.logging import configure_logging, get_logger
 
@@ -69,6 +70,12 @@ class WorkerGroup:
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit status (0: every worker stopped cleanly)."""
         asyncio.run(migrate(self.config))  # once, before any worker opens the store
+        # Without a configured identifier key, the local key file is made here, once:
+        # workers making it together could read it before its maker wrote it.
+        self.config.privacy.keys(self.config.data_dir)
+        # gateway.support.web_page, imported above, drew the key of the citizen pages'
+        # forms (when none is configured) before the fork: a page one worker served is
+        # accepted by whichever worker its form posts to.
         self.sock = bind(self.config)
         self._life = os.pipe()
         self._wake = os.pipe()

@@ -56,12 +56,20 @@ def sri(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
 
 
+# The key of forms when none is configured: drawn once, when this module is imported.
+# The workers of one gateway (server.workers) fork from a parent that has imported it,
+# so they share it, and a page one worker served is accepted by the worker its form
+# posts to. Replicas on several machines need a configured secret.
+_GROUP_KEY = secrets.token_hex(32)
+
+
 class CsrfTokens:
-    """Tokens a form carries: the time they were issued and its HMAC under our key."""
+    """Tokens a form carries: the time they were issued and its HMAC under our key (the
+    scope is in the MAC, so one key serves every page)."""
 
     def __init__(self, scope: str, secret: str | None, max_age_s: int) -> None:
         self.scope = scope
-        self.key = (secret or secrets.token_hex(32)).encode()
+        self.key = (secret or _GROUP_KEY).encode()
         self.max_age_s = max_age_s
 
     def _mac(self, issued: int) -> str:
