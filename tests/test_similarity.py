@@ -3,6 +3,8 @@ fingerprints of drafts."""
 
 from __future__ import annotations
 
+import random
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +21,7 @@ from gateway.dedup.similarity import (
     key_hash,
     minhash,
     minhash_text,
+    nfkc,
     similarity,
     strip_text,
 )
@@ -41,6 +44,19 @@ LAMP = "春阳路小学门口的路灯已经坏了一个多月，晚上接孩子
 ])
 def test_strip_text(text: str, expected: str) -> None:
     assert strip_text(text) == expected
+
+
+def test_nfkc_is_unicodedata_nfkc() -> None:
+    """The shortcut (ASCII forms of full-width punctuation first) gives exactly NFKC: on
+    every character of the BMP, and on mixes of those forms with combining marks (which
+    compose with what precedes them) and Chinese text."""
+    every = "".join(chr(c) for c in range(0x20, 0x10000) if not 0xD800 <= c < 0xE000)
+    assert nfkc(every) == unicodedata.normalize("NFKC", every)
+    pieces = [*"ＡａＥｅ１…㎏℡™①\u3000 e中，？！", *map(chr, range(0x300, 0x370))]
+    rng = random.Random(7)
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 7)))
+        assert nfkc(text) == unicodedata.normalize("NFKC", text), ascii(text)
 
 
 def test_boilerplate_removed_after_normalizing() -> None:

@@ -136,12 +136,13 @@ class Deduplicator:
             signature, bands = compact(values), tuple(band_keys(values))
         exact = "\x1f".join([self.profile.normalize(draft.subject, None), whole,
                              *sorted(a.sha256 for a in draft.attachments)])
-        reporters = reporter_keys(draft)
+        # Each reporter's digest under every accepted key, current first (one MAC each).
+        digests = [(k, self.keys.candidates64(IdKind.TEXT, k)) for k in reporter_keys(draft)]
         return Fingerprint(
             at=draft.received_at.timestamp(), content_hash=key_hash(exact),
             length=len(normalized), signature=signature, bands=bands,
-            reporters={self.keys.digest64(IdKind.TEXT, k): k for k in reporters},
-            lookup={d: k for k in reporters for d in self.keys.candidates64(IdKind.TEXT, k)},
+            reporters={found[0]: k for k, found in digests},
+            lookup={d: k for k, found in digests for d in found},
         )
 
     # -- inside the transaction ---------------------------------------------------------

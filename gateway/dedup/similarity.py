@@ -47,12 +47,43 @@ _NOT_WORD = re.compile(r"[\W_]+")  # punctuation, symbols, spaces, controls (not
 _SHINGLE_BASE = np.uint64(0xCBF29CE484222325)  # FNV-1a offset basis: a nonzero start
 
 
+def _ascii_compatibles() -> dict[str, str]:
+    """Characters whose NFKC form is plain ASCII text (full-width letters, digits and
+    punctuation, the ideographic space, ``…``, ``㎏``…), each to that form."""
+    table = {}
+    for block in (range(0x80, 0x3400), range(0xA000, 0xD800), range(0xF900, 0x10000)):
+        for code in block:
+            char = chr(code)
+            form = unicodedata.normalize("NFKD", char)
+            if form != char and form.isascii() and unicodedata.normalize("NFKC", char) == form:
+                table[char] = form
+    return table
+
+
+_ASCII_COMPATIBLES = _ascii_compatibles()
+_ASCII_COMPATIBLE = re.compile("[" + "".join(map(re.escape, _ASCII_COMPATIBLES)) + "]")
+
+
+def nfkc(text: str) -> str:
+    """``unicodedata.normalize("NFKC", text)``, cheaper for Chinese text.
+
+    Chinese text is seldom NFKC-stable only because of its full-width punctuation
+    (，？！：), and CPython's normalizer then works through the whole text (~11 µs for a
+    100-character complaint). Those characters are replaced by their ASCII forms first
+    (one regex pass); what is left is then usually NFKC-stable (a quick check) and
+    normalized only when not. The result is the same: NFKC is composition of the full
+    compatibility decomposition, which those replacements leave unchanged (their forms
+    are ASCII: fully decomposed, combining class 0)."""
+    text = _ASCII_COMPATIBLE.sub(lambda m: _ASCII_COMPATIBLES[m.group()], text)
+    return text if unicodedata.is_normalized("NFKC", text) else unicodedata.normalize("NFKC", text)
+
+
 def strip_text(text: str) -> str:
     """NFKC, case folded, letters and digits only.
 
     ``"ＡＢＣ，１２３ 您好！"`` → ``"abc123您好"``.
     """
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
+    return _NOT_WORD.sub("", nfkc(text).casefold())
 
 
 def key_hash(text: str) -> int:

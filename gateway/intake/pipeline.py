@@ -260,16 +260,23 @@ class Intake:
             await self._keep(blobs)  # the record must be retryable with its attachments
             result = await self.store.write(lambda tx: self._quarantine(tx, entry, detail))
         else:
-            if await self._erased_before(raw, draft):
+            files = {**blobs, **draft.blobs}
+            # With files, whether the submission was erased is asked before they are kept
+            # (an erased person's attachments must not come back); without, the commit's
+            # transaction asks it (``_commit``), saving a read and its thread hop.
+            if files and await self._erased_before(raw, draft):
                 result = await self.store.write(lambda tx: self._erased(tx, entry))
+            else:
+                await self._keep(files)
+                fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
+                hints = self.hints_of(draft)  # likewise (classification, routing, due_at)
+                result = await self.store.write(
+                    lambda tx: self._commit(tx, entry, draft, fp, hints))
+            if result.outcome == "erased":
                 self.count(raw.source, result.outcome)
                 log.info("intake", source=raw.source, outcome=result.outcome,
                          raw_id=result.raw_id)
                 return result
-            await self._keep({**blobs, **draft.blobs})
-            fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
-            hints = self.hints_of(draft)  # likewise (classification, routing, due_at)
-            result = await self.store.write(lambda tx: self._commit(tx, entry, draft, fp, hints))
             if result.outcome in ("new", "repeat", "related"):
                 self.on_enqueued()
         self.count(raw.source, result.outcome)
@@ -299,6 +306,14 @@ class Intake:
             return False
         replay = dedup.replay_keys(raw, draft)
         return await self.store.read(lambda tx: erasure.is_erased(tx, keys, raw.source, replay))
+
+    def _filed(self, tx: Tx, source: str, keys: list[str]
+               ) -> tuple[int, str] | Literal["erased"] | None:
+        """The case filed under ``keys``, or ``erased`` when the submission was erased
+        (a tombstone of one of its keys: checked with the identifier keys only)."""
+        if self.identifier_keys is None:
+            return cases.find_by_key(tx, source, keys)
+        return erasure.filed_or_erased(tx, self.identifier_keys, source, keys)
 
     def _erased(self, tx: Tx, entry: _Journal) -> IntakeResult:
         """Journal a replay of an erased submission without its content (an empty stub,
@@ -338,7 +353,9 @@ class Intake:
         raw = entry.raw
         keys = dedup.replay_keys(raw, draft)
         tx.lock_keys([*replay_locks(raw.source, keys), *reporter_locks(fp)])
-        existing = cases.find_by_key(tx, raw.source, keys)
+        existing = self._filed(tx, raw.source, keys)
+        if existing == erasure.ERASED:
+            return self._erased(tx, entry)
         detail: dict[str, Any] = {}
         if existing is None:
             decision = self.dedup.decide(tx, fp)

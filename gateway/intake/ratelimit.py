@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
@@ -34,6 +35,8 @@ from gateway.support.rate_limits import LOOPBACK, IPNetwork, RateLimitOptions
 __all__ = ["LOOPBACK", "RateLimitOptions", "RateLimiter", "Verdict", "too_many"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass
@@ -63,11 +66,23 @@ class RateLimiter:
         self.clock = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self.refused = 0
+        # What each connection's address parses to and whether it is a trusted proxy or
+        # exempt: the same few addresses come again and again, and ``ipaddress`` parsing
+        # and network membership cost microseconds per request.
+        self._remote: _Memo[str, tuple[IPAddress | None, bool]] = _Memo(
+            options.max_clients, self._classify)
+        self._exempt: _Memo[IPAddress, bool] = _Memo(options.max_clients,
+                             lambda a: _within(a, self.options.exempt))
+
+    def _classify(self, remote: str) -> tuple[IPAddress | None, bool]:
+        """A connection's address and whether it is a trusted proxy."""
+        address = _address(remote)
+        return address, address is not None and _within(address, self.options.trusted_proxies)
 
     def client(self, request: web.Request) -> IPAddress | None:
         """The client's address (see the module's docstring); None when unknown."""
-        address = _address(request.remote)
-        if address is None or not _within(address, self.options.trusted_proxies):
+        address, trusted = self._remote(request.remote or "")
+        if not trusted:
             return address
         hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
         for hop in reversed([h for h in hops if h]):
@@ -82,7 +97,7 @@ class RateLimiter:
     def check(self, client: IPAddress | None) -> Verdict:
         """Whether ``client`` may submit now (then one token is taken), else in how many
         seconds it may. Unknown clients (no address) and exempt ones are not limited."""
-        if client is None or _within(client, self.options.exempt):
+        if client is None or self._exempt(client):
             return Verdict()
         return self.take(str(client))
 
@@ -122,6 +137,27 @@ def too_many(retry_after_s: float, title: str = SUBMISSIONS) -> web.Response:
     )
     response.headers["Retry-After"] = str(seconds)
     return response
+
+
+class _Memo(Generic[K, V]):
+    """``fn(key)``, remembered for up to ``size`` keys (then forgotten all at once: a
+    flood of new addresses costs one recomputation each, as without the memo)."""
+
+    def __init__(self, size: int, fn: Callable[[K], V]) -> None:
+        self.size = max(size, 1)
+        self.fn = fn
+        self._seen: dict[K, V] = {}
+
+    def __call__(self, key: K) -> V:
+        try:
+            return self._seen[key]
+        except KeyError:
+            pass
+        value = self.fn(key)
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[key] = value
+        return value
 
 
 def _address(text: str | None) -> IPAddress | None:

@@ -35,8 +35,8 @@ def mod11_2(digits: str) -> str:
     if not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"MOD 11-2 needs ASCII decimal digits, not {digits!r}")
     p = 0
-    for ch in digits:
-        p = ((p + int(ch)) * 2) % 11
+    for ch in digits.encode():
+        p = ((p + ch - 48) * 2) % 11  # 48: the code of "0"
     value = (12 - p) % 11
     return "X" if value == 10 else str(value)
 
@@ -47,7 +47,7 @@ def _checked_digits(day: str, letter: str, sequence: str) -> str:
 
 def format_code(region: str, day: date, channel: Channel, sequence: int) -> str:
     letter = CHANNEL_LETTERS[channel]
-    day_s = day.strftime("%Y%m%d")
+    day_s = f"{day.year:04d}{day.month:02d}{day.day:02d}"
     seq_s = f"{sequence:06d}"
     check = mod11_2(_checked_digits(day_s, letter, seq_s))
     return f"{region}-{day_s}-{letter}-{seq_s}-{check}"

@@ -88,11 +88,18 @@ def find_by_key(tx: Tx, scope: str, keys: list[str]) -> tuple[int, str] | None:
     the first key's case when several match. One statement for all keys."""
     if not keys:
         return None
-    rows = tx.fetchall(
-        "SELECT k.key, c.id, c.case_code FROM dedup_keys k JOIN cases c ON c.id = k.case_id "
-        f"WHERE k.scope = ? AND k.key IN ({', '.join('?' for _ in keys)})",
-        (scope, *keys),
-    )
+    return first_filed(keys, tx.fetchall(by_key_sql(len(keys)), (scope, *keys)))
+
+
+def by_key_sql(count: int) -> str:
+    """The statement of ``find_by_key`` for ``count`` keys: rows of (key, case id, case
+    code); parameters the scope, then the keys."""
+    return ("SELECT k.key, c.id, c.case_code FROM dedup_keys k JOIN cases c ON c.id = k.case_id "
+            f"WHERE k.scope = ? AND k.key IN ({', '.join('?' for _ in range(count))})")
+
+
+def first_filed(keys: list[str], rows: list[Any]) -> tuple[int, str] | None:
+    """Of ``by_key_sql``'s rows, the case of the first of ``keys`` that has one."""
     found = {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
     return next((found[key] for key in keys if key in found), None)
 

@@ -28,9 +28,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from gateway.store import attachment_files, outbox
+from gateway.store import attachment_files, cases, outbox
 from gateway.store.dedup_index import unpack_bands
 from gateway.store.engine import Tx
 from gateway.store.subject import Holdings, Subject, SubjectKind
@@ -208,13 +208,45 @@ def _receivers(tx: Tx, case_id: int, sinks: Sequence[str]) -> list[str]:
 def is_erased(tx: Tx, keys: IdentifierKeys, scope: str, replay_keys: Sequence[str]) -> bool:
     """Whether any of ``replay_keys`` of source ``scope`` belongs to an erased submission
     (under the current or a previous identifier key)."""
-    hashes = [h for key in replay_keys
-              for h in keys.candidates(IdKind.TEXT, key, scope=f"erased:{scope}")]
+    hashes = _tombstone_candidates(keys, scope, replay_keys)
     if not hashes:
         return False
     row = tx.fetchone(f"SELECT 1 FROM erasure_tombstones WHERE key_hash IN ({_marks(hashes)})",
                       hashes)
     return row is not None
+
+
+ERASED: Literal["erased"] = "erased"
+
+
+def filed_or_erased(
+    tx: Tx, keys: IdentifierKeys, scope: str, replay_keys: list[str]
+) -> tuple[int, str] | Literal["erased"] | None:
+    """``ERASED`` when any of ``replay_keys`` of source ``scope`` belongs to an erased
+    submission (``is_erased``), else the case already filed under one of them
+    (``cases.find_by_key``). One statement for both, inside the intake's transaction: no
+    read of its own before it (a thread hop and a future per submission), and no wait
+    more for PostgreSQL than ``find_by_key`` alone."""
+    hashes = _tombstone_candidates(keys, scope, replay_keys)
+    if not replay_keys or not hashes:
+        return cases.find_by_key(tx, scope, replay_keys)
+    rows = tx.fetchall(
+        f"{cases.by_key_sql(len(replay_keys))} UNION ALL SELECT key_hash, 0, '' "
+        f"FROM erasure_tombstones WHERE key_hash IN ({_marks(hashes)})",
+        (scope, *replay_keys, *hashes),
+    )
+    tombstones = set(hashes)  # hex digests: never a ``ref:``/``idem:`` key
+    if any(str(row[0]) in tombstones for row in rows):
+        return ERASED
+    return cases.first_filed(replay_keys, rows)
+
+
+def _tombstone_candidates(keys: IdentifierKeys, scope: str,
+                          replay_keys: Sequence[str]) -> list[str]:
+    """The tombstone hashes ``replay_keys`` of ``scope`` would have, under every accepted
+    identifier key."""
+    return [h for key in replay_keys
+            for h in keys.candidates(IdKind.TEXT, key, scope=f"erased:{scope}")]
 
 
 def erase(tx: Tx, target: Target, subject: Subject, keys: IdentifierKeys,

@@ -14,7 +14,6 @@ number as digits, an ID-card number upper-cased) so one person has one digest.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -70,28 +69,36 @@ class IdentifierKeys:
     def digest(self, kind: IdKind, value: str, *, scope: str = "") -> str:
         """Hex HMAC-SHA256 under the current key. ``scope`` binds the digest to something
         (a case code for the last four digits), so equal digits elsewhere do not match."""
-        return _hmac(self.current, kind, value, scope).hexdigest()
+        return _mac(self.current, kind, value, scope).hex()
 
     def candidates(self, kind: IdKind, value: str, *, scope: str = "") -> list[str]:
         """The digest under every accepted key, current first: what matching looks for."""
-        return [_hmac(key, kind, value, scope).hexdigest()
+        message = _message(kind, value, scope)
+        return [hmac.digest(key, message, "sha256").hex()
                 for key in (self.current, *self.previous)]
 
     def digest64(self, kind: IdKind, value: str, *, scope: str = "") -> int:
         """The first 8 bytes of the digest as a signed 64-bit integer, for BIGINT columns
         (the dedup index's reporter keys). Still keyed: not reversible without the key."""
-        return _as_int64(_hmac(self.current, kind, value, scope).digest())
+        return _as_int64(_mac(self.current, kind, value, scope))
 
     def candidates64(self, kind: IdKind, value: str, *, scope: str = "") -> list[int]:
         """``digest64`` under every accepted key, current first."""
-        return [_as_int64(_hmac(key, kind, value, scope).digest())
+        message = _message(kind, value, scope)
+        return [_as_int64(hmac.digest(key, message, "sha256"))
                 for key in (self.current, *self.previous)]
 
 
-def _hmac(key: bytes, kind: IdKind, value: str, scope: str) -> hmac.HMAC:
+def _message(kind: IdKind, value: str, scope: str) -> bytes:
+    """What is MACed: the kind, the scope and the canonical value."""
     text = f"{kind.value}\x1f{scope}\x1f{canonical(kind, value)}"
-    message = text.encode("utf-8", "surrogatepass")
-    return hmac.new(key, message, hashlib.sha256)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _mac(key: bytes, kind: IdKind, value: str, scope: str) -> bytes:
+    """HMAC-SHA256 of the message under ``key``: ``hmac.digest``, the one-shot C path
+    (several times cheaper than an ``hmac.new`` object; a few run per submission)."""
+    return hmac.digest(key, _message(kind, value, scope), "sha256")
 
 
 def _as_int64(digest: bytes) -> int:

@@ -19,6 +19,12 @@ _NEWLINES = re.compile(r"\n{3,}")
 def clean_text(text: str) -> str:
     """NFC, unified newlines, runs of blanks folded (full-width and NBSP too), trimmed."""
     text = unicodedata.normalize("NFC", text)
+    if text.isprintable() and "  " not in text:
+        # The usual field: one line, no control, format or separator character but the
+        # ASCII space (``isprintable`` is false for every other one, line breaks, tabs
+        # and everything _INVISIBLE deletes included), no run of spaces: only the trim
+        # is left to do.
+        return text.strip()
     text = _INVISIBLE.sub("", _LINE_BREAKS.sub("\n", text))
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _NEWLINES.sub("\n\n", "\n".join(lines)).strip()
@@ -26,7 +32,10 @@ def clean_text(text: str) -> str:
 
 def clean_line(text: str) -> str:
     """Like ``clean_text`` but for one-line fields (names, subjects, addresses)."""
-    return _SPACES.sub(" ", clean_text(text).replace("\n", " ")).strip()
+    text = clean_text(text)
+    if "\n" not in text:  # clean_text folded and trimmed it already
+        return text
+    return _SPACES.sub(" ", text.replace("\n", " ")).strip()
 
 
 def clip(text: str, limit: int) -> str:

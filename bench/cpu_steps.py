@@ -1,0 +1,135 @@
+"""The Python work of one web submission, step by step, single-threaded.
+
+    .venv/bin/python bench/cpu_steps.py [--repeat 7] [--batch 640] [--json]
+
+``bench/ingest.py`` measures the process CPU per request under HTTP load; on a machine
+shared with other work that figure moves by ±20 % from run to run (smaller group-commit
+batches, GIL hand-offs, caches), more than most single changes buy. This one measures
+the same intake work without threads or sockets, as CPU time (``time.process_time``),
+and keeps the *least* of several repetitions, which other work on the machine can only
+raise:
+
+- **event loop's part**: the ``web_form`` normalizer, ``validate_draft``, dedup's
+  fingerprint (text normalization, MinHash, band keys, keyed reporter digests) and the
+  routing hints, as ``Intake._process`` runs them before the transaction;
+- **writer's part**: ``Intake._commit`` of each submission (replay keys and erasure
+  tombstones, the dedup decision, case code, case document, look-up rows, outbox entry,
+  dedup index rows), in savepoints, group-committed 64 at a time on SQLite (WAL,
+  ``synchronous=FULL``, the writer's pragmas), as the store's writer thread runs it.
+
+What it leaves out is the rest of a request: aiohttp, the middlewares, the web adapter
+(rate limit, body budget, reading the body), the log line and the futures between the
+loop and the writer (``bench/ingest.py --profile`` shows those). Every repetition takes
+new submissions (real message sentences, as ``bench/ingest.py``), so none is a replay.
+A measurement, not a test; it prints figures and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+
+from bench.servers import REPO
+from bench.workload import compose, load_corpus
+from gateway.intake import pipeline
+from gateway.model.schema import RawRecord
+from gateway.model.validation import validate_draft
+from gateway.server.app import build_intake
+from gateway.store import Store, engine
+from gateway.support.config import load_config
+from gateway.support.logging import configure_logging
+
+CORPUS_DIR = REPO.parent / "shared" / "data" / "citizen_messages"
+GROUP = 64  # submissions per group-committed transaction
+
+
+def submissions(repeat: int, batch: int) -> list[list[RawRecord]]:
+    corpus = load_corpus(CORPUS_DIR)
+    rng = random.Random(1)
+    return [[RawRecord(channel="web", source="web", source_ref=f"web-{r}-{n}",
+                       payload=compose(rng, r * batch + n, corpus=corpus).encode(),
+                       content_type="application/json", received_at=datetime.now(UTC))
+             for n in range(batch)] for r in range(repeat)]
+
+
+async def measure(workdir: Path, raws: list[list[RawRecord]]) -> dict[str, list[float]]:
+    config = load_config(REPO / "config" / "gateway.yaml")
+    config.data_dir = workdir
+    config.store.url = f"sqlite:///{workdir / 'intake.db'}"
+    store = Store.from_url(config.store.url)
+    await store.start()
+    intake = build_intake(config, store)
+    binding = intake.bindings["web"]
+    dialect = store.db.dialect
+    conn = dialect.connect()
+    for pragma in engine.SQLITE_WRITER_PRAGMAS:
+        conn.execute(pragma)
+    loop_us: list[float] = []
+    writer_us: list[float] = []
+    try:
+        for batch in raws:
+            began = time.process_time()
+            prepared = []
+            for raw in batch:
+                draft = binding.normalizer(raw, binding.context)
+                validate_draft(draft)
+                prepared.append((raw, draft, intake.dedup.fingerprint(draft),
+                                 intake.hints_of(draft)))
+            loop_us.append((time.process_time() - began) / len(batch) * 1e6)
+            began = time.process_time()
+            for start in range(0, len(prepared), GROUP):
+                tx = engine.Tx(conn, dialect)
+                conn.execute(dialect.begin)
+                for raw, draft, fp, hints in prepared[start:start + GROUP]:
+                    conn.execute("SAVEPOINT unit")
+                    # The pipeline's own step (private: this is what the writer runs).
+                    intake._commit(tx, pipeline._Journal(raw), draft, fp, hints)
+                    conn.execute("RELEASE SAVEPOINT unit")
+                conn.execute("COMMIT")
+            writer_us.append((time.process_time() - began) / len(batch) * 1e6)
+    finally:
+        conn.close()
+        await store.close()
+    return {"loop": loop_us, "writer": writer_us}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="repetitions (the least kept)")
+    parser.add_argument("--batch", type=int, default=640, help="submissions per repetition")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    configure_logging(level="error")  # not the local key file's warning
+    raws = submissions(args.repeat, args.batch)
+    with tempfile.TemporaryDirectory(prefix="minsheng-cpu-steps-") as tmp:
+        found = asyncio.run(measure(Path(tmp), raws))
+    result: dict[str, Any] = {
+        f"{part}_us": {"least": round(min(values), 1),
+                       "median": round(sorted(values)[len(values) // 2], 1)}
+        for part, values in found.items()
+    }
+    result["total_least_us"] = round(min(found["loop"]) + min(found["writer"]), 1)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"CPU per web submission, least (median) of {args.repeat} × {args.batch}:")
+    print(f"  event loop's part  {result['loop_us']['least']:7.1f} µs "
+          f"({result['loop_us']['median']:.1f})")
+    print(f"  writer's part      {result['writer_us']['least']:7.1f} µs "
+          f"({result['writer_us']['median']:.1f})")
+    print(f"  together           {result['total_least_us']:7.1f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
