@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -205,6 +206,12 @@ class Server:
     log_path: Path | None = None
 
 
+# privacy.identifier_key of the gateways this run starts: one random key, so replicas on
+# one PostgreSQL database share it as they must (docs/personal-data.md#keyed-identifiers).
+ID_KEY_VAR = "MINSHENG_BENCH_IDENTIFIER_KEY"
+ID_KEY = secrets.token_hex(32)
+
+
 def gateway_config(workdir: Path, port: int, url: str,
                    workers: int = 1) -> tuple[dict[str, Any], Path]:
     """The shipped config/gateway.yaml, moved into ``workdir`` and onto ``port``;
@@ -215,6 +222,8 @@ def gateway_config(workdir: Path, port: int, url: str,
     if workers != 1:
         raw["server"]["workers"] = workers
     raw.setdefault("store", {})["url"] = url
+    if url.startswith("postgresql"):  # a shared store needs the replicas' common key
+        raw.setdefault("privacy", {})["identifier_key"] = "${" + ID_KEY_VAR + "}"
     sinks = [s for s in raw.get("sinks", []) if s.get("kind") == "jsonl"]
     if not sinks:
         raise RuntimeError("config/gateway.yaml has no jsonl sink to measure forwarding with")
@@ -248,7 +257,7 @@ def start_gateway(workdir: Path, url: str, engine: str, workers: int = 1) -> Ser
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(config_path)],
-            stdout=log, stderr=log, cwd=REPO,
+            stdout=log, stderr=log, cwd=REPO, env={**os.environ, ID_KEY_VAR: ID_KEY},
         )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, "the gateway")
