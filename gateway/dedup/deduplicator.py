@@ -147,6 +147,17 @@ class Deduplicator:
 
     # -- inside the transaction ---------------------------------------------------------
 
+    def read_ahead(self, tx: Tx, fp: Fingerprint) -> None:
+        """Send the reads ``decide`` will make, so that on PostgreSQL they come back with
+        the next read of the unit in one wait, not a wait each (``Tx.read_ahead``)."""
+        if not self.config.enabled:
+            return
+        since = fp.at - self.window_s
+        if fp.lookup:
+            tx.read_ahead(*idx.by_reporters_query(list(fp.lookup), since, REPORTER_LIMIT))
+        if fp.length >= self.config.min_chars and fp.bands:
+            tx.read_ahead(*idx.by_bands_query(fp.bands, since, CANDIDATE_LIMIT))
+
     def decide(self, tx: Tx, fp: Fingerprint) -> Decision:
         """Duplicate, repeat, related or new, against the index (call holding the
         reporter's locks)."""

@@ -350,9 +350,16 @@ class Intake:
     def _commit(
         self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint, hints: Hints,
     ) -> IntakeResult:
+        with tx.reading_ahead():  # the dedup reads come back with the replay keys'
+            return self._commit_unit(tx, entry, draft, fp, hints)
+
+    def _commit_unit(
+        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint, hints: Hints,
+    ) -> IntakeResult:
         raw = entry.raw
         keys = dedup.replay_keys(raw, draft)
         tx.lock_keys([*replay_locks(raw.source, keys), *reporter_locks(fp)])
+        self.dedup.read_ahead(tx, fp)
         existing = self._filed(tx, raw.source, keys)
         if existing == erasure.ERASED:
             return self._erased(tx, entry)

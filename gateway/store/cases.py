@@ -120,13 +120,12 @@ def insert(
 ) -> CaseRow:
     now = time.time()
     feed_pos = feed_position(tx)
-    row = tx.fetchone(
-        "INSERT INTO cases (case_code, source, source_ref, channel, raw_id, created_at, "
-        "updated_at, feed_pos, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (case_code, source, source_ref, channel, raw_id, now, now, feed_pos, document),
-    )
-    attachment_index.record(tx, int(row[0]), document)
-    return CaseRow(int(row[0]), case_code, feed_pos, document)
+    case_id = tx.insert_row(
+        "cases", ("case_code", "source", "source_ref", "channel", "raw_id", "created_at",
+                  "updated_at", "feed_pos", "document"),
+        (case_code, source, source_ref, channel, raw_id, now, now, feed_pos, document))
+    attachment_index.record(tx, case_id, document)
+    return CaseRow(case_id, case_code, feed_pos, document)
 
 
 def update_document(tx: Tx, case_id: int, document: str) -> int:

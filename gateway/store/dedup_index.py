@@ -211,6 +211,14 @@ def rekey_done(tx: Tx, case_ids: Sequence[int]) -> None:
 # -- reading -----------------------------------------------------------------------------
 
 
+def by_reporters_query(reporters: Sequence[int], since: float, limit: int
+                       ) -> tuple[str, tuple[Any, ...]]:
+    return (f"SELECT r.reporter_key, {_ENTRY} FROM dedup_reporters r "
+            "JOIN dedup_entries e ON e.case_id = r.case_id "
+            f"WHERE r.reporter_key IN ({_marks(reporters)}) AND e.at >= ? "
+            "ORDER BY r.case_id DESC LIMIT ?", (*reporters, since, limit))
+
+
 def by_reporters(
     tx: Tx, reporters: Sequence[int], since: float, limit: int
 ) -> list[tuple[int, Entry]]:
@@ -218,28 +226,24 @@ def by_reporters(
     newest first, each with the key it was found under."""
     if not reporters:
         return []
-    rows = tx.fetchall(
-        f"SELECT r.reporter_key, {_ENTRY} FROM dedup_reporters r "
-        "JOIN dedup_entries e ON e.case_id = r.case_id "
-        f"WHERE r.reporter_key IN ({_marks(reporters)}) AND e.at >= ? "
-        "ORDER BY r.case_id DESC LIMIT ?",
-        (*reporters, since, limit),
-    )
+    rows = tx.fetchall(*by_reporters_query(reporters, since, limit))
     return [(int(r[0]), _entry(r[1:])) for r in rows]
+
+
+def by_bands_query(bands: Sequence[int], since: float, limit: int
+                   ) -> tuple[str, tuple[Any, ...]]:
+    return (f"SELECT {_ENTRY}, COUNT(*) AS hits FROM dedup_bands b "
+            "JOIN dedup_entries e ON e.case_id = b.case_id "
+            f"WHERE b.band_key IN ({_marks(bands)}) AND e.at >= ? "
+            "GROUP BY e.case_id ORDER BY hits DESC, e.case_id DESC LIMIT ?",
+            (*bands, since, limit))
 
 
 def by_bands(tx: Tx, bands: Sequence[int], since: float, limit: int) -> list[Entry]:
     """Entries since ``since`` sharing a band key, those sharing the most bands first."""
     if not bands:
         return []
-    rows = tx.fetchall(
-        f"SELECT {_ENTRY}, COUNT(*) AS hits FROM dedup_bands b "
-        "JOIN dedup_entries e ON e.case_id = b.case_id "
-        f"WHERE b.band_key IN ({_marks(bands)}) AND e.at >= ? "
-        "GROUP BY e.case_id ORDER BY hits DESC, e.case_id DESC LIMIT ?",
-        (*bands, since, limit),
-    )
-    return [_entry(r) for r in rows]
+    return [_entry(r) for r in tx.fetchall(*by_bands_query(bands, since, limit))]
 
 
 def cluster_count_since(tx: Tx, cluster_id: str, since: float) -> int:

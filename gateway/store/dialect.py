@@ -40,6 +40,9 @@ class Dialect(Protocol):
     numbers_in_transaction: bool
     xact_id: str | None  # SQL: this transaction's id, a bigint
     oldest_xact_id: str | None  # SQL: the oldest transaction id still running
+    # Statements are sent ahead without waiting for each (a server over a socket): the
+    # group committer then runs a batch whole first and waits once (gateway/store/engine.py).
+    sends_ahead: bool
 
     def connect(self) -> Any: ...
 
@@ -78,6 +81,7 @@ class SqliteDialect:
     begin: str = "BEGIN IMMEDIATE"
     skip_locked: str = ""
     numbers_in_transaction: bool = True  # one writer: a counter never waits for another
+    sends_ahead: bool = False  # in-process: a statement has run when it returns
     xact_id: str | None = None
     oldest_xact_id: str | None = None
 
@@ -148,6 +152,7 @@ class PostgresDialect:
     begin: str = "BEGIN"
     skip_locked: str = " FOR UPDATE SKIP LOCKED"
     numbers_in_transaction: bool = False  # a counter row would serialise the replicas
+    sends_ahead: bool = True  # psycopg's pipeline mode
     xact_id: str | None = "pg_current_xact_id()::text::bigint"
     oldest_xact_id: str | None = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
     _cache: dict[str, str] = field(default_factory=dict)

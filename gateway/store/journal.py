@@ -42,18 +42,17 @@ def insert_raw(
     its case (``cases.raw_id``) instead, saving an update per request. Text a caller
     chose (a header, a key) may hold lone surrogates, which no UTF-8 encoder takes: they
     are kept escaped (``\\udcff``), so the record is journaled whatever it holds."""
-    row = tx.fetchone(
-        "INSERT INTO raw_records (source, channel, source_ref, received_at, content_type, "
-        "metadata, payload, idempotency_key, status, detail, case_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (
-            raw.source, raw.channel, encodable(raw.source_ref), raw.received_at.timestamp(),
-            encodable(raw.content_type), _json(raw.metadata), raw.payload,
-            None if raw.idempotency_key is None else encodable(raw.idempotency_key), status,
-            _json(detail), case_id,
-        ),
+    values = (
+        raw.source, raw.channel, encodable(raw.source_ref), raw.received_at.timestamp(),
+        encodable(raw.content_type), _json(raw.metadata), raw.payload,
+        None if raw.idempotency_key is None else encodable(raw.idempotency_key), status,
+        _json(detail), case_id,
     )
-    return int(row[0])
+    return tx.insert_row("raw_records", _RAW_COLUMNS, values)
+
+
+_RAW_COLUMNS = ("source", "channel", "source_ref", "received_at", "content_type", "metadata",
+                "payload", "idempotency_key", "status", "detail", "case_id")
 
 
 def _json(value: Any) -> str | None:

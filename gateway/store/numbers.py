@@ -14,12 +14,18 @@ each block comes from one atomic increment of the row. docs/case-codes.md says s
 The block grows while a key is busy (doubling while a block lasts under a second, up to
 ``MAX_BLOCK``) and shrinks back to one when it is quiet, so a quiet centre gets
 consecutive codes and a busy one a round trip per block, not per case.
+
+Row ids of the journal and of cases come the same way (``take_id``), from the tables'
+own identity sequences: an insert then needs no ``RETURNING id``, which in pipeline mode
+is a wait for the server per row. Ids are unique, not in commit order (they never
+were across replicas); nothing orders by them but as a tie-break.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +37,13 @@ _TAKE = (
     "INSERT INTO sequences (scope, value) VALUES (?, ?) ON CONFLICT (scope) "
     "DO UPDATE SET value = sequences.value + excluded.value RETURNING value"
 )
+_IDS = "SELECT nextval(pg_get_serial_sequence(?, 'id')) FROM generate_series(1, ?)"
+ID_TABLES = frozenset({"raw_records", "cases"})
 
 
 @dataclass
 class _Block:
-    next: int
-    last: int
+    numbers: deque[int]
     size: int
     taken_at: float
 
@@ -49,6 +56,7 @@ class NumberBlocks:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._connect = connect
         self._sql = translate(_TAKE)
+        self._ids_sql = translate(_IDS)
         self._clock = clock
         self._conn: Any = None
         self._blocks: dict[str, _Block] = {}
@@ -56,35 +64,50 @@ class NumberBlocks:
 
     def take(self, scope: str) -> int:
         """The next number of ``scope``: from the current block, or a new block."""
-        block = self._blocks.get(scope)
-        if block is None or block.next > block.last:
-            block = self._blocks[scope] = self._refill(scope, block)
-        number = block.next
-        block.next += 1
-        return number
+        return self._next(scope, self._increment)
 
-    def _refill(self, scope: str, old: _Block | None) -> _Block:
+    def take_id(self, table: str) -> int:
+        """A new row id of ``table`` (one of ``ID_TABLES``), from its identity sequence."""
+        assert table in ID_TABLES, table
+        return self._next(f"id:{table}", self._ids)
+
+    def _next(self, key: str, refill: Callable[[str, int], list[int]]) -> int:
+        block = self._blocks.get(key)
+        if block is None or not block.numbers:
+            block = self._blocks[key] = self._refill(key, block, refill)
+        return block.numbers.popleft()
+
+    def _refill(self, key: str, old: _Block | None,
+                refill: Callable[[str, int], list[int]]) -> _Block:
         now = self._clock()
         size = 1
         if old is not None:
             busy = now - old.taken_at < BUSY_S
             size = min(MAX_BLOCK, old.size * 2) if busy else max(1, old.size // 2)
-        last = self._increment(scope, size)
+        numbers = deque(refill(key, size))
         # Old scopes (yesterday's codes) are dropped when a new one starts: few live keys.
         if old is None and len(self._blocks) > 64:
             self._blocks.clear()
-        return _Block(last - size + 1, last, size, now)
+        return _Block(numbers, size, now)
 
-    def _increment(self, scope: str, size: int) -> int:
+    def _increment(self, scope: str, size: int) -> list[int]:
+        last = int(self._one_statement(self._sql, (scope, size))[0][0])
+        return list(range(last - size + 1, last + 1))
+
+    def _ids(self, key: str, size: int) -> list[int]:
+        return [int(r[0]) for r in self._one_statement(self._ids_sql,
+                                                       (key.removeprefix("id:"), size))]
+
+    def _one_statement(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         if self._conn is None:
             self._conn = self._connect()
         try:
-            row = self._conn.execute(self._sql, (scope, size)).fetchone()
+            rows = list(self._conn.execute(sql, params).fetchall())
         except Exception:
             self.close()  # a broken connection is opened again next time
             raise
         self.round_trips += 1
-        return int(row[0])
+        return rows
 
     def close(self) -> None:
         if self._conn is not None:
