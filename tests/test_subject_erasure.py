@@ -40,6 +40,9 @@ from tests.pg import PostgresServer, create_database
 from tests.procs import run_cli, write_config
 
 PHONE, NAME, EMAIL = "13912345678", "黄秀英", "huang.xiuying@example.cn"
+MISSED_CALL = {"call_id": "call-missed", "caller": "13700001111", "callee": "12345",
+               "started_at": "2024-05-06T10:00:00+08:00",
+               "ended_at": "2024-05-06T10:00:20+08:00", "disposition": "abandoned"}
 OTHER_PHONE, OTHER_NAME = "13698765432", "司马光"
 FILE_BYTES = "身份证照片 黄秀英 13912345678".encode()
 
@@ -296,17 +299,22 @@ async def test_retention_strips_delivered_cases_and_keeps_what_dedup_needs(
         refused = await http.post("/intake/web", json={"name": NAME, "phone": "1391",
                                                         "content": ""})
         assert refused.status_code == 422
+        missed = await http.post("/intake/hotline", json=MISSED_CALL)  # counted, no case
+        assert (missed.status_code, missed.json()["outcome"]) == (202, "recorded")
     store: Store = running.store
     assert sum((await purge(store, running.config)).values()) == 0  # nothing is due yet
     later = time.time() + running.config.retention.delivered_s + 60
     done = await purge(store, running.config, now=later)
     assert done["delivered_case"] == 4 and done["refused_raw"] == 1 and done["files"] == 1
-    assert (await purge(store, running.config, now=later))["delivered_case"] == 0
+    assert done["caseless_call"] == 1
+    again = await purge(store, running.config, now=later)
+    assert again["delivered_case"] == again["caseless_call"] == 0
 
     def read(tx: Any) -> tuple[list[Any], list[Any], list[Any]]:
         return (tx.fetchall("SELECT case_code, document, stripped_at FROM cases"),
                 tx.fetchall("SELECT status, payload FROM raw_records"),
-                tx.fetchall("SELECT caller FROM calls"))
+                tx.fetchall("SELECT caller, disposition, stripped_at IS NOT NULL FROM calls "
+                            "ORDER BY id"))
 
     docs, raws, calls = await store.read(read)
     assert {r[0] for r in docs} == set(codes.values())
@@ -316,8 +324,17 @@ async def test_retention_strips_delivered_cases_and_keeps_what_dedup_needs(
         assert doc["case_code"] and doc["channel"] and doc["received_at"]
         assert NAME not in document and PHONE not in document
     assert [(s, bytes(p)) for s, p in raws if bytes(p)] == []
-    assert calls == [(None,)]
+    # the KPIs keep what they count: the missed call's disposition and times
+    assert calls == [(None, "answered", True), (None, "abandoned", True)]
     assert not list(running.config.attachments_dir.rglob("*/*"))
+    # A late event of the missed call brings its number again: kept for a period anew.
+    async with httpx.AsyncClient(base_url=base_url(running), timeout=30) as http:
+        late = await http.post("/intake/hotline", json={**MISSED_CALL, "agent": "1025"})
+        assert late.status_code < 300, late.text
+    calls = (await store.read(read))[2]
+    assert not calls[1][2]
+    assert (await purge(store, running.config))["caseless_call"] == 0  # not yet due
+    assert (await purge(store, running.config, now=later))["caseless_call"] == 1
 
 
 # A process that runs an erasure or a purge and SIGKILLs itself at a chosen point: inside

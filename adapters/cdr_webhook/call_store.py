@@ -108,7 +108,7 @@ def update(tx: Tx, row_id: int, summary: CallSummary, state: str, case_id: int |
     assignments = ", ".join(f"{c.strip()} = ?" for c in _SUMMARY.split(","))
     tx.execute(
         f"UPDATE calls SET {assignments}, case_id = ?, case_kind = ?, events = events + 1, "
-        "updated_at = ?, state = ? WHERE id = ?",
+        "updated_at = ?, state = ?, stripped_at = NULL WHERE id = ?",
         (*_summary_values(summary), case_id, case_kind, time.time(), state, row_id),
     )
 

@@ -18,6 +18,7 @@ from gateway.store.retention import Due
 LABELS = {
     "delivered_case": "delivered cases 已送达案件 (payload, attachments, personal fields)",
     "refused_raw": "rejected/filtered records 被拒/过滤的原始记录",
+    "caseless_call": "calls without a case 未立案来电 (caller, joined fields, raw events)",
     "quarantine": "quarantine 隔离区 (never purged, 不自动删除)",
     "dead_letter": "dead letters 死信 (never purged, 不自动删除)",
 }
@@ -41,7 +42,7 @@ def show(as_json: bool, config_path: Path) -> None:
     async def work(store: Store) -> list[Due]:
         return await store.read(lambda tx: retention.due(
             tx, now - settings.delivered_s, now - settings.refused_s,
-            settings.wait_for_accepted))
+            settings.wait_for_accepted, now - settings.calls_s))
 
     found = with_store(config, work)
     if as_json:

@@ -343,9 +343,10 @@ class _ProcessFigures:
         job = getattr(self.gateway, "retention", None)
         purged = CounterMetricFamily(
             "minsheng_retention_purged", "Records the daily purge emptied by kind "
-            "(delivered_case, refused_raw) and attachment files it deleted (files)",
+            "(delivered_case, refused_raw, caseless_call) and attachment files it deleted "
+            "(files)",
             labels=["kind"])
-        for kind in ("delivered_case", "refused_raw", "files"):
+        for kind in ("delivered_case", "refused_raw", "caseless_call", "files"):
             purged.add_metric([kind], job.purged[kind] if job is not None else 0)
         yield purged
         if job is not None and job.last_run is not None:

@@ -53,6 +53,13 @@ async def purge(store: Store, config: GatewayConfig, now: float | None = None) -
         done[PurgeKind.REFUSED_RAW] += raw_n
         if raw_n < settings.chunk:
             break
+    calls_before = now - settings.calls_s
+    while True:
+        calls_n = await store.write(lambda tx: retention.purge_caseless_calls_chunk(
+            tx, calls_before, settings.chunk))
+        done[PurgeKind.CASELESS_CALL] += calls_n
+        if calls_n < settings.chunk:
+            break
     done["files"] += await attachment_files.delete_queued(
         store, AttachmentStore(config.attachments_dir))
     log.info("retention_purged", **{str(k): v for k, v in sorted(done.items())})

@@ -281,6 +281,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (12, "feed positions without a shared counter", [
         "CREATE TABLE feed_origin (xact_origin {bigint} NOT NULL, base {bigint} NOT NULL)",
     ]),
+    # Calls that never became a case (missed calls counted for the KPIs, notes whose call
+    # never came) keep the caller number and joined fields until the retention purge
+    # strips them (gateway/store/retention.py), marked here; an update unmarks the call.
+    (13, "retention of calls without a case", [
+        "ALTER TABLE calls ADD COLUMN stripped_at {real}",
+        "CREATE INDEX calls_caseless ON calls (updated_at) "
+        "WHERE case_id IS NULL AND stripped_at IS NULL",
+    ]),
 ]
 
 # Data a migration derives from what is stored already, run right after its statements.

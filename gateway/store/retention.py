@@ -14,6 +14,11 @@ Two kinds of data have a period (``gateway/support/retention_config.py``):
   and metadata go; the row stays as a stub (source, reference, time, status, the
   reasons by field name) so counts stay right and a pulled source does not fetch the
   same item again.
+- **calls without a case** (a missed call counted for the KPIs, notes whose call never
+  came): after their last event, the caller number, the joined fields and the payloads
+  of the call's raw events go, as for a delivered case's call; the times, disposition
+  and agent stay for the KPIs. The row is marked ``stripped_at`` (a later event of the
+  call unmarks it: what it brought is kept for the period again).
 
 Quarantine entries and dead letters have no period: they are never removed silently.
 Every statement is written once for both engines; each chunk is its own transaction, so
@@ -36,6 +41,7 @@ from gateway.store.engine import Tx
 class PurgeKind(StrEnum):
     DELIVERED_CASE = "delivered_case"
     REFUSED_RAW = "refused_raw"
+    CASELESS_CALL = "caseless_call"
 
 
 class KeptKind(StrEnum):
@@ -70,8 +76,11 @@ _REFUSED_WHERE = (
 )
 
 
+_CASELESS_CALL_WHERE = "case_id IS NULL AND stripped_at IS NULL AND updated_at < ?"
+
+
 def due(tx: Tx, delivered_before: float, refused_before: float,
-        wait_for_accepted: bool) -> list[Due]:
+        wait_for_accepted: bool, calls_before: float) -> list[Due]:
     """Counts and oldest times of what the next purge takes, and of what is kept."""
     found = []
     row = tx.fetchone(f"SELECT COUNT(*), MIN(c.updated_at) FROM cases c WHERE "
@@ -81,6 +90,9 @@ def due(tx: Tx, delivered_before: float, refused_before: float,
     row = tx.fetchone(f"SELECT COUNT(*), MIN(r.received_at) FROM raw_records r WHERE "
                       f"{_REFUSED_WHERE}", (refused_before,))
     found.append(Due(PurgeKind.REFUSED_RAW, int(row[0]), row[1]))
+    row = tx.fetchone(f"SELECT COUNT(*), MIN(updated_at) FROM calls WHERE "
+                      f"{_CASELESS_CALL_WHERE}", (calls_before,))
+    found.append(Due(PurgeKind.CASELESS_CALL, int(row[0]), row[1]))
     row = tx.fetchone("SELECT COUNT(*), MIN(created_at) FROM quarantine "
                       "WHERE resolved_at IS NULL")
     found.append(Due(KeptKind.QUARANTINE, int(row[0]), row[1]))
@@ -122,20 +134,35 @@ def strip_cases(tx: Tx, case_ids: list[int], now: float) -> int:
     tx.execute(f"UPDATE raw_records SET payload = ?, metadata = '{{}}', idempotency_key = NULL "
                f"WHERE case_id IN ({marks}) OR id IN (SELECT raw_id FROM cases "
                f"WHERE id IN ({marks}))", (b"", *case_ids, *case_ids))
-    for call_id, state, source, ref in tx.fetchall(
-            f"SELECT id, state, source, call_id FROM calls WHERE case_id IN ({marks})",
-            case_ids):
-        tx.execute("UPDATE calls SET caller = NULL, state = ? WHERE id = ?",
-                   (strip_call_state(state), call_id))
-        # The call's own records (journaled under its call id, before it had a case).
-        tx.execute("UPDATE raw_records SET payload = ?, metadata = '{}', "
-                   "idempotency_key = NULL WHERE source = ? AND source_ref = ?",
-                   (b"", source, ref))
+    _strip_calls(tx, tx.fetchall(
+        f"SELECT id, state, source, call_id FROM calls WHERE case_id IN ({marks})", case_ids),
+        now)
     tx.execute(f"UPDATE case_statuses SET text = NULL WHERE case_id IN ({marks})", case_ids)
     digests = [str(r[0]) for r in tx.fetchall(
         f"SELECT sha256 FROM case_attachments WHERE case_id IN ({marks})", case_ids)]
     tx.execute(f"DELETE FROM case_attachments WHERE case_id IN ({marks})", case_ids)
     return attachment_files.queue_unused(tx, digests)
+
+
+def _strip_calls(tx: Tx, calls: list[Any], now: float) -> None:
+    """Remove the caller and the joined fields of these calls (rows of id, state, source,
+    call id) and empty their raw events."""
+    for call_id, state, source, ref in calls:
+        tx.execute("UPDATE calls SET caller = NULL, state = ?, stripped_at = ? WHERE id = ?",
+                   (strip_call_state(state), now, call_id))
+        # The call's own records (journaled under its call id, before it had a case).
+        tx.execute("UPDATE raw_records SET payload = ?, metadata = '{}', "
+                   "idempotency_key = NULL WHERE source = ? AND source_ref = ?",
+                   (b"", source, ref))
+
+
+def purge_caseless_calls_chunk(tx: Tx, before: float, limit: int) -> int:
+    """Strip up to ``limit`` calls without a case whose last event came before
+    ``before``, oldest first; how many."""
+    calls = tx.fetchall(f"SELECT id, state, source, call_id FROM calls WHERE "
+                        f"{_CASELESS_CALL_WHERE} ORDER BY updated_at LIMIT ?", (before, limit))
+    _strip_calls(tx, calls, time.time())
+    return len(calls)
 
 
 def purge_delivered_chunk(tx: Tx, before: float, wait_for_accepted: bool,

@@ -33,6 +33,11 @@ class RetentionConfig(BaseModel):
     refused_days: float = Field(
         default=7.0, ge=0, allow_inf_nan=False,
         description="rejected and filtered raw records (no case, no quarantine entry)")
+    calls_days: float = Field(
+        default=30.0, ge=0, allow_inf_nan=False,
+        description="calls that never became a case (missed calls counted for the KPIs, "
+        "notes whose call never came): their caller number, joined fields and raw events, "
+        "this many days after the call's last event")
     run_at: time = Field(default=time(3, 0), description="local time of the daily purge")
     chunk: int = Field(default=200, ge=1, le=5000,
                        description="records per transaction of the purge")
@@ -44,3 +49,7 @@ class RetentionConfig(BaseModel):
     @property
     def refused_s(self) -> float:
         return self.refused_days * DAY_S
+
+    @property
+    def calls_s(self) -> float:
+        return self.calls_days * DAY_S
