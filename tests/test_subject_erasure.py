@@ -40,6 +40,10 @@ from tests.pg import PostgresServer, create_database
 from tests.procs import run_cli, write_config
 
 PHONE, NAME, EMAIL = "13912345678", "黄秀英", "huang.xiuying@example.cn"
+CALL_A = {"call_id": "call-a", "caller": PHONE, "callee": "12345",
+          "started_at": "2024-05-06T09:30:00+08:00", "answered_at": "2024-05-06T09:30:08+08:00",
+          "ended_at": "2024-05-06T09:34:00+08:00", "agent": "1024"}
+NOTES_A = {"subject": "路面塌陷", "content": f"{NAME}反映正阳路路面塌陷。", "caller_name": NAME}
 MISSED_CALL = {"call_id": "call-missed", "caller": "13700001111", "callee": "12345",
                "started_at": "2024-05-06T10:00:00+08:00",
                "ended_at": "2024-05-06T10:00:20+08:00", "disposition": "abandoned"}
@@ -171,14 +175,8 @@ async def fill(gw: Gateway) -> dict[str, str]:
             "submission_id": "a-2", "email": EMAIL}, files=files)
         assert answer.status_code == 202, answer.text
         codes["a-2"] = answer.json()["case_code"]
-        call = {"call_id": "call-a", "caller": PHONE, "callee": "12345",
-                "started_at": "2024-05-06T09:30:00+08:00",
-                "answered_at": "2024-05-06T09:30:08+08:00",
-                "ended_at": "2024-05-06T09:34:00+08:00", "agent": "1024"}
-        assert (await http.post("/intake/hotline", json=call)).status_code < 300
-        notes = {"subject": "路面塌陷", "content": f"{NAME}反映正阳路路面塌陷。",
-                 "caller_name": NAME}
-        answer = await http.post("/intake/hotline/calls/call-a/notes", json=notes)
+        assert (await http.post("/intake/hotline", json=CALL_A)).status_code < 300
+        answer = await http.post("/intake/hotline/calls/call-a/notes", json=NOTES_A)
         assert answer.status_code < 300, answer.text
         codes["call-a"] = answer.json()["case_code"]
     return codes
@@ -253,6 +251,15 @@ async def test_erasure_leaves_no_bytes_and_a_replay_is_not_filed_again(
             other = await http.post("/intake/web", json={
                 k: v for k, v in form("b-1", OTHER_NAME, OTHER_PHONE, "重复").items() if v})
             assert other.json() == {"outcome": "replay", "case_code": codes["b-1"]}
+            # The phone system sends the erased call's record and notes again: recognised,
+            # joined to nothing, no call row and no case.
+            for path, body in [("/intake/hotline", CALL_A),
+                               ("/intake/hotline/calls/call-a/notes", NOTES_A)]:
+                call_again = await http.post(path, json=body)
+                assert call_again.status_code == 200, call_again.text
+                assert call_again.json() == {"outcome": "erased", "call_id": "call-a"}
+        calls_left = await gw2.store.read(lambda tx: tx.fetchall("SELECT call_id FROM calls"))
+        assert calls_left == []
         lines = await sink_lines(tmp_path / "cases.jsonl", len(codes) + len(theirs))
         erased = sorted(line["case_code"] for line in lines if line.get("kind") == "erasure")
         assert erased == sorted(codes[k] for k in theirs)

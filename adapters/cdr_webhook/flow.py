@@ -55,7 +55,7 @@ class CallPolicy:
 
 # What became of one phone record (a subset of the intake's outcomes).
 CallOutcome = Literal["new", "updated", "replay", "recorded", "ignored", "rejected",
-                      "quarantined"]
+                      "quarantined", "erased"]
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,21 @@ class CallFlow:
         raw_id = self.intake.services.journal(tx, raw, "filtered", detail)
         return CallResult("ignored", raw_id, call_id=event.call_id)
 
+    def _erased(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:
+        """A record of a call erased at its caller's request (the phone system sent it
+        again): journaled without its content, joined to nothing, filed as nothing."""
+        stub = replace(raw, payload=b"", metadata={}, idempotency_key=None)
+        raw_id = self.intake.services.journal(tx, stub, "erased", {"call_id": event.call_id})
+        return CallResult("erased", raw_id, call_id=event.call_id)
+
     def _apply(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:
         # Records of one call are joined one after another, also across replicas; other
         # calls do not wait (the case it files locks its reporter in file_case).
         tx.lock_keys([f"call:{self.source}:{event.call_id}"])
         row = store_calls.get(tx, self.source, event.call_id)
+        if row is None and self.intake.services.erased(tx, self.source,
+                                                       [f"ref:{event.call_id}"]):
+            return self._erased(tx, raw, event)
         before = (CallState.from_json(row.state) if row is not None
                   else CallState.start(event.call_id, raw.received_at))
         state = before.merge(event, raw.received_at)

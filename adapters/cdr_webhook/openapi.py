@@ -33,7 +33,8 @@ BASE64_FORM = "application/x-www-form-base64-encoded"
 STAMP = string(format="date-time", description="ISO 8601; without a zone, the configured "
                                                 "timezone")
 ANSWER = obj({
-    "outcome": {"enum": ["new", "updated", "replay", "recorded", "ignored", "quarantined"]},
+    "outcome": {"enum": ["new", "updated", "replay", "recorded", "ignored", "quarantined",
+                         "erased"]},
     "call_id": string(), "case_code": string(),
     "call_status": {"enum": ["ringing", "answered", "ended", "missed"]},
     "waiting_for": string(), "quarantine_id": {"type": "integer"},

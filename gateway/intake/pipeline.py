@@ -152,7 +152,7 @@ class Intake:
     ) -> None:
         self.store = store
         # What adapters may ask of the store (they never import it): gateway.intake.ports.
-        self.services: AdapterServices = StoreServices(store)
+        self.services: AdapterServices = StoreServices(store, lambda: self.identifier_keys)
         self.dedup = dedup or Deduplicator()
         self.region = region
         self.timezone = timezone

@@ -23,7 +23,7 @@ __all__ = ["AccessLog", "AdapterServices", "CaseRecord", "Checkpoints", "Journal
 
 # What became of a raw record in the journal (``gateway.store.journal`` spells them).
 JournalStatus = Literal["accepted", "replay", "rejected", "quarantined", "filtered",
-                        "superseded"]
+                        "superseded", "erased"]
 
 
 class CaseRecord(Protocol):
@@ -75,6 +75,11 @@ class Ledger(Protocol):
                    detail: Any = None) -> int: ...
 
     def case(self, tx: Tx, case_id: int) -> CaseRecord | None: ...
+
+    def erased(self, tx: Tx, source: str, replay_keys: list[str]) -> bool:
+        """Whether a submission of ``source`` with one of these replay keys (``ref:…``)
+        was erased at its person's request: it must not be joined or filed again."""
+        ...
 
 
 class AccessLog(Protocol):

@@ -6,20 +6,25 @@ Adapters never import the store; the intake hands them this object typed as the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from gateway.model.audit_action import AuditAction
 from gateway.model.schema import RawRecord
-from gateway.store import Store, audit, cases, checkpoints, journal, quarantine
+from gateway.store import Store, audit, cases, checkpoints, erasure, journal, quarantine
 from gateway.store.cases import CaseRow
 from gateway.store.engine import Tx
+from gateway.support.keyed_ids import IdentifierKeys
 
 
 class StoreServices:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store,
+                 identifier_keys: Callable[[], IdentifierKeys | None] = lambda: None) -> None:
         self.store = store
+        # The keys in force, asked when needed: the running gateway sets them on the
+        # intake after building it (tombstones are keyed: gateway/store/erasure.py).
+        self.identifier_keys = identifier_keys
 
     async def journaled_refs(self, source: str, refs: list[str]) -> set[str]:
         if not refs:
@@ -52,6 +57,10 @@ class StoreServices:
 
     def case(self, tx: Tx, case_id: int) -> CaseRow | None:
         return cases.get_by_id(tx, case_id)
+
+    def erased(self, tx: Tx, source: str, replay_keys: list[str]) -> bool:
+        keys = self.identifier_keys()
+        return keys is not None and erasure.is_erased(tx, keys, source, replay_keys)
 
     def record_access(self, tx: Tx, actor: str, action: AuditAction, target: str,
                       detail: Mapping[str, Any] | None = None) -> None:
