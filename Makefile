@@ -83,8 +83,10 @@ system-deps: ## install the Debian packages the tests need, when missing
 bench-deps: ## install the Debian packages the benchmark needs (wrk), when missing
 	@$(ENSURE) $(BENCH_PACKAGES)
 
-bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it), bench/storage.py, bench/extract.py (DATA=../shared/data)
+bench: venv bench-deps ## run bench/ingest.py (BENCH_ARGS=... passes options to it) on SQLite and with PostgreSQL replicas, bench/cpu_steps.py, bench/storage.py, bench/extract.py (DATA=../shared/data)
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/ingest.py --engine postgresql --replicas 1,2
+	$(BIN)/python bench/cpu_steps.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/extract.py --data $(DATA)
 
