@@ -182,6 +182,15 @@ def measure(server: Server, gen: LoadGenerator, args: argparse.Namespace,
     return result
 
 
+
+def measure_bare(workdir: Path, gen: LoadGenerator, args: argparse.Namespace) -> Result:
+    """The bare aiohttp server measured alone: the baseline of a run's ratios."""
+    bare = start_bare(workdir)
+    try:
+        return measure(bare, gen, args, None)
+    finally:
+        stop(bare.proc)
+
 def _forwarding_and_correctness(server: Server, before: Counts, load: Load,
                                 args: argparse.Namespace, result: Result) -> None:
     assert server.probe is not None

@@ -26,13 +26,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import Load, LoadGenerator, measure, sink_summary
+from bench.ingest import Load, LoadGenerator, measure_bare, sink_summary
 from bench.servers import (
     Server,
     StoreProbe,
     children_cpu,
     cpu_seconds,
-    start_bare,
     start_gateway,
     stop,
 )
@@ -224,11 +223,7 @@ def run(args: argparse.Namespace, gen: LoadGenerator, workdir: Path) -> dict[str
     report: dict[str, Any] = {"cores": os.cpu_count(), "connections": args.connections,
                               "duration_s": args.duration, "groups": []}
     with postgres() as db:
-        bare = start_bare(workdir)
-        try:
-            report["bare_rps"] = round(measure(bare, gen, args, None).load.rps, 1)
-        finally:
-            stop(bare.proc)
+        report["bare_rps"] = round(measure_bare(workdir, gen, args).load.rps, 1)
         for count in args.replicas:
             servers: list[Server] = []
             group = None

@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import LoadGenerator, Result, measure
-from bench.servers import start_bare, start_gateway, stop, store_url
+from bench.ingest import LoadGenerator, Result, measure, measure_bare
+from bench.servers import start_gateway, stop, store_url
 
 
 def _one(args: argparse.Namespace, gen: LoadGenerator, workdir: Path, count: int) -> Result:
@@ -40,11 +40,7 @@ def _one(args: argparse.Namespace, gen: LoadGenerator, workdir: Path, count: int
 
 def run(args: argparse.Namespace, gen: LoadGenerator, workdir: Path,
         config: dict[str, Any]) -> dict[str, Any]:
-    bare = start_bare(workdir)
-    try:
-        baseline = measure(bare, gen, args, None)
-    finally:
-        stop(bare.proc)
+    baseline = measure_bare(workdir, gen, args)
     rows = []
     for count in args.workers:
         result = _one(args, gen, workdir, count)

@@ -44,6 +44,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
 class GatewayProcess:
     """One ``python -m gateway run --config CONFIG``; its output goes to ``log_path``."""
 
+    new_session = False  # a session of its own (a worker group killed whole: test_workers)
+
     def __init__(self, config_path: Path, log_path: Path, base_url: str,
                  env: dict[str, str] | None = None, module: str = "gateway") -> None:
         self.config_path = config_path
@@ -60,6 +62,7 @@ class GatewayProcess:
         self.proc = subprocess.Popen(
             [str(PYTHON), "-m", self.module, "run", "--config", str(self.config_path)],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=self.new_session,
         )
 
     @property

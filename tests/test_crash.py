@@ -10,11 +10,12 @@ the stored case or a new one, never a duplicate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,17 @@ def submission(sid: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-async def crash(tmp_path: Path, store_url: str) -> AsyncIterator[Crash]:
+@contextlib.asynccontextmanager
+async def crash_rig(
+    tmp_path: Path, store_url: str,
+    config_of: Callable[[Path, str, int], dict[str, Any]] = crash_config,
+    process: type[GatewayProcess] = GatewayProcess,
+) -> AsyncIterator[Crash]:
+    """A gateway process on ``config_of``'s config, started and ready, with a seeded
+    random source (printed, to replay a failure); killed at the end if still alive."""
     port = free_port()
-    config = write_config(tmp_path / "gateway.yaml", crash_config(tmp_path, store_url, port))
-    proc = GatewayProcess(config, tmp_path / "gateway.log", f"http://127.0.0.1:{port}")
+    config = write_config(tmp_path / "gateway.yaml", config_of(tmp_path, store_url, port))
+    proc = process(config, tmp_path / "gateway.log", f"http://127.0.0.1:{port}")
     seed = random.randrange(2**32)
     print(f"crash test seed {seed}")
     proc.start()
@@ -89,6 +96,12 @@ async def crash(tmp_path: Path, store_url: str) -> AsyncIterator[Crash]:
     finally:
         if proc.alive:
             proc.kill()
+
+
+@pytest.fixture
+async def crash(tmp_path: Path, store_url: str) -> AsyncIterator[Crash]:
+    async with crash_rig(tmp_path, store_url) as rig:
+        yield rig
 
 
 async def sender(client: httpx.AsyncClient, worker: int, round_no: int, tally: Tally,

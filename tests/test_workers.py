@@ -15,7 +15,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,13 +27,13 @@ import pytest
 
 from gateway.model.casecode import format_code
 from gateway.server.worker_role import WORKER_HEADER
-from tests.pg import free_port
-from tests.procs import PYTHON, ROOT, GatewayProcess, write_config
+from tests.procs import GatewayProcess
 from tests.test_crash import (
     CLIENTS,
     Tally,
     check_store,
     crash_config,
+    crash_rig,
     resubmit,
     sender,
     sink_codes,
@@ -53,14 +52,7 @@ WORKERS = 2
 class GroupProcess(GatewayProcess):
     """The gateway in a session of its own, so the whole group can be killed at once."""
 
-    def start(self) -> None:
-        assert self.proc is None, "already running"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
-        self.proc = subprocess.Popen(
-            [str(PYTHON), "-m", self.module, "run", "--config", str(self.config_path)],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    new_session = True
 
     def kill(self) -> None:
         """SIGKILL to the parent and every worker at once (a power cut, an OOM kill)."""
@@ -114,19 +106,10 @@ def group_config(tmp_path: Path, store_url: str, port: int) -> dict[str, Any]:
 
 @pytest.fixture
 async def group(tmp_path: Path, store_url: str) -> AsyncIterator[CrashRig]:
-    port = free_port()
-    config = write_config(tmp_path / "gateway.yaml", group_config(tmp_path, store_url, port))
-    proc = GroupProcess(config, tmp_path / "gateway.log", f"http://127.0.0.1:{port}")
-    seed = random.randrange(2**32)
-    print(f"workers test seed {seed}")
-    proc.start()
-    try:
-        await proc.wait_ready()
-        proc.wait_workers()
-        yield CrashRig(proc, tmp_path / "cases.jsonl", store_url, random.Random(seed))
-    finally:
-        if proc.alive:
-            proc.kill()
+    async with crash_rig(tmp_path, store_url, group_config, GroupProcess) as rig:
+        assert isinstance(rig.proc, GroupProcess)
+        rig.proc.wait_workers()
+        yield rig
 
 
 def citizen(n: int) -> dict[str, str]:

@@ -19,13 +19,13 @@ limits on its own.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from aiohttp import web
 
@@ -35,8 +35,6 @@ from gateway.support.rate_limits import LOOPBACK, IPNetwork, RateLimitOptions
 __all__ = ["LOOPBACK", "RateLimitOptions", "RateLimiter", "Verdict", "too_many"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass
@@ -69,15 +67,16 @@ class RateLimiter:
         # What each connection's address parses to and whether it is a trusted proxy or
         # exempt: the same few addresses come again and again, and ``ipaddress`` parsing
         # and network membership cost microseconds per request.
-        self._remote: _Memo[str, tuple[IPAddress | None, bool]] = _Memo(
-            options.max_clients, self._classify)
-        self._exempt: _Memo[IPAddress, bool] = _Memo(options.max_clients,
-                             lambda a: _within(a, self.options.exempt))
+        self._remote = functools.lru_cache(maxsize=options.max_clients)(self._classify)
+        self._exempt = functools.lru_cache(maxsize=options.max_clients)(self._is_exempt)
 
     def _classify(self, remote: str) -> tuple[IPAddress | None, bool]:
         """A connection's address and whether it is a trusted proxy."""
         address = _address(remote)
         return address, address is not None and _within(address, self.options.trusted_proxies)
+
+    def _is_exempt(self, address: IPAddress) -> bool:
+        return _within(address, self.options.exempt)
 
     def client(self, request: web.Request) -> IPAddress | None:
         """The client's address (see the module's docstring); None when unknown."""
@@ -137,27 +136,6 @@ def too_many(retry_after_s: float, title: str = SUBMISSIONS) -> web.Response:
     )
     response.headers["Retry-After"] = str(seconds)
     return response
-
-
-class _Memo(Generic[K, V]):
-    """``fn(key)``, remembered for up to ``size`` keys (then forgotten all at once: a
-    flood of new addresses costs one recomputation each, as without the memo)."""
-
-    def __init__(self, size: int, fn: Callable[[K], V]) -> None:
-        self.size = max(size, 1)
-        self.fn = fn
-        self._seen: dict[K, V] = {}
-
-    def __call__(self, key: K) -> V:
-        try:
-            return self._seen[key]
-        except KeyError:
-            pass
-        value = self.fn(key)
-        if len(self._seen) >= self.size:
-            self._seen.clear()
-        self._seen[key] = value
-        return value
 
 
 def _address(text: str | None) -> IPAddress | None:

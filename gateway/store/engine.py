@@ -144,10 +144,6 @@ class Tx:
         self.intake_locked, self.locked = before
 
 
-class _UnitFailed(Exception):
-    """A unit of a batch run whole failed; the transaction was rolled back."""
-
-
 @dataclass
 class _Job:
     fn: Callable[[Tx], Any]
@@ -281,60 +277,24 @@ class Database:
     def _run_batch(self, conn: Any, jobs: list[_Job]) -> list[tuple[Any, BaseException | None]]:
         if self.dialect.sends_ahead and len(jobs) > 1:
             try:
-                return self._run_batch_whole(conn, jobs)
-            except _UnitFailed:
-                self.reruns += 1  # rolled back: each unit again, in its savepoint
-        return self._run_batch_by_unit(conn, jobs)
+                return self._run_units(conn, jobs, savepoints=False)
+            except Exception as exc:
+                if self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc):
+                    raise
+                self.reruns += 1  # rolled back, which unit failed unknown: each again
+        return self._run_units(conn, jobs, savepoints=True)
 
-    def _run_batch_whole(self, conn: Any, jobs: list[_Job]
-                         ) -> list[tuple[Any, BaseException | None]]:
-        """Every unit in one go, one wait for the server at the commit (and where a unit
-        reads). Any failure but a conflict or a lost connection is ``_UnitFailed``, with
-        the transaction rolled back: which unit failed is not known here."""
+    def _run_units(self, conn: Any, jobs: list[_Job], savepoints: bool
+                   ) -> list[tuple[Any, BaseException | None]]:
+        """The batch in one transaction, committed once. With ``savepoints`` a unit that
+        fails is rolled back alone (a wait for the server per unit, to learn its errors);
+        without, any failure rolls back the whole batch and raises."""
         tx = Tx(conn, self.dialect, self.numbers)
-        results: list[tuple[Any, BaseException | None]] = []
-        try:
-            with self.dialect.pipeline(conn):
-                conn.execute(self.dialect.begin)
-                for job in jobs:
-                    results.append((job.fn(tx), None))
-                conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, Exception) and not (
-                    self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc)):
-                raise _UnitFailed from exc
-            raise
-        self.batches += 1
-        self.units += len(jobs)
-        return results
-
-    def _run_batch_by_unit(self, conn: Any, jobs: list[_Job]
-                           ) -> list[tuple[Any, BaseException | None]]:
-        tx = Tx(conn, self.dialect, self.numbers)
-        outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             with self.dialect.pipeline(conn) as sync:
                 conn.execute(self.dialect.begin)
-                for job in jobs:
-                    conn.execute("SAVEPOINT unit")
-                    locked_before = tx.locks()
-                    try:
-                        result = job.fn(tx)
-                        sync()  # a statement of this unit that failed raises here, not later
-                    except Exception as exc:
-                        if self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc):
-                            raise  # a conflict: the whole batch is run again
-                        conn.execute("ROLLBACK TO SAVEPOINT unit")
-                        # PostgreSQL releases an advisory lock taken inside the rolled-back
-                        # savepoint: forget it, so the next unit takes it again.
-                        tx.forget_locks(locked_before)
-                        conn.execute("RELEASE SAVEPOINT unit")
-                        outcomes.append((None, exc))
-                    else:
-                        conn.execute("RELEASE SAVEPOINT unit")
-                        outcomes.append((result, None))
+                outcomes = [self._unit_in_savepoint(conn, tx, job, sync) if savepoints
+                            else (job.fn(tx), None) for job in jobs]
                 conn.execute("COMMIT")
             # Leaving the pipeline waits for the commit (and raises if it failed), before
             # anybody is answered.
@@ -345,6 +305,25 @@ class Database:
         self.batches += 1
         self.units += len(jobs)
         return outcomes
+
+    def _unit_in_savepoint(self, conn: Any, tx: Tx, job: _Job, sync: Callable[[], None]
+                           ) -> tuple[Any, BaseException | None]:
+        conn.execute("SAVEPOINT unit")
+        locked_before = tx.locks()
+        try:
+            result = job.fn(tx)
+            sync()  # a statement of this unit that failed raises here, not later
+        except Exception as exc:
+            if self.dialect.is_disconnect(exc) or self.dialect.is_conflict(exc):
+                raise  # a conflict: the whole batch is run again
+            conn.execute("ROLLBACK TO SAVEPOINT unit")
+            # PostgreSQL releases an advisory lock taken inside the rolled-back
+            # savepoint: forget it, so the next unit takes it again.
+            tx.forget_locks(locked_before)
+            conn.execute("RELEASE SAVEPOINT unit")
+            return None, exc
+        conn.execute("RELEASE SAVEPOINT unit")
+        return result, None
 
     def _resolve(self, jobs: list[_Job], outcomes: list[tuple[Any, BaseException | None]]) -> None:
         def resolve_all() -> None:
