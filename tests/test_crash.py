@@ -142,11 +142,33 @@ async def stream_then_kill(crash: Crash, round_no: int) -> None:
     assert len(crash.tally.answered) > before, "nothing was answered before the kill"
 
 
+# PostgreSQL sessions of this database other than the asking one that are running a
+# statement or inside a transaction.
+BUSY_SESSIONS = (
+    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state <> 'idle'"
+)
+
+
+async def settled(store: Store, timeout: float = 10.0) -> None:
+    """Wait until no other session of the database is busy. A killed gateway may have
+    sent a whole batch with its COMMIT (pipeline mode) before it died: the server runs it
+    to the end, and it may commit after the kill. Only then is the store what the crash
+    left (a session with nothing left to read is idle, then sees the closed socket)."""
+    deadline = time.monotonic() + timeout
+    while (await store.read(lambda tx: int(tx.fetchone(BUSY_SESSIONS)[0]))
+           and time.monotonic() < deadline):
+        await asyncio.sleep(0.02)
+
+
 async def stored_cases(store_url: str) -> list[tuple[str, str]]:
-    """(source_ref, case_code) of every web case, read straight from the store."""
+    """(source_ref, case_code) of every web case, read straight from the store once the
+    killed gateway's last batch has settled."""
     store = Store.from_url(store_url)
     await store.start()
     try:
+        if store.engine == "postgresql":
+            await settled(store)
         rows = await store.read(lambda tx: tx.fetchall(
             "SELECT source_ref, case_code FROM cases WHERE source = ?", (SOURCE,)))
     finally:
