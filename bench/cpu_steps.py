@@ -83,17 +83,16 @@ async def measure(workdir: Path, raws: list[list[RawRecord]]) -> dict[str, list[
             for raw in batch:
                 draft = binding.normalizer(raw, binding.context)
                 validate_draft(draft)
-                prepared.append((raw, draft, intake.dedup.fingerprint(draft),
-                                 intake.hints_of(draft)))
+                prepared.append(intake.prepare(pipeline._Journal(raw), draft))
             loop_us.append((time.process_time() - began) / len(batch) * 1e6)
             began = time.process_time()
             for start in range(0, len(prepared), GROUP):
                 tx = engine.Tx(conn, dialect)
                 conn.execute(dialect.begin)
-                for raw, draft, fp, hints in prepared[start:start + GROUP]:
+                for ready in prepared[start:start + GROUP]:
                     conn.execute("SAVEPOINT unit")
                     # The pipeline's own step (private: this is what the writer runs).
-                    intake._commit(tx, pipeline._Journal(raw), draft, fp, hints)
+                    intake._commit(tx, ready)
                     conn.execute("RELEASE SAVEPOINT unit")
                 conn.execute("COMMIT")
             writer_us.append((time.process_time() - began) / len(batch) * 1e6)

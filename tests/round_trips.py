@@ -6,19 +6,25 @@ server after a Sync (``S``: the end of a statement, or of a pipeline's part), a 
 Query (``Q``) or a Flush (``H``: asks for the answers so far). The proxy reads the
 client's message stream (after the untyped SSL request and startup message) and counts
 those.
+
+With ``delay_s`` it also holds every answer of the server that long before passing it
+on, in order: a database a network hop away (``bench/ingest.py --db-delay-ms``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import struct
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 
 class RoundTripProxy:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
         parts = urlsplit(url)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -36,10 +42,13 @@ class RoundTripProxy:
             except OSError:
                 return
             server = socket.create_connection(self.target)
+            for sock in (client, server):  # pass small answers on at once (no Nagle)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, True),
                              daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False),
+            answers = self._pump if not self.delay_s else self._pump_delayed
+            threading.Thread(target=answers, args=(server, client, False),
                              daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
@@ -53,6 +62,24 @@ class RoundTripProxy:
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
+
+    def _pump_delayed(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        """``_pump``, each chunk passed on ``delay_s`` after it came (a thread that sends)."""
+        due: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                while data := (item := due.get())[1]:
+                    time.sleep(max(0.0, item[0] - time.monotonic()))
+                    dst.sendall(data)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=send, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                due.put((time.monotonic() + self.delay_s, data))
+        due.put((0.0, b""))
 
     def reset(self) -> int:
         with self._lock:

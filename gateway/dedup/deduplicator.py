@@ -245,6 +245,7 @@ class Deduplicator:
     ) -> None:
         if opens:
             idx.set_cluster(tx, matched.case_id, cluster_id)
+            tx.drop_reads_ahead()  # later units may have read the matched case unclustered
             text = stamp_cluster(tx, matched.case_id, cluster_id, update_case)
             idx.open_cluster(tx, cluster_id, matched, " ".join(text.split())[:SNIPPET_CHARS])
         idx.grow_cluster(tx, cluster_id, case_code, at)

@@ -25,7 +25,7 @@ from gateway.model.input_limits import InputLimits, WithLimits, kept_of_refused
 from gateway.model.normalize import Normalizer, NormalizerContext
 from gateway.model.schema import Complaint, ComplaintDraft, RawRecord
 from gateway.model.validation import validate_draft
-from gateway.store import Store, Tx, cases, erasure, journal, lookup, outbox, quarantine
+from gateway.store import ReadAhead, Store, Tx, cases, erasure, journal, lookup, outbox, quarantine
 from gateway.store.cases import CaseRow
 from gateway.store.services import StoreServices
 from gateway.support.keyed_ids import IdentifierKeys
@@ -122,6 +122,22 @@ class _Journal:
     def resolve(self, tx: Tx, resolution: str) -> None:
         if self.quarantine_id is not None:
             quarantine.resolve(tx, self.quarantine_id, resolution)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A submission ready for the writer: the text work (fingerprint, routing hints) and
+    the statement of its first read done outside the transaction."""
+
+    entry: _Journal
+    draft: ComplaintDraft
+    fp: Fingerprint
+    hints: Hints
+    keys: list[str]  # its replay keys
+    filed: erasure.FiledQuery
+
+    def locks(self) -> list[str]:
+        return [*replay_locks(self.entry.raw.source, self.keys), *reporter_locks(self.fp)]
 
 
 def replay_locks(source: str, keys: list[str]) -> list[str]:
@@ -268,10 +284,9 @@ class Intake:
                 result = await self.store.write(lambda tx: self._erased(tx, entry))
             else:
                 await self._keep(files)
-                fp = self.dedup.fingerprint(draft)  # the text work, outside the transaction
-                hints = self.hints_of(draft)  # likewise (classification, routing, due_at)
-                result = await self.store.write(
-                    lambda tx: self._commit(tx, entry, draft, fp, hints))
+                ready = self.prepare(entry, draft)
+                result = await self.store.write(lambda tx: self._commit(tx, ready),
+                                                self._read_ahead(ready))
             if result.outcome == "erased":
                 self.count(raw.source, result.outcome)
                 log.info("intake", source=raw.source, outcome=result.outcome,
@@ -307,13 +322,25 @@ class Intake:
         replay = dedup.replay_keys(raw, draft)
         return await self.store.read(lambda tx: erasure.is_erased(tx, keys, raw.source, replay))
 
-    def _filed(self, tx: Tx, source: str, keys: list[str]
-               ) -> tuple[int, str] | Literal["erased"] | None:
-        """The case filed under ``keys``, or ``erased`` when the submission was erased
-        (a tombstone of one of its keys: checked with the identifier keys only)."""
-        if self.identifier_keys is None:
-            return cases.find_by_key(tx, source, keys)
-        return erasure.filed_or_erased(tx, self.identifier_keys, source, keys)
+    def prepare(self, entry: _Journal, draft: ComplaintDraft) -> _Prepared:
+        """What can be done for a valid draft before its transaction, on the event loop:
+        dedup's text work and the routing hints (classification, routing, due_at)."""
+        keys = dedup.replay_keys(entry.raw, draft)
+        return _Prepared(entry, draft, self.dedup.fingerprint(draft), self.hints_of(draft),
+                         keys, erasure.filed_query(self.identifier_keys, entry.raw.source, keys))
+
+    def _read_ahead(self, ready: _Prepared) -> ReadAhead:
+        """The reads of ``_commit_unit`` (whether the submission was filed or erased; the
+        dedup candidates), to be sent with the other submissions' of its batch. They
+        return rows filed under its replay keys, its reporter and its band keys only."""
+        locks = ready.locks()
+        bands = (f"band:{key}" for key in ready.fp.bands)
+
+        def send(tx: Tx) -> None:
+            ready.filed.send_ahead(tx)
+            self.dedup.read_ahead(tx, ready.fp)
+
+        return ReadAhead(tuple(locks), frozenset([*locks, *bands]), send)
 
     def _erased(self, tx: Tx, entry: _Journal) -> IntakeResult:
         """Journal a replay of an erased submission without its content (an empty stub,
@@ -347,30 +374,25 @@ class Intake:
         qid = entry.quarantine(tx, raw_id, "normalizer_error", detail)
         return IntakeResult("quarantined", raw_id, quarantine_id=qid)
 
-    def _commit(
-        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint, hints: Hints,
-    ) -> IntakeResult:
+    def _commit(self, tx: Tx, ready: _Prepared) -> IntakeResult:
         with tx.reading_ahead():  # the dedup reads come back with the replay keys'
-            return self._commit_unit(tx, entry, draft, fp, hints)
+            return self._commit_unit(tx, ready)
 
-    def _commit_unit(
-        self, tx: Tx, entry: _Journal, draft: ComplaintDraft, fp: Fingerprint, hints: Hints,
-    ) -> IntakeResult:
-        raw = entry.raw
-        keys = dedup.replay_keys(raw, draft)
-        tx.lock_keys([*replay_locks(raw.source, keys), *reporter_locks(fp)])
+    def _commit_unit(self, tx: Tx, ready: _Prepared) -> IntakeResult:
+        entry, draft, fp, keys = ready.entry, ready.draft, ready.fp, ready.keys
+        tx.lock_keys(ready.locks())
         self.dedup.read_ahead(tx, fp)
-        existing = self._filed(tx, raw.source, keys)
+        existing = ready.filed.read(tx)
         if existing == erasure.ERASED:
             return self._erased(tx, entry)
         detail: dict[str, Any] = {}
         if existing is None:
             decision = self.dedup.decide(tx, fp)
             if decision.duplicate_of is None:
-                return self._accept(tx, entry, draft, keys, fp, decision, hints)
+                return self._accept(tx, entry, draft, keys, fp, decision, ready.hints)
             # The same content from the same reporter again: a replay of that case.
             existing = decision.duplicate_of.case_id, decision.duplicate_of.case_code
-            cases.add_keys(tx, raw.source, keys, existing[0])
+            cases.add_keys(tx, entry.raw.source, keys, existing[0])
             detail["exact_duplicate"] = True
         case_id, code = existing
         raw_id = entry.write(tx, journal.REPLAY, {"case_code": code, **detail}, case_id)

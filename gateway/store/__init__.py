@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from gateway.store.dialect import dialect_for
-from gateway.store.engine import Database, StoreUnavailable, Tx
+from gateway.store.engine import Database, ReadAhead, StoreUnavailable, Tx
 from gateway.store.migrations import migrate
 
-__all__ = ["Store", "StoreUnavailable", "Tx"]
+__all__ = ["ReadAhead", "Store", "StoreUnavailable", "Tx"]
 
 T = TypeVar("T")
 
@@ -39,8 +39,8 @@ class Store:
     async def close(self) -> None:
         await self.db.close()
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        return await self.db.write(fn)
+    async def write(self, fn: Callable[[Tx], T], ahead: ReadAhead | None = None) -> T:
+        return await self.db.write(fn, ahead)
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         return await self.db.read(fn)

@@ -11,6 +11,17 @@ which function's statement failed costs a wait for the server per function. So a
 is first run whole, without savepoints, waiting only where a function reads; in the
 rare batch where anything fails, it is rolled back and run again function by function
 as above, each in its savepoint with a wait of its own.
+
+A function's reads still cost a wait each time it reads. A caller that knows them
+beforehand says so (``ReadAhead``): the batch's run whole then starts by taking every
+such unit's key locks in one statement and sending all their reads, which come back in
+one wait, instead of a wait per unit. A unit's reads sent before the units ahead of it
+wrote are only as good as what those wrote, so: the units that said nothing of their
+reads (the forwarder's claims, the phone flow, the status API) run first — the units of a
+batch come from callers that did not wait for each other, so any order is one they
+could have arrived in — and a unit whose keys an earlier unit of the batch shares, or
+that comes after a unit that changed rows under keys not its own, reads when its turn
+comes.
 """
 
 from __future__ import annotations
@@ -48,6 +59,21 @@ SQLITE_WRITER_PRAGMAS = (
 )
 
 
+@dataclass(frozen=True)
+class ReadAhead:
+    """What a unit of a batch reads, said before the batch runs (see the module docstring).
+
+    ``locks``: the key locks it takes before reading (``Tx.lock_keys``). ``keys``: what
+    its reads depend on — the rows they return are those filed under these keys, and the
+    unit writes only under them — so a later unit sharing none of them reads the same
+    whether the earlier one ran first or not. ``send``: sends the reads
+    (``Tx.read_ahead``)."""
+
+    locks: tuple[str, ...]
+    keys: frozenset[str]
+    send: Callable[[Tx], None]
+
+
 class StoreUnavailable(GatewayError):
     """The database could not be reached or the commit failed; nothing was acknowledged."""
 
@@ -67,7 +93,9 @@ class Tx:
         self.locked: frozenset[int] = frozenset()
         self.feed_base: int | None = None  # see cases.feed_position
         self.feed_ordinal = 0
-        self._ahead: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        self._ahead: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the running unit's
+        self._sent: dict[int, dict[tuple[str, tuple[Any, ...]], Any]] = {}  # by unit
+        self._sending: dict[tuple[str, tuple[Any, ...]], Any] | None = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.conn.execute(self.dialect.translate(sql), params)
@@ -85,12 +113,35 @@ class Tx:
     def read_ahead(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Send a read now, whose rows the unit's ``fetchall`` of the same statement and
         parameters takes later: on a server statements are sent ahead to, reads sent
-        together come back in one wait. Only inside ``reading_ahead``; nothing on SQLite
-        (a read there costs no wait)."""
+        together come back in one wait. Only inside ``reading_ahead`` or, for a later
+        unit, ``sending_ahead``; nothing on SQLite (a read there costs no wait)."""
         if self.dialect.sends_ahead:
+            into = self._ahead if self._sending is None else self._sending
             key = (sql, tuple(params))
-            if key not in self._ahead:
-                self._ahead[key] = self.conn.execute(self.dialect.translate(sql), params)
+            if key not in into:
+                into[key] = self.conn.execute(self.dialect.translate(sql), params)
+
+    @contextlib.contextmanager
+    def sending_ahead(self, unit: int) -> Iterator[None]:
+        """Reads sent now belong to the batch's unit number ``unit``, which takes them
+        when its turn comes (``start_unit``)."""
+        self._sending = self._sent.setdefault(unit, {})
+        try:
+            yield
+        finally:
+            self._sending = None
+
+    def start_unit(self, unit: int) -> None:
+        """Unit number ``unit`` runs now: the reads sent ahead for it are its own, and
+        what the unit before it sent and did not take is dropped (rows read before that
+        unit wrote)."""
+        self._ahead = self._sent.pop(unit, {})
+
+    def drop_reads_ahead(self) -> None:
+        """The running unit changed rows filed under keys other than its own (e.g. it put
+        an earlier case in a cluster): the later units' reads sent ahead may have returned
+        those rows as they were, so the later units read when their turn comes."""
+        self._sent.clear()
 
     @contextlib.contextmanager
     def reading_ahead(self) -> Iterator[None]:
@@ -148,6 +199,7 @@ class Tx:
 class _Job:
     fn: Callable[[Tx], Any]
     future: asyncio.Future[Any]
+    ahead: ReadAhead | None = None
 
 
 class Database:
@@ -192,12 +244,13 @@ class Database:
 
     # -- API -------------------------------------------------------------------------
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn`` in the next group-committed transaction; return once it is durable."""
+    async def write(self, fn: Callable[[Tx], T], ahead: ReadAhead | None = None) -> T:
+        """Run ``fn`` in the next group-committed transaction; return once it is durable.
+        ``ahead``: the reads ``fn`` will make, sent with the batch's others (PostgreSQL)."""
         if self._writer is None or self._loop is None:
             raise StoreUnavailable("store is not started")
         future: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put(_Job(fn, future))
+        self._queue.put(_Job(fn, future, ahead if self.dialect.sends_ahead else None))
         return await future
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
@@ -293,8 +346,8 @@ class Database:
         try:
             with self.dialect.pipeline(conn) as sync:
                 conn.execute(self.dialect.begin)
-                outcomes = [self._unit_in_savepoint(conn, tx, job, sync) if savepoints
-                            else (job.fn(tx), None) for job in jobs]
+                outcomes = ([self._unit_in_savepoint(conn, tx, job, sync) for job in jobs]
+                            if savepoints else _run_reading_ahead(tx, jobs))
                 conn.execute("COMMIT")
             # Leaving the pipeline waits for the commit (and raises if it failed), before
             # anybody is answered.
@@ -309,6 +362,7 @@ class Database:
     def _unit_in_savepoint(self, conn: Any, tx: Tx, job: _Job, sync: Callable[[], None]
                            ) -> tuple[Any, BaseException | None]:
         conn.execute("SAVEPOINT unit")
+        tx.start_unit(-1)  # nothing was sent ahead for it
         locked_before = tx.locks()
         try:
             result = job.fn(tx)
@@ -339,6 +393,42 @@ class Database:
         # RuntimeError: the loop is closed, so nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(resolve_all)
+
+
+def _run_reading_ahead(tx: Tx, jobs: Sequence[_Job]) -> list[tuple[Any, BaseException | None]]:
+    """Run the units of a batch, those that said what they read last, their reads sent
+    together first (see the module docstring); the outcomes in the order of ``jobs``."""
+    outcomes: dict[int, tuple[Any, BaseException | None]] = {}
+    silent = [number for number, job in enumerate(jobs) if job.ahead is None]
+    saying = [(number, job.ahead) for number, job in enumerate(jobs) if job.ahead is not None]
+    for number in silent:
+        outcomes[number] = _run_unit(tx, number, jobs[number])
+    _send_ahead(tx, saying)
+    for number, _ in saying:
+        outcomes[number] = _run_unit(tx, number, jobs[number])
+    return [outcomes[number] for number in range(len(jobs))]
+
+
+def _send_ahead(tx: Tx, units: Sequence[tuple[int, ReadAhead]]) -> None:
+    """Take the key locks of the units whose reads can go ahead, in one statement, and
+    send their reads: not those of a unit whose keys an earlier unit shares."""
+    sending: list[tuple[int, ReadAhead]] = []
+    claimed: set[str] = set()
+    for number, ahead in units:
+        if not ahead.keys & claimed:
+            sending.append((number, ahead))
+        claimed |= ahead.keys
+    if len(sending) < 2:
+        return  # a unit alone sends its reads together itself
+    tx.lock_keys([name for _, ahead in sending for name in ahead.locks])
+    for number, ahead in sending:
+        with tx.sending_ahead(number):
+            ahead.send(tx)
+
+
+def _run_unit(tx: Tx, number: int, job: _Job) -> tuple[Any, None]:
+    tx.start_unit(number)
+    return job.fn(tx), None
 
 
 def _close_quietly(conn: Any) -> None:

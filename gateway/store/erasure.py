@@ -219,26 +219,44 @@ def is_erased(tx: Tx, keys: IdentifierKeys, scope: str, replay_keys: Sequence[st
 ERASED: Literal["erased"] = "erased"
 
 
-def filed_or_erased(
-    tx: Tx, keys: IdentifierKeys, scope: str, replay_keys: list[str]
-) -> tuple[int, str] | Literal["erased"] | None:
-    """``ERASED`` when any of ``replay_keys`` of source ``scope`` belongs to an erased
-    submission (``is_erased``), else the case already filed under one of them
-    (``cases.find_by_key``). One statement for both, inside the intake's transaction: no
-    read of its own before it (a thread hop and a future per submission), and no wait
-    more for PostgreSQL than ``find_by_key`` alone."""
-    hashes = _tombstone_candidates(keys, scope, replay_keys)
-    if not replay_keys or not hashes:
-        return cases.find_by_key(tx, scope, replay_keys)
-    rows = tx.fetchall(
-        f"{cases.by_key_sql(len(replay_keys))} UNION ALL SELECT key_hash, 0, '' "
-        f"FROM erasure_tombstones WHERE key_hash IN ({_marks(hashes)})",
-        (scope, *replay_keys, *hashes),
-    )
-    tombstones = set(hashes)  # hex digests: never a ``ref:``/``idem:`` key
-    if any(str(row[0]) in tombstones for row in rows):
-        return ERASED
-    return cases.first_filed(replay_keys, rows)
+@dataclass(frozen=True)
+class FiledQuery:
+    """The one read that tells whether a submission's replay keys were filed already
+    (``cases.find_by_key``) or belong to an erased submission (``is_erased``): one
+    statement for both, inside the intake's transaction — no read of its own before it
+    (a thread hop and a future per submission), and no wait more for PostgreSQL than
+    ``find_by_key`` alone. Made once per submission, so that the statement can be sent
+    ahead (``send_ahead``) and read later with the same text."""
+
+    replay_keys: list[str]
+    sql: str
+    params: tuple[Any, ...]
+    tombstones: frozenset[str]  # hex digests: never a ``ref:``/``idem:`` key
+
+    def send_ahead(self, tx: Tx) -> None:
+        if self.replay_keys:
+            tx.read_ahead(self.sql, self.params)
+
+    def read(self, tx: Tx) -> tuple[int, str] | Literal["erased"] | None:
+        """``ERASED``, else the case filed under the first of the keys that has one."""
+        if not self.replay_keys:
+            return None
+        rows = tx.fetchall(self.sql, self.params)
+        if self.tombstones and any(str(row[0]) in self.tombstones for row in rows):
+            return ERASED
+        return cases.first_filed(self.replay_keys, rows)
+
+
+def filed_query(keys: IdentifierKeys | None, scope: str, replay_keys: list[str]) -> FiledQuery:
+    """The ``FiledQuery`` of ``replay_keys`` of source ``scope``; without identifier keys
+    (nothing can have been erased) only the filed case is looked for."""
+    sql, params = cases.by_key_sql(len(replay_keys)), (scope, *replay_keys)
+    hashes = _tombstone_candidates(keys, scope, replay_keys) if keys is not None else []
+    if hashes:
+        sql += (" UNION ALL SELECT key_hash, 0, '' FROM erasure_tombstones "
+                f"WHERE key_hash IN ({_marks(hashes)})")
+        params = (*params, *hashes)
+    return FiledQuery(replay_keys, sql, params, frozenset(hashes))
 
 
 def _tombstone_candidates(keys: IdentifierKeys, scope: str,

@@ -1,0 +1,146 @@
+"""Submissions that depend on each other decide the same in one batch as one by one.
+
+On PostgreSQL the group committer sends every unit's reads at the start of a batch
+(``ReadAhead``, gateway/store/engine.py): rows read before the units ahead wrote. A unit
+whose keys an earlier unit shares (the same submission again, the same reporter, a
+shared band key) reads when its turn comes, and a unit that puts an earlier case in a
+cluster makes the later units read again. Here a batch holds each such case; its
+outcomes, case codes, repeats and clusters must equal those of the same submissions
+sent one at a time to a fresh store. On SQLite (reads never go ahead) the same holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.intake.pipeline import IntakeResult
+from gateway.model.schema import RawRecord
+from gateway.store import ReadAhead, Store, Tx
+from tests.conftest import started_store
+from tests.pg import create_database
+from tests.test_dedup_store import LAMP, NOISE, NOISE_AGAIN, TREES, make_intake, raw
+from tests.test_store_concurrency import writer_held
+
+Outcome = tuple[str, str | None, str | None, str | None]
+
+
+def submissions() -> list[RawRecord]:
+    first = raw("web", NOISE, phone="+8613800138000")
+    return [
+        first,
+        raw("web", LAMP, phone="+8613600136000"),  # unrelated: its reads go ahead
+        replace(first),  # the same submission again: a replay of the first
+        raw("web", NOISE, phone="+8613800138000"),  # same reporter, same text: duplicate
+        raw("hotline", NOISE_AGAIN, phone="+8613800138000"),  # same reporter: repeat
+        raw("web", NOISE, phone="+8613900139000"),  # another reporter: related, a cluster
+        raw("web", NOISE + "晚上根本睡不着", phone="+8613700137000"),  # joins that cluster
+        raw("mailbox", TREES, email="zhang@example.cn"),  # unrelated again
+    ]
+
+
+def summary(result: IntakeResult) -> Outcome:
+    return result.outcome, result.case_code, result.repeat_of, result.cluster_id
+
+
+async def one_by_one(url: str, records: list[RawRecord]) -> list[Outcome]:
+    async with started_store(url) as store:
+        intake = make_intake(store)
+        return [summary(await intake.submit(record)) for record in records]
+
+
+async def in_one_batch(url: str, records: list[RawRecord]) -> list[Outcome]:
+    async with started_store(url) as store:
+        intake = make_intake(store)
+        async with writer_held(store):
+            tasks = [asyncio.ensure_future(intake.submit(record)) for record in records]
+            await asyncio.sleep(0)  # every submission is queued: one batch
+            before = store.db.batches
+        results = await asyncio.gather(*tasks)
+        assert store.db.batches == before + 2  # the blocker's batch, then all of them
+        assert store.db.reruns == 0
+        return [summary(result) for result in results]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_a_batch_decides_as_one_by_one(engine: str, tmp_path: Path,
+                                             request: pytest.FixtureRequest) -> None:
+    if engine == "sqlite":
+        urls = [f"sqlite:///{tmp_path / name}.db" for name in ("sequential", "batch")]
+    else:
+        admin = request.getfixturevalue("pg_admin_url")
+        urls = [create_database(admin, f"reads_ahead_{name}_{os.getpid()}")
+                for name in ("sequential", "batch")]
+    records = submissions()
+    expected = await one_by_one(urls[0], records)
+    assert [outcome for outcome, *_ in expected] == [
+        "new", "new", "replay", "replay", "repeat", "related", "related", "new"]
+    assert await in_one_batch(urls[1], records) == expected
+
+
+# -- the group committer's rule, on a table of its own -----------------------------------
+
+SCRATCH = "CREATE TABLE IF NOT EXISTS scratch (k TEXT NOT NULL, v INTEGER NOT NULL)"
+READ = "SELECT v FROM scratch WHERE k = ?"
+
+
+def reads(key: str) -> ReadAhead:
+    """A unit that reads the rows filed under ``key``."""
+    return ReadAhead((), frozenset({key}), lambda tx: tx.read_ahead(READ, (key,)))
+
+
+def count_of(key: str) -> Callable[[Tx], int]:
+    return lambda tx: len(tx.fetchall(READ, (key,)))
+
+
+def write(*keys: str, drop: bool = False) -> Callable[[Tx], None]:
+    def unit(tx: Tx) -> None:
+        for key in keys:
+            tx.execute("INSERT INTO scratch (k, v) VALUES (?, 1)", (key,))
+        if drop:
+            tx.drop_reads_ahead()
+    return unit
+
+
+async def batch_of(store: Store, units: list[tuple[Callable[[Tx], Any], ReadAhead | None]]
+                   ) -> list[Any]:
+    async with writer_held(store):
+        tasks = [asyncio.ensure_future(store.write(fn, ahead)) for fn, ahead in units]
+        await asyncio.sleep(0)
+        before = store.db.batches
+    results = await asyncio.gather(*tasks)
+    assert store.db.batches == before + 2  # the blocker's batch, then all of ``units``
+    assert store.db.reruns == 0  # run whole, not unit by unit after a failure
+    return results
+
+
+async def test_a_unit_reads_what_the_units_before_it_wrote(store: Store) -> None:
+    """Each unit's count must be what it would be one by one, whichever reads went
+    ahead: a shared key and a unit that dropped the reads ahead (it wrote under a key
+    not its own) make the later units read when their turn comes; a unit that said
+    nothing of its reads runs before the reads go. (Three batches: each rule alone would
+    hide the others.)"""
+    await store.write(lambda tx: tx.execute(SCRATCH))
+    shared = await batch_of(store, [
+        (write("a"), reads("a")),
+        (count_of("a"), reads("a")),  # shares "a" with the unit before: 1
+        (count_of("b"), reads("b")),  # nobody wrote "b": 0, read ahead
+    ])
+    dropped = await batch_of(store, [
+        (count_of("b"), reads("b")),
+        (write("c", drop=True), reads("x")),  # writes under "c", not its key
+        (count_of("c"), reads("c")),  # 1: the reads ahead were dropped
+    ])
+    silent = await batch_of(store, [
+        (count_of("b"), reads("b")),
+        (count_of("b"), reads("y")),
+        (write("d"), None),  # says nothing: runs before the reads go
+        (count_of("d"), reads("d")),  # 1
+    ])
+    assert (shared[1:], dropped[2], silent[3]) == ([1, 0], 1, 1)
