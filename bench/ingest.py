@@ -329,6 +329,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=_replica_counts, metavar="N,N",
                         help="measure the gateway with server.workers at each count "
                              "(bench/workers.py)")
+    parser.add_argument("--db-delay-ms", type=float, default=0.0, metavar="MS",
+                        help="with --replicas: the gateways reach PostgreSQL through a proxy "
+                             "that holds each answer MS ms (a database a network hop away)")
     parser.add_argument("--replicas", type=_replica_counts, metavar="N,N",
                         help="PostgreSQL: N gateway processes on one database per count, "
                              "the load dealt round-robin (bench/replicas.py)")

@@ -35,6 +35,7 @@ from bench.servers import (
     start_gateway,
     stop,
 )
+from tests.round_trips import RoundTripProxy
 
 MAX_RUNS = 9  # a run's serials are run * 10_000_000 + …: 8-digit phone serials
 
@@ -147,12 +148,13 @@ class Group:
     """N gateway replicas on one database, loaded together."""
 
     def __init__(self, db: Postgres, url: str, servers: list[Server],
-                 gen: LoadGenerator) -> None:
+                 gen: LoadGenerator, proxy: RoundTripProxy | None = None) -> None:
         self.db = db
         self.url = url
         self.servers = servers
         self.gen = gen
         self.probe = StoreProbe(url)
+        self.proxy = proxy  # the gateways' way to the database, when it is held
 
     def load(self, duration: float) -> list[Load]:
         n = len(self.servers)
@@ -173,9 +175,12 @@ class Group:
         gateways = [s.proc.pid for s in self.servers]
         cpu_gw, cpu_db = _cpu(gateways), _cpu(self.db.pids())
         gen_before = children_cpu()
+        if self.proxy is not None:
+            self.proxy.reset()
         with WaitSampler(self.url) as waits:
             loads = self.load(args.duration)
         gen_cpu = children_cpu() - gen_before
+        round_trips = self.proxy.reset() if self.proxy is not None else None
         cpu_gw_s = _spent(cpu_gw, _cpu(gateways))
         cpu_db_s = _spent(cpu_db, _cpu(self.db.pids()))
         at_stop = self.probe.counts()
@@ -202,6 +207,11 @@ class Group:
                 "load_generators": round(gen_cpu / duration, 2),
             },
             "database_waits": waits.summary(),
+            # every wait of every gateway connection (writer, case-code blocks, forwarder,
+            # readers) for the server, per request: counted by the proxy, so only when
+            # --db-delay-ms puts one in the way
+            "round_trips_per_request": (round(round_trips / max(requests, 1), 2)
+                                        if round_trips is not None else None),
             "correctness": {
                 "new_cases": new_cases, "ok_2xx": ok, "in_flight_at_stop": in_flight,
                 "cases_match": 0 <= new_cases - ok <= in_flight,
@@ -221,19 +231,22 @@ def run(args: argparse.Namespace, gen: LoadGenerator, workdir: Path) -> dict[str
         raise RuntimeError("--replicas shares one database between gateway processes: "
                            "use --engine postgresql")
     report: dict[str, Any] = {"cores": os.cpu_count(), "connections": args.connections,
-                              "duration_s": args.duration, "groups": []}
+                              "duration_s": args.duration, "db_delay_ms": args.db_delay_ms,
+                              "groups": []}
     with postgres() as db:
         report["bare_rps"] = round(measure_bare(workdir, gen, args).load.rps, 1)
         for count in args.replicas:
             servers: list[Server] = []
             group = None
             url = db.database(f"minsheng_replicas_{count}")
+            proxy = RoundTripProxy(url, args.db_delay_ms / 1000) if args.db_delay_ms else None
             try:
                 for i in range(count):
                     folder = workdir / f"replicas-{count}" / f"replica-{i}"
                     folder.mkdir(parents=True)
-                    servers.append(start_gateway(folder, url, "postgresql"))
-                group = Group(db, url, servers, gen)
+                    servers.append(start_gateway(folder, proxy.url if proxy else url,
+                                                 "postgresql"))
+                group = Group(db, url, servers, gen, proxy)
                 report["groups"].append(group.measure(args))
             finally:
                 if group is not None:
@@ -241,13 +254,16 @@ def run(args: argparse.Namespace, gen: LoadGenerator, workdir: Path) -> dict[str
                 else:
                     for server in servers:
                         stop(server.proc)
+                if proxy is not None:
+                    proxy.close()
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
     bare = report["bare_rps"]
     print(f"Replicas on one PostgreSQL: {report['duration_s']:g} s, {report['connections']} "
-          f"connections dealt round-robin, {report['cores']} cores; bare aiohttp "
+          f"connections dealt round-robin, {report['cores']} cores, database answers "
+          f"held {report['db_delay_ms']:g} ms; bare aiohttp "
           f"{bare:.1f} req/s in the same run\n")
     print(f"{'replicas':>9}{'total req/s':>13}{'of bare':>9}{'p99 ms':>9}{'non-2xx':>9}"
           f"{'cores gw':>10}{'cores pg':>10}{'cores load':>12}  per replica req/s")
@@ -260,7 +276,9 @@ def print_report(report: dict[str, Any]) -> None:
               + ", ".join(f"{x:.1f}" for x in g["per_replica_rps"]))
     for g in report["groups"]:
         waits = ", ".join(f"{k} {v:g}" for k, v in g["database_waits"].items()) or "none"
-        print(f"{g['replicas']} replica(s), busy database sessions per sample: {waits}")
+        trips = g["round_trips_per_request"]
+        held = f"; waits for the server per request: {trips:g}" if trips is not None else ""
+        print(f"{g['replicas']} replica(s), busy database sessions per sample: {waits}{held}")
     for g in report["groups"]:
         ok = g["correctness"]
         verdict = "OK" if ok["cases_match"] and ok["sink_complete"] else "MISMATCH"
