@@ -46,13 +46,14 @@ class RoutingHints:
         if classification is not None:
             hints["classification"] = classification
         code = classification.code if classification is not None else draft.category_hint
-        routing = self._guard("routing", self.route, draft, code)
+        matter = _matter(draft, code)  # what both kinds of rule look at, built once
+        routing = self._guard("routing", self.route, matter)
         if routing is not None:
             hints["routing"] = routing
         due = self._guard("due_at", self.due, draft, code)
         if due is not None:
             hints["due_at"] = due
-        if not draft.confidential and self._guard("routing", self.confidential, draft, code):
+        if not draft.confidential and self._guard("routing", self.confidential, matter):
             hints["confidential"] = True
         return hints
 
@@ -75,14 +76,14 @@ class RoutingHints:
         return Classification(code=code, path=self.taxonomy.path(code),
                               confidence=round(confidence, 4), model=self.model.name)
 
-    def route(self, draft: ComplaintDraft, code: str | None) -> RoutingInfo | None:
+    def route(self, matter: Matter) -> RoutingInfo | None:
         if self.rules is None:
             return None
-        return self.rules.route(_matter(draft, code))
+        return self.rules.route(matter)
 
-    def confidential(self, draft: ComplaintDraft, code: str | None) -> bool:
-        """Whether a confidential rule of the rules file holds for ``draft``."""
-        return self.rules is not None and self.rules.confidential(_matter(draft, code)) is not None
+    def confidential(self, matter: Matter) -> bool:
+        """Whether a confidential rule of the rules file holds for ``matter``."""
+        return self.rules is not None and self.rules.confidential(matter) is not None
 
     def due(self, draft: ComplaintDraft, code: str | None) -> datetime | None:
         """Working days of the class's service level (default: ``default_working_days``)."""

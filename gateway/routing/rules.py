@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -40,6 +41,17 @@ class Conditions(_Strict):
     address: list[str] = Field(default_factory=list)
     district: list[str] = Field(default_factory=list)
     channel: list[Channel] = Field(default_factory=list)
+
+    # The expressions compiled once, on first use (``re.search(pattern, …)`` would look
+    # each up in ``re``'s cache on every call, several times a submission). Plain cached
+    # properties: pydantic's private attributes cost a ``__getattr__`` on every read.
+    @cached_property
+    def compiled_regex(self) -> re.Pattern[str] | None:
+        return re.compile(self.regex) if self.regex is not None else None
+
+    @cached_property
+    def compiled_address(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile(p) for p in self.address)
 
     @field_validator("classes", "keywords", "address", "district", mode="before")
     @classmethod
@@ -91,6 +103,12 @@ class Matter:
     address: str | None = None
     district: str | None = None
     channel: Channel | None = None
+
+    @cached_property
+    def text(self) -> str:
+        """Subject and body, as keywords and expressions are looked for in them (once per
+        matter, not once per rule)."""
+        return f"{self.subject}\n{self.body}"
 
 
 @dataclass(frozen=True)
@@ -158,20 +176,21 @@ class RuleSet:
             return False
         if when.district and matter.district not in when.district:
             return False
-        if when.classes and not self._class_check(when.classes, matter.class_code).held:
+        if when.classes and not self._within(when.classes, matter.class_code):
             return False
-        if when.keywords or when.regex is not None:
-            text = f"{matter.subject}\n{matter.body}"
-            if when.keywords and not any(k in text for k in when.keywords):
+        if when.keywords:
+            text = matter.text
+            if not any(k in text for k in when.keywords):
                 return False
-            if when.regex is not None and re.search(when.regex, text) is None:
-                return False
+        regex = when.compiled_regex
+        if regex is not None and regex.search(matter.text) is None:
+            return False
         address = matter.address or ""
-        return not when.address or any(re.search(p, address) for p in when.address)
+        return not when.address or any(p.search(address) for p in when.compiled_address)
 
     def check(self, rule: Conditional, matter: Matter) -> list[Check]:
         when = rule.when
-        text = f"{matter.subject}\n{matter.body}"
+        text = matter.text
         checks: list[Check] = []
         if when.classes:
             checks.append(self._class_check(when.classes, matter.class_code))
@@ -179,14 +198,15 @@ class RuleSet:
             found = [k for k in when.keywords if k in text]
             checks.append(Check("keywords", bool(found), f"关键词 keywords {found or when.keywords}"
                                 + (" 命中 found" if found else " 未命中 not found")))
-        if when.regex is not None:
-            hit = re.search(when.regex, text)
+        regex = when.compiled_regex
+        if regex is not None:
+            hit = regex.search(text)
             checks.append(Check("regex", hit is not None, f"正则 regex /{when.regex}/ "
                                 + (f"匹配 matched {hit.group(0)!r}" if hit
                                    else "未匹配 did not match")))
         if when.address:
             address = matter.address or ""
-            held = any(re.search(p, address) for p in when.address)
+            held = any(p.search(address) for p in when.compiled_address)
             checks.append(Check("address", held, "地址 address "
                                 f"{'匹配 matches' if held else '不匹配 misses'} {when.address}"))
         if when.district:
@@ -199,10 +219,14 @@ class RuleSet:
                                 f"{'属于 in' if held else '不属于 not in'} {when.channel}"))
         return checks
 
-    def _class_check(self, wanted: list[str], code: str | None) -> Check:
+    def _within(self, wanted: list[str], code: str | None) -> bool:
+        """Whether class ``code`` is one of ``wanted`` or below one."""
         taxonomy = self.taxonomy
-        held = (taxonomy is not None and code is not None and code in taxonomy.classes
+        return (taxonomy is not None and code is not None and code in taxonomy.classes
                 and any(taxonomy.is_within(code, w) for w in wanted))
+
+    def _class_check(self, wanted: list[str], code: str | None) -> Check:
+        held = self._within(wanted, code)
         return Check("class", held, f"分类 class {code} "
                      f"{'属于 within' if held else '不属于 not within'} {wanted}")
 
