@@ -26,6 +26,7 @@ from gateway.ops.metrics import GatewayMetrics
 from gateway.ops.retention_job import RetentionJob
 from gateway.reports.schedule import WeeklyReports
 from gateway.routing.hints import RoutingHints, load_hints
+from gateway.server.gc_tuning import settle_heap
 from gateway.server.http_edge import EdgeSite, start_site
 from gateway.server.lookup import fill_rows as fill_lookup_rows
 from gateway.server.loop_lag import LoopLagMonitor
@@ -190,6 +191,7 @@ class Gateway:
         self.loop_lag.start()
         if primary:
             self._start_loops()
+        settle_heap()
         self.started = True
         log.info("gateway_started", listen=config.server.listen, store=self.store.engine,
                  sources=sorted(self.adapters), sinks=[s.name for s in config.sinks],
