@@ -135,8 +135,8 @@ class CallFlow:
     def _erased(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:
         """A record of a call erased at its caller's request (the phone system sent it
         again): journaled without its content, joined to nothing, filed as nothing."""
-        stub = replace(raw, payload=b"", metadata={}, idempotency_key=None)
-        raw_id = self.intake.services.journal(tx, stub, "erased", {"call_id": event.call_id})
+        raw_id = self.intake.services.journal(tx, raw.without_content(), "erased",
+                                              {"call_id": event.call_id})
         return CallResult("erased", raw_id, call_id=event.call_id)
 
     def _apply(self, tx: Tx, raw: RawRecord, event: CallEvent) -> CallResult:

@@ -345,8 +345,7 @@ class Intake:
     def _erased(self, tx: Tx, entry: _Journal) -> IntakeResult:
         """Journal a replay of an erased submission without its content (an empty stub,
         so a pulled source does not fetch it again) and answer ``erased``."""
-        stub = replace(entry.raw, payload=b"", metadata={}, idempotency_key=None)
-        raw_id = replace(entry, raw=stub).write(tx, journal.ERASED)
+        raw_id = replace(entry, raw=entry.raw.without_content()).write(tx, journal.ERASED)
         entry.resolve(tx, "erased")
         return IntakeResult("erased", raw_id)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,6 +35,12 @@ class RawRecord:
     received_at: datetime
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+
+    def without_content(self) -> RawRecord:
+        """This record as the journal keeps a replay of a submission erased at its
+        person's request: where it came from and when, nothing of what it said (no payload,
+        no metadata, no idempotency key), so a pulled source does not fetch it again."""
+        return replace(self, payload=b"", metadata={}, idempotency_key=None)
 
 
 class _Model(BaseModel):
