@@ -32,6 +32,7 @@ class RoundTripProxy:
         self.url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
         self._lock = threading.Lock()
         self.round_trips = 0
+        self._last_bytes = time.monotonic()  # when the client last sent anything
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -59,6 +60,7 @@ class RoundTripProxy:
                     waits = reader.feed(data)
                     with self._lock:
                         self.round_trips += waits
+                        self._last_bytes = time.monotonic()
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
@@ -81,7 +83,14 @@ class RoundTripProxy:
                 due.put((time.monotonic() + self.delay_s, data))
         due.put((0.0, b""))
 
-    def reset(self) -> int:
+    def reset(self, quiet_s: float = 0.05) -> int:
+        """The waits counted since the last reset, once the client has sent nothing for
+        ``quiet_s`` (at most 2 s): bytes a client sent just before are counted where they
+        belong, not in the next count (the proxy's threads read them a little later)."""
+        deadline = time.monotonic() + 2.0
+        while (idle := time.monotonic() - self._last_bytes) < quiet_s \
+                and time.monotonic() < deadline:
+            time.sleep(quiet_s - idle)
         with self._lock:
             count, self.round_trips = self.round_trips, 0
         return count
