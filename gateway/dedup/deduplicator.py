@@ -156,7 +156,7 @@ class Deduplicator:
         if fp.lookup:
             tx.read_ahead(*idx.by_reporters_query(list(fp.lookup), since, REPORTER_LIMIT))
         if fp.length >= self.config.min_chars and fp.bands:
-            tx.read_ahead(*idx.by_bands_query(fp.bands, since, CANDIDATE_LIMIT))
+            tx.read_ahead(*idx.by_bands_query(tx.dialect, fp.bands, since, CANDIDATE_LIMIT))
 
     def decide(self, tx: Tx, fp: Fingerprint) -> Decision:
         """Duplicate, repeat, related or new, against the index (call holding the

@@ -43,6 +43,10 @@ class Dialect(Protocol):
     # Statements are sent ahead without waiting for each (a server over a socket): the
     # group committer then runs a batch whole first and waits once (gateway/store/engine.py).
     sends_ahead: bool
+    # Joins a row per candidate by its key with ``CROSS JOIN LATERAL (… OFFSET 0)``: a plan
+    # that stays an index look-up per candidate whatever the table statistics say
+    # (gateway/store/dedup_index.py, ``by_bands_query``).
+    lateral_join: bool
 
     def connect(self) -> Any: ...
 
@@ -82,6 +86,7 @@ class SqliteDialect:
     skip_locked: str = ""
     numbers_in_transaction: bool = True  # one writer: a counter never waits for another
     sends_ahead: bool = False  # in-process: a statement has run when it returns
+    lateral_join: bool = False  # no LATERAL; its planner looks the key up anyway
     xact_id: str | None = None
     oldest_xact_id: str | None = None
 
@@ -153,6 +158,7 @@ class PostgresDialect:
     skip_locked: str = " FOR UPDATE SKIP LOCKED"
     numbers_in_transaction: bool = False  # a counter row would serialise the replicas
     sends_ahead: bool = True  # psycopg's pipeline mode
+    lateral_join: bool = True
     xact_id: str | None = "pg_current_xact_id()::text::bigint"
     oldest_xact_id: str | None = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
     _cache: dict[str, str] = field(default_factory=dict)
