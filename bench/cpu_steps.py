@@ -32,6 +32,7 @@ import json
 import random
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
+from bench.replicas import postgres
 from bench.servers import REPO
 from bench.workload import compose, load_corpus
 from gateway.intake import pipeline
@@ -62,18 +64,15 @@ def submissions(repeat: int, batch: int) -> list[list[RawRecord]]:
              for n in range(batch)] for r in range(repeat)]
 
 
-async def measure(workdir: Path, raws: list[list[RawRecord]]) -> dict[str, list[float]]:
+async def measure(store_url: str, workdir: Path, raws: list[list[RawRecord]]
+                  ) -> dict[str, list[float]]:
     config = load_config(REPO / "config" / "gateway.yaml")
     config.data_dir = workdir
-    config.store.url = f"sqlite:///{workdir / 'intake.db'}"
+    config.store.url = store_url
     store = Store.from_url(config.store.url)
     await store.start()
     intake = build_intake(config, store)
     binding = intake.bindings["web"]
-    dialect = store.db.dialect
-    conn = dialect.connect()
-    for pragma in engine.SQLITE_WRITER_PRAGMAS:
-        conn.execute(pragma)
     loop_us: list[float] = []
     writer_us: list[float] = []
     try:
@@ -85,33 +84,58 @@ async def measure(workdir: Path, raws: list[list[RawRecord]]) -> dict[str, list[
                 validate_draft(draft)
                 prepared.append(intake.prepare(pipeline._Journal(raw), draft))
             loop_us.append((time.process_time() - began) / len(batch) * 1e6)
-            began = time.process_time()
+            spent = 0.0
             for start in range(0, len(prepared), GROUP):
-                tx = engine.Tx(conn, dialect)
-                conn.execute(dialect.begin)
-                for ready in prepared[start:start + GROUP]:
-                    conn.execute("SAVEPOINT unit")
-                    # The pipeline's own step (private: this is what the writer runs).
-                    intake._commit(tx, ready)
-                    conn.execute("RELEASE SAVEPOINT unit")
-                conn.execute("COMMIT")
-            writer_us.append((time.process_time() - began) / len(batch) * 1e6)
+                spent += await commit_group(store, intake, prepared[start:start + GROUP])
+            writer_us.append(spent / len(batch) * 1e6)
     finally:
-        conn.close()
         await store.close()
     return {"loop": loop_us, "writer": writer_us}
+
+
+async def commit_group(store: Store, intake: pipeline.Intake,
+                       group: list[pipeline._Prepared]) -> float:
+    """CPU seconds of this process while the store's writer commits ``group`` as one
+    batch, as ``Intake._process`` hands each over (the pipeline's own private steps):
+    queued while the writer is held, so the batch is exactly the group."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold(tx: engine.Tx) -> None:
+        started.set()
+        release.wait(60)
+
+    holding = asyncio.ensure_future(store.write(hold))
+    await asyncio.to_thread(started.wait, 60)
+    writes = [asyncio.ensure_future(store.write(
+        lambda tx, ready=ready: intake._commit(tx, ready), intake._read_ahead(ready)))
+        for ready in group]
+    await asyncio.sleep(0)  # every write queued
+    began = time.process_time()
+    release.set()
+    await holding
+    results = await asyncio.gather(*writes)
+    spent = time.process_time() - began
+    assert all(r.outcome in ("new", "related", "repeat") for r in results), results
+    return spent
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="repetitions (the least kept)")
     parser.add_argument("--batch", type=int, default=640, help="submissions per repetition")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the store the writer's part commits to (postgresql: a "
+                             "throwaway server, or MINSHENG_BENCH_PG_URL's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     configure_logging(level="error")  # not the local key file's warning
     raws = submissions(args.repeat, args.batch)
     with tempfile.TemporaryDirectory(prefix="minsheng-cpu-steps-") as tmp:
-        found = asyncio.run(measure(Path(tmp), raws))
+        if args.engine == "sqlite":
+            found = asyncio.run(measure(f"sqlite:///{tmp}/intake.db", Path(tmp), raws))
+        else:
+            with postgres() as server:
+                found = asyncio.run(measure(server.database("cpu_steps"), Path(tmp), raws))
     result: dict[str, Any] = {
         f"{part}_us": {"least": round(min(values), 1),
                        "median": round(sorted(values)[len(values) // 2], 1)}
@@ -121,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"CPU per web submission, least (median) of {args.repeat} × {args.batch}:")
+    print(f"CPU per web submission ({args.engine}), least (median) of "
+          f"{args.repeat} × {args.batch}:")
     print(f"  event loop's part  {result['loop_us']['least']:7.1f} µs "
           f"({result['loop_us']['median']:.1f})")
     print(f"  writer's part      {result['writer_us']['least']:7.1f} µs "
