@@ -5,7 +5,7 @@ counts statements, not waits. The wire protocol shows them: the client waits for
 server after a Sync (``S``: the end of a statement, or of a pipeline's part), a simple
 Query (``Q``) or a Flush (``H``: asks for the answers so far). The proxy reads the
 client's message stream (after the untyped SSL request and startup message) and counts
-those.
+those, and the statements sent (``statements``: a Bind, ``B``, or a simple Query each).
 
 With ``delay_s`` it also holds every answer of the server that long before passing it
 on, in order: a database a network hop away (``bench/ingest.py --db-delay-ms``).
@@ -32,6 +32,8 @@ class RoundTripProxy:
         self.url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
         self._lock = threading.Lock()
         self.round_trips = 0
+        self.statements = 0
+        self.last_statements = 0  # the statements of the count ``reset`` returned last
         self._last_bytes = time.monotonic()  # when the client last sent anything
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -57,9 +59,10 @@ class RoundTripProxy:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
                 if from_client:
-                    waits = reader.feed(data)
+                    waits, statements = reader.feed(data)
                     with self._lock:
                         self.round_trips += waits
+                        self.statements += statements
                         self._last_bytes = time.monotonic()
                 dst.sendall(data)
         with contextlib.suppress(OSError):
@@ -84,7 +87,8 @@ class RoundTripProxy:
         due.put((0.0, b""))
 
     def reset(self, quiet_s: float = 0.05) -> int:
-        """The waits counted since the last reset, once the client has sent nothing for
+        """The waits counted since the last reset (and its statements in
+        ``last_statements``), once the client has sent nothing for
         ``quiet_s`` (at most 2 s): bytes a client sent just before are counted where they
         belong, not in the next count (the proxy's threads read them a little later)."""
         deadline = time.monotonic() + 2.0
@@ -93,6 +97,7 @@ class RoundTripProxy:
             time.sleep(quiet_s - idle)
         with self._lock:
             count, self.round_trips = self.round_trips, 0
+            self.last_statements, self.statements = self.statements, 0
         return count
 
     def close(self) -> None:
@@ -112,23 +117,25 @@ class _ClientMessages:
         self.buffer = b""
         self.started = False  # the untyped startup message has gone
 
-    def feed(self, data: bytes) -> int:
+    def feed(self, data: bytes) -> tuple[int, int]:
+        """(waits, statements) in the messages ``data`` completes."""
         self.buffer += data
-        waits = 0
+        waits = statements = 0
         while True:
             if not self.started:
                 if len(self.buffer) < 8:
-                    return waits
+                    return waits, statements
                 length, code = struct.unpack("!ii", self.buffer[:8])
                 if len(self.buffer) < length:
-                    return waits
+                    return waits, statements
                 self.started = code not in _SSL_OR_GSS
                 self.buffer = self.buffer[length:]
                 continue
             if len(self.buffer) < 5:
-                return waits
+                return waits, statements
             kind, length = self.buffer[:1], struct.unpack("!i", self.buffer[1:5])[0]
             if len(self.buffer) < 1 + length:
-                return waits
+                return waits, statements
             waits += kind in (b"S", b"Q", b"H")
+            statements += kind in (b"B", b"Q")
             self.buffer = self.buffer[1 + length:]

@@ -6,7 +6,10 @@ whose keys an earlier unit shares (the same submission again, the same reporter,
 shared band key) reads when its turn comes, and a unit that puts an earlier case in a
 cluster makes the later units read again. Here a batch holds each such case; its
 outcomes, case codes, repeats and clusters must equal those of the same submissions
-sent one at a time to a fresh store. On SQLite (reads never go ahead) the same holds.
+sent one at a time to a fresh store, and so must the rows stored (cases, outbox entries
+in their order, look-up rows, dedup index): on PostgreSQL a batch also sends its plain
+inserts one statement per kind (gateway/store/coalesce.py). On SQLite (reads never go
+ahead) the same holds.
 """
 
 from __future__ import annotations
@@ -20,12 +23,20 @@ from typing import Any
 
 import pytest
 
-from gateway.intake.pipeline import IntakeResult
+from gateway.intake.pipeline import Intake, IntakeResult
 from gateway.model.schema import RawRecord
 from gateway.store import ReadAhead, Store, Tx
 from tests.conftest import started_store
 from tests.pg import create_database
-from tests.test_dedup_store import LAMP, NOISE, NOISE_AGAIN, TREES, make_intake, raw
+from tests.test_dedup_store import (
+    LAMP,
+    NOISE,
+    NOISE_AGAIN,
+    TEST_KEYS,
+    TREES,
+    make_intake,
+    raw,
+)
 from tests.test_store_concurrency import writer_held
 
 Outcome = tuple[str, str | None, str | None, str | None]
@@ -49,15 +60,50 @@ def summary(result: IntakeResult) -> Outcome:
     return result.outcome, result.case_code, result.repeat_of, result.cluster_id
 
 
-async def one_by_one(url: str, records: list[RawRecord]) -> list[Outcome]:
-    async with started_store(url) as store:
-        intake = make_intake(store)
-        return [summary(await intake.submit(record)) for record in records]
+# What a store holds after the submissions, without times and row ids (which differ
+# between two stores): every row named by case code, the outbox in its order.
+STORED = {
+    "cases": "SELECT case_code, source, source_ref, channel FROM cases ORDER BY case_code",
+    "outbox": "SELECT c.case_code, o.sink, o.kind, o.state FROM outbox o "
+              "JOIN cases c ON c.id = o.case_id ORDER BY o.id",
+    "lookup": "SELECT case_code, channel, phone_last4 IS NULL, email IS NULL "
+              "FROM case_lookup ORDER BY case_code",
+    "keys": "SELECT k.scope, k.key, c.case_code FROM dedup_keys k "
+            "JOIN cases c ON c.id = k.case_id ORDER BY k.scope, k.key",
+    "entries": "SELECT case_code, kind, cluster_id, repeat_of, matched_code "
+               "FROM dedup_entries ORDER BY case_code",
+    "bands": "SELECT e.case_code, COUNT(*) FROM dedup_bands b JOIN dedup_entries e "
+             "ON e.case_id = b.case_id GROUP BY e.case_code ORDER BY e.case_code",
+    "reporters": "SELECT e.case_code, COUNT(*) FROM dedup_reporters r JOIN dedup_entries e "
+                 "ON e.case_id = r.case_id GROUP BY e.case_code ORDER BY e.case_code",
+    "journal": "SELECT source, source_ref, status FROM raw_records ORDER BY id",
+}
 
 
-async def in_one_batch(url: str, records: list[RawRecord]) -> list[Outcome]:
+async def stored(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    return await store.read(lambda tx: {name: [tuple(row) for row in tx.fetchall(sql)]
+                                        for name, sql in STORED.items()})
+
+
+def keyed_intake(store: Store) -> Intake:
+    """``make_intake`` with identifier keys, so that look-up rows are written too."""
+    intake = make_intake(store)
+    intake.identifier_keys = TEST_KEYS
+    return intake
+
+
+async def one_by_one(url: str, records: list[RawRecord]
+                     ) -> tuple[list[Outcome], dict[str, list[tuple[Any, ...]]]]:
     async with started_store(url) as store:
-        intake = make_intake(store)
+        intake = keyed_intake(store)
+        outcomes = [summary(await intake.submit(record)) for record in records]
+        return outcomes, await stored(store)
+
+
+async def in_one_batch(url: str, records: list[RawRecord]
+                       ) -> tuple[list[Outcome], dict[str, list[tuple[Any, ...]]]]:
+    async with started_store(url) as store:
+        intake = keyed_intake(store)
         async with writer_held(store):
             tasks = [asyncio.ensure_future(intake.submit(record)) for record in records]
             await asyncio.sleep(0)  # every submission is queued: one batch
@@ -65,7 +111,7 @@ async def in_one_batch(url: str, records: list[RawRecord]) -> list[Outcome]:
         results = await asyncio.gather(*tasks)
         assert store.db.batches == before + 2  # the blocker's batch, then all of them
         assert store.db.reruns == 0
-        return [summary(result) for result in results]
+        return [summary(result) for result in results], await stored(store)
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
@@ -78,10 +124,13 @@ async def test_a_batch_decides_as_one_by_one(engine: str, tmp_path: Path,
         urls = [create_database(admin, f"reads_ahead_{name}_{os.getpid()}")
                 for name in ("sequential", "batch")]
     records = submissions()
-    expected = await one_by_one(urls[0], records)
+    expected, rows = await one_by_one(urls[0], records)
     assert [outcome for outcome, *_ in expected] == [
         "new", "new", "replay", "replay", "repeat", "related", "related", "new"]
-    assert await in_one_batch(urls[1], records) == expected
+    assert [name for name, found in rows.items() if not found] == []  # all hold rows
+    outcomes, batch_rows = await in_one_batch(urls[1], records)
+    assert outcomes == expected
+    assert batch_rows == rows
 
 
 # -- the group committer's rule, on a table of its own -----------------------------------

@@ -442,7 +442,7 @@ class Intake:
         )
         cases.add_keys(tx, draft.source, keys, row.id)
         if self.identifier_keys is not None:
-            lookup.record(tx, self.identifier_keys, row.id, complaint)
+            lookup.record(tx, self.identifier_keys, row.id, complaint, new=True)
         outbox.enqueue(tx, self.sinks, row.id)
         self.dedup.record(tx, row.id, code, fp, decision, self.update_case)
         return row

@@ -45,10 +45,13 @@ def _listed(document: str) -> list[IndexedAttachment]:
     return found
 
 
-def record(tx: Tx, case_id: int, document: str) -> None:
+def record(tx: Tx, case_id: int, document: str, *, replacing: bool = True) -> None:
     """Index the attachments of ``document`` under ``case_id``, replacing what an earlier
-    version of the case listed (an update may add or drop attachments)."""
-    tx.execute("DELETE FROM case_attachments WHERE case_id = ?", (case_id,))
+    version of the case listed (an update may add or drop attachments). A case just
+    inserted has nothing listed yet (``replacing=False``): no statement to delete, which
+    also lets a batch's inserts go as one statement per kind (gateway/store/coalesce.py)."""
+    if replacing:
+        tx.execute("DELETE FROM case_attachments WHERE case_id = ?", (case_id,))
     seen: set[str] = set()
     for item in _listed(document):
         if item.sha256 in seen:

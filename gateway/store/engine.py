@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.model.errors import GatewayError
+from gateway.store.coalesce import HeldInserts
 from gateway.store.dialect import Dialect, lock_id
 from gateway.store.numbers import ID_TABLES, NumberBlocks
 from gateway.support.logging import get_logger
@@ -85,7 +86,8 @@ class Tx:
     taken (``lock_keys``), the feed positions handed out (gateway/store/cases.py) and,
     with several writers, the writer's blocks of case-code numbers (``numbers``)."""
 
-    def __init__(self, conn: Any, dialect: Dialect, numbers: NumberBlocks | None = None) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, numbers: NumberBlocks | None = None,
+                 hold_inserts: bool = False) -> None:
         self.conn = conn
         self.dialect = dialect
         self.numbers = numbers
@@ -96,11 +98,17 @@ class Tx:
         self._ahead: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the running unit's
         self._sent: dict[int, dict[tuple[str, tuple[Any, ...]], Any]] = {}  # by unit
         self._sending: dict[tuple[str, tuple[Any, ...]], Any] | None = None
+        # Plain inserts gathered into one statement per kind (gateway/store/coalesce.py).
+        self._held = HeldInserts() if hold_inserts else None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._held is not None and self._held.hold(sql, params):
+            return
+        self.send_held()
         self.conn.execute(self.dialect.translate(sql), params)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.send_held()
         return self.conn.execute(self.dialect.translate(sql), params).fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -108,7 +116,16 @@ class Tx:
             cursor = self._ahead.pop((sql, tuple(params)), None)
             if cursor is not None:
                 return list(cursor.fetchall())
+        self.send_held()
         return list(self.conn.execute(self.dialect.translate(sql), params).fetchall())
+
+    def send_held(self) -> None:
+        """Send the inserts held so far, one statement per kind: before any other
+        statement, and before the commit."""
+        held = self._held
+        if held:
+            for sql, params in held.drain():
+                self.conn.execute(self.dialect.translate(sql), params, prepare=False)
 
     def read_ahead(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Send a read now, whose rows the unit's ``fetchall`` of the same statement and
@@ -119,6 +136,7 @@ class Tx:
             into = self._ahead if self._sending is None else self._sending
             key = (sql, tuple(params))
             if key not in into:
+                self.send_held()
                 into[key] = self.conn.execute(self.dialect.translate(sql), params)
 
     @contextlib.contextmanager
@@ -342,12 +360,16 @@ class Database:
         """The batch in one transaction, committed once. With ``savepoints`` a unit that
         fails is rolled back alone (a wait for the server per unit, to learn its errors);
         without, any failure rolls back the whole batch and raises."""
-        tx = Tx(conn, self.dialect, self.numbers)
+        # Run whole on a server (errors known only at the commit anyway), inserts are
+        # held and sent one statement per kind.
+        tx = Tx(conn, self.dialect, self.numbers,
+                hold_inserts=not savepoints and self.dialect.sends_ahead)
         try:
             with self.dialect.pipeline(conn) as sync:
                 conn.execute(self.dialect.begin)
                 outcomes = ([self._unit_in_savepoint(conn, tx, job, sync) for job in jobs]
                             if savepoints else _run_reading_ahead(tx, jobs))
+                tx.send_held()
                 conn.execute("COMMIT")
             # Leaving the pipeline waits for the commit (and raises if it failed), before
             # anybody is answered.

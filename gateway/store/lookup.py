@@ -70,11 +70,15 @@ def _write(tx: Tx, case_id: int, case_code: str, channel: str, received_at: floa
         (case_id, case_code, channel, received_at, phone_digest, email_digest))
 
 
-def record(tx: Tx, keys: IdentifierKeys, case_id: int, complaint: Complaint) -> None:
-    """Inside the transaction that files (or updates) a case: its look-up row."""
+def record(tx: Tx, keys: IdentifierKeys, case_id: int, complaint: Complaint,
+           new: bool = False) -> None:
+    """Inside the transaction that files (or updates) a case: its look-up row. A ``new``
+    case has none yet, so nothing to merge with: a plain insert, which a batch sends with
+    the others of its kind (gateway/store/coalesce.py)."""
     reporter = complaint.reporter
     _write(tx, case_id, complaint.case_code, complaint.channel,
-           complaint.received_at.timestamp(), reporter.phone, reporter.email, keys, True)
+           complaint.received_at.timestamp(), reporter.phone, reporter.email, keys,
+           replace=not new)
 
 
 def find(tx: Tx, case_code: str) -> LookupRow | None:
