@@ -1,11 +1,12 @@
-"""The Python work of one web submission, step by step, single-threaded.
+"""The Python work of one web submission, step by step, without HTTP.
 
-    .venv/bin/python bench/cpu_steps.py [--repeat 7] [--batch 640] [--json]
+    .venv/bin/python bench/cpu_steps.py [--repeat 7] [--batch 640] [--engine postgresql]
+                                        [--json]
 
 ``bench/ingest.py`` measures the process CPU per request under HTTP load; on a machine
 shared with other work that figure moves by ±20 % from run to run (smaller group-commit
 batches, GIL hand-offs, caches), more than most single changes buy. This one measures
-the same intake work without threads or sockets, as CPU time (``time.process_time``),
+the same intake work without HTTP or concurrent requests, as CPU time (``time.process_time``),
 and keeps the *least* of several repetitions, which other work on the machine can only
 raise:
 
@@ -14,12 +15,15 @@ raise:
   routing hints, as ``Intake._process`` runs them before the transaction;
 - **writer's part**: ``Intake._commit`` of each submission (replay keys and erasure
   tombstones, the dedup decision, case code, case document, look-up rows, outbox entry,
-  dedup index rows), in savepoints, group-committed 64 at a time on SQLite (WAL,
-  ``synchronous=FULL``, the writer's pragmas), as the store's writer thread runs it.
+  dedup index rows) handed to the store's own writer thread as the pipeline hands it
+  (``Store.write`` with its reads said ahead), 64 at a time held into one batch: on
+  SQLite (WAL, ``synchronous=FULL``, the writer's pragmas) in a savepoint each; with
+  ``--engine postgresql`` run whole, reads sent ahead and inserts one statement per
+  kind. The CPU of this process only: the database server's is not in it.
 
 What it leaves out is the rest of a request: aiohttp, the middlewares, the web adapter
-(rate limit, body budget, reading the body), the log line and the futures between the
-loop and the writer (``bench/ingest.py --profile`` shows those). Every repetition takes
+(rate limit, body budget, reading the body) and the log line (``bench/ingest.py
+--profile`` shows those). Every repetition takes
 new submissions (real message sentences, as ``bench/ingest.py``), so none is a replay.
 A measurement, not a test; it prints figures and exits 0.
 """
