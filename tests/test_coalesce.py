@@ -4,10 +4,14 @@ tests/test_batch_reads_ahead.py."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from gateway.store import coalesce
 from gateway.store.coalesce import HeldInserts, plain_insert
+from gateway.store.dialect import dialect_for, numbered
+from tests.pg import create_database
 
 
 @pytest.mark.parametrize("sql", [
@@ -66,3 +70,44 @@ def test_many_rows_are_split_under_the_parameter_limit(monkeypatch: pytest.Monke
     statements = list(held.drain())
     assert [s.count("(?, ?)") for s, _ in statements] == [3, 3, 1]
     assert [p for _, params in statements for p in params] == [n for n in range(7) for _ in "xy"]
+
+
+def test_placeholders_numbered_in_order_literals_kept() -> None:
+    sql = "INSERT INTO outbox (sink, state, n) VALUES (?, 'pending', ?), (?, 'pending', -1)"
+    assert numbered(sql) == ("INSERT INTO outbox (sink, state, n) "
+                             "VALUES ($1, 'pending', $2), ($3, 'pending', -1)")
+    assert numbered("INSERT INTO t (a) VALUES (1)") == "INSERT INTO t (a) VALUES (1)"
+
+
+def test_held_rows_of_every_type_stored_as_sent_on_postgresql(pg_admin_url: str) -> None:
+    """A held insert goes to PostgreSQL through a raw cursor with numbered placeholders
+    (``PostgresDialect.send_rows``): more than psycopg's 50 cached parameters, NULLs,
+    bytes, text with ``?`` and ``$1`` in it, times; the rows come back as sent, in order,
+    and a duplicate key under ``DO NOTHING`` keeps the first row."""
+    url = create_database(pg_admin_url, "coalesce_raw")
+    dialect = dialect_for(url)
+    conn = dialect.connect()
+    try:
+        conn.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, body TEXT, blob BYTEA, "
+                     "at TIMESTAMPTZ, score DOUBLE PRECISION, state TEXT)")
+        at = datetime(2026, 12, 5, 8, 30, tzinfo=UTC)
+        rows = [(n, f"是否? ${n} %s {n}" if n % 3 else None, bytes([n % 256]) * n, at,
+                 n / 4, ) for n in range(40)]
+        held = HeldInserts()
+        sql = ("INSERT INTO t (id, body, blob, at, score, state) VALUES (?, ?, ?, ?, ?, 'new') "
+               "ON CONFLICT (id) DO NOTHING")
+        for row in rows:
+            held.hold(sql, row)
+        held.hold(sql, (0, "a later duplicate", b"", at, 0.0))
+        statements = list(held.drain())
+        assert len(statements) == 1 and len(statements[0][1]) == 41 * 5
+        conn.execute("BEGIN")
+        for statement, params in statements:
+            dialect.send_rows(conn, statement, params)
+        conn.execute("COMMIT")
+        stored = conn.execute("SELECT id, body, blob, at, score, state FROM t ORDER BY id"
+                              ).fetchall()
+    finally:
+        conn.close()
+    assert [tuple(r) for r in stored] == [(*row[:2], bytes(row[2]), *row[3:], "new")
+                                         for row in rows]

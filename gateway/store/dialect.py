@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +55,11 @@ class Dialect(Protocol):
     def translate(self, sql: str) -> str: ...
 
     def intake_lock_sql(self) -> str | None: ...
+
+    def send_rows(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+        """Send a multi-row insert of held rows (gateway/store/coalesce.py; ``?``
+        placeholders, hundreds of them), without reading any result."""
+        ...
 
     def key_locks_sql(self, count: int) -> str | None: ...
 
@@ -105,6 +112,9 @@ class SqliteDialect:
 
     def intake_lock_sql(self) -> str | None:
         return None  # BEGIN IMMEDIATE already makes the one writer exclusive
+
+    def send_rows(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+        conn.execute(sql, params)
 
     def key_locks_sql(self, count: int) -> str | None:
         return None  # likewise
@@ -179,6 +189,16 @@ class PostgresDialect:
     def intake_lock_sql(self) -> str | None:
         return f"SELECT pg_advisory_xact_lock({INTAKE_LOCK_KEY})"
 
+    def send_rows(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+        """Through a raw cursor, the placeholders numbered (``$1``, ``$2`` …) once per
+        statement text: psycopg parses a ``%s`` query of more than 50 parameters again
+        at every call, in Python, per placeholder (its cache skips such statements),
+        which was a seventh of the writer thread's CPU (bench/README.md). Never
+        prepared: the row count, hence the text, changes from batch to batch."""
+        import psycopg
+
+        psycopg.RawCursor(conn).execute(numbered(sql), params, prepare=False)
+
     def key_locks_sql(self, count: int) -> str | None:
         # One row, the calls evaluated left to right: the caller sorts the ids, so two
         # transactions take shared ids in one order.
@@ -210,6 +230,19 @@ class PostgresDialect:
 
         return isinstance(exc, psycopg.errors.DeadlockDetected
                           | psycopg.errors.SerializationFailure)
+
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+@lru_cache(maxsize=4096)
+def numbered(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders as PostgreSQL's ``$1``, ``$2`` …, in order.
+    Only for statements whose every ``?`` is a placeholder (the held inserts: no ``?``
+    inside a literal, gateway/store/coalesce.py). Cached: a store sends a few kinds of
+    insert at a few dozen row counts."""
+    counter = iter(range(1, sql.count("?") + 1))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
 def dialect_for(url: str, connect_timeout_s: float = 10.0) -> Dialect:

@@ -125,7 +125,7 @@ class Tx:
         held = self._held
         if held:
             for sql, params in held.drain():
-                self.conn.execute(self.dialect.translate(sql), params, prepare=False)
+                self.dialect.send_rows(self.conn, sql, params)
 
     def read_ahead(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Send a read now, whose rows the unit's ``fetchall`` of the same statement and
