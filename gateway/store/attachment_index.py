@@ -45,12 +45,12 @@ def _listed(document: str) -> list[IndexedAttachment]:
     return found
 
 
-def record(tx: Tx, case_id: int, document: str, *, replacing: bool = True) -> None:
+def record(tx: Tx, case_id: int, document: str, *, new: bool = False) -> None:
     """Index the attachments of ``document`` under ``case_id``, replacing what an earlier
-    version of the case listed (an update may add or drop attachments). A case just
-    inserted has nothing listed yet (``replacing=False``): no statement to delete, which
-    also lets a batch's inserts go as one statement per kind (gateway/store/coalesce.py)."""
-    if replacing:
+    version of the case listed (an update may add or drop attachments). A ``new`` case
+    has nothing listed yet: no statement to delete, which also lets a batch's inserts go
+    as one statement per kind (gateway/store/coalesce.py)."""
+    if not new:
         tx.execute("DELETE FROM case_attachments WHERE case_id = ?", (case_id,))
     seen: set[str] = set()
     for item in _listed(document):

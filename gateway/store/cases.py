@@ -124,7 +124,7 @@ def insert(
         "cases", ("case_code", "source", "source_ref", "channel", "raw_id", "created_at",
                   "updated_at", "feed_pos", "document"),
         (case_code, source, source_ref, channel, raw_id, now, now, feed_pos, document))
-    attachment_index.record(tx, case_id, document, replacing=False)
+    attachment_index.record(tx, case_id, document, new=True)
     return CaseRow(case_id, case_code, feed_pos, document)
 
 

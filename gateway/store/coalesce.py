@@ -70,11 +70,18 @@ class HeldInserts:
             if len(rows) == 1:
                 yield sql, list(rows[0])
                 continue
-            shape = plain_insert(sql)
-            assert shape is not None
-            head, values, tail = shape
             per_statement = max(1, MAX_PARAMS // max(1, len(rows[0])))
             for start in range(0, len(rows), per_statement):
                 chunk = rows[start:start + per_statement]
-                yield (head + ", ".join([values] * len(chunk)) + tail,
-                       [value for row in chunk for value in row])
+                yield rows_statement(sql, len(chunk)), [value for row in chunk for value in row]
+
+
+@lru_cache(maxsize=1024)
+def rows_statement(sql: str, count: int) -> str:
+    """The plain insert ``sql`` for ``count`` rows. Cached, so a batch's statement is
+    the same string object each time: the dialect's own per-text cache (numbered
+    placeholders on PostgreSQL) then finds it without comparing kilobytes of text."""
+    shape = plain_insert(sql)
+    assert shape is not None, sql
+    head, values, tail = shape
+    return head + ", ".join([values] * count) + tail

@@ -70,7 +70,7 @@ def _write(tx: Tx, case_id: int, case_code: str, channel: str, received_at: floa
         (case_id, case_code, channel, received_at, phone_digest, email_digest))
 
 
-def record(tx: Tx, keys: IdentifierKeys, case_id: int, complaint: Complaint,
+def record(tx: Tx, keys: IdentifierKeys, case_id: int, complaint: Complaint, *,
            new: bool = False) -> None:
     """Inside the transaction that files (or updates) a case: its look-up row. A ``new``
     case has none yet, so nothing to merge with: a plain insert, which a batch sends with
