@@ -56,9 +56,12 @@ class Dialect(Protocol):
 
     def intake_lock_sql(self) -> str | None: ...
 
-    def send_rows(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
-        """Send a multi-row insert of held rows (gateway/store/coalesce.py; ``?``
-        placeholders, hundreds of them), without reading any result."""
+    def send_wide(self, conn: Any, sql: str, params: Sequence[Any], *,
+                  prepare: bool = False) -> Any:
+        """Send a statement of a batch's gathered work (gateway/store/coalesce.py: held
+        rows' insert, gathered reads; ``?`` placeholders, hundreds of them, none inside
+        a literal); its cursor, whose rows are read later if at all. ``prepare``: the
+        statement's text is one of a few, worth the server's keeping its plan."""
         ...
 
     def key_locks_sql(self, count: int) -> str | None: ...
@@ -113,8 +116,9 @@ class SqliteDialect:
     def intake_lock_sql(self) -> str | None:
         return None  # BEGIN IMMEDIATE already makes the one writer exclusive
 
-    def send_rows(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
-        conn.execute(sql, params)
+    def send_wide(self, conn: Any, sql: str, params: Sequence[Any], *,
+                  prepare: bool = False) -> Any:
+        return conn.execute(sql, params)
 
     def key_locks_sql(self, count: int) -> str | None:
         return None  # likewise
@@ -189,15 +193,18 @@ class PostgresDialect:
     def intake_lock_sql(self) -> str | None:
         return f"SELECT pg_advisory_xact_lock({INTAKE_LOCK_KEY})"
 
-    def send_rows(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+    def send_wide(self, conn: Any, sql: str, params: Sequence[Any], *,
+                  prepare: bool = False) -> Any:
         """Through a raw cursor, the placeholders numbered (``$1``, ``$2`` …) once per
         statement text: psycopg parses a ``%s`` query of more than 50 parameters again
         at every call, in Python, per placeholder (its cache skips such statements),
-        which was a seventh of the writer thread's CPU (bench/README.md). Never
-        prepared: the row count, hence the text, changes from batch to batch."""
+        which was a seventh of the writer thread's CPU (bench/README.md). Prepared
+        (``prepare``) as psycopg prepares any statement: once its text has come five
+        times; else never (a held insert's text changes with its row count)."""
         import psycopg
 
-        psycopg.RawCursor(conn).execute(numbered(sql), params, prepare=False)
+        return psycopg.RawCursor(conn).execute(numbered(sql), params,
+                                               prepare=None if prepare else False)
 
     def key_locks_sql(self, count: int) -> str | None:
         # One row, the calls evaluated left to right: the caller sorts the ids, so two
@@ -238,9 +245,9 @@ _PLACEHOLDER = re.compile(r"\?")
 @lru_cache(maxsize=4096)
 def numbered(sql: str) -> str:
     """``sql`` with its ``?`` placeholders as PostgreSQL's ``$1``, ``$2`` …, in order.
-    Only for statements whose every ``?`` is a placeholder (the held inserts: no ``?``
-    inside a literal, gateway/store/coalesce.py). Cached: a store sends a few kinds of
-    insert at a few dozen row counts."""
+    Only for statements whose every ``?`` is a placeholder (as every statement of the
+    store: ``translate`` assumes it too). Cached: a store sends a few kinds of insert
+    and of read at a few dozen row and read counts (gateway/store/coalesce.py)."""
     counter = iter(range(1, sql.count("?") + 1))
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 

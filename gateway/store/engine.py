@@ -14,9 +14,10 @@ as above, each in its savepoint with a wait of its own.
 
 A function's reads still cost a wait each time it reads. A caller that knows them
 beforehand says so (``ReadAhead``): the batch's run whole then starts by taking every
-such unit's key locks in one statement and sending all their reads, which come back in
-one wait, instead of a wait per unit. A unit's reads sent before the units ahead of it
-wrote are only as good as what those wrote, so: the units that said nothing of their
+such unit's key locks in one statement and sending all their reads, gathered into one
+statement per text of read (gateway/store/coalesce.py), which come back in one wait,
+instead of a wait per unit. A unit's reads sent before the units ahead of it wrote are
+only as good as what those wrote, so: the units that said nothing of their
 reads (the forwarder's claims, the phone flow, the status API) run first — the units of a
 batch come from callers that did not wait for each other, so any order is one they
 could have arrived in — and a unit whose keys an earlier unit of the batch shares, or
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.model.errors import GatewayError
-from gateway.store.coalesce import HeldInserts
+from gateway.store.coalesce import GatheredReads, HeldInserts, Rows
 from gateway.store.dialect import Dialect, lock_id
 from gateway.store.numbers import ID_TABLES, NumberBlocks
 from gateway.support.logging import get_logger
@@ -95,9 +96,10 @@ class Tx:
         self.locked: frozenset[int] = frozenset()
         self.feed_base: int | None = None  # see cases.feed_position
         self.feed_ordinal = 0
-        self._ahead: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the running unit's
-        self._sent: dict[int, dict[tuple[str, tuple[Any, ...]], Any]] = {}  # by unit
-        self._sending: dict[tuple[str, tuple[Any, ...]], Any] | None = None
+        self._ahead: dict[tuple[str, tuple[Any, ...]], Rows] = {}  # the running unit's
+        self._sent: dict[int, dict[tuple[str, tuple[Any, ...]], Rows]] = {}  # by unit
+        self._sending: dict[tuple[str, tuple[Any, ...]], Rows] | None = None
+        self._gathered: GatheredReads | None = None  # see ``gathering_reads``
         # Plain inserts gathered into one statement per kind (gateway/store/coalesce.py).
         self._held = HeldInserts() if hold_inserts else None
 
@@ -113,9 +115,9 @@ class Tx:
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._ahead:
-            cursor = self._ahead.pop((sql, tuple(params)), None)
-            if cursor is not None:
-                return list(cursor.fetchall())
+            rows = self._ahead.pop((sql, tuple(params)), None)
+            if rows is not None:
+                return rows()
         self.send_held()
         return list(self.conn.execute(self.dialect.translate(sql), params).fetchall())
 
@@ -125,19 +127,42 @@ class Tx:
         held = self._held
         if held:
             for sql, params in held.drain():
-                self.dialect.send_rows(self.conn, sql, params)
+                self.dialect.send_wide(self.conn, sql, params)
 
     def read_ahead(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Send a read now, whose rows the unit's ``fetchall`` of the same statement and
-        parameters takes later: on a server statements are sent ahead to, reads sent
-        together come back in one wait. Only inside ``reading_ahead`` or, for a later
-        unit, ``sending_ahead``; nothing on SQLite (a read there costs no wait)."""
+        """Send a read now (for a later unit inside ``gathering_reads``: when that ends,
+        with the other units' reads of its text), whose rows the unit's ``fetchall`` of
+        the same statement and parameters takes later: on a server statements are sent
+        ahead to, reads sent together come back in one wait. Only inside
+        ``reading_ahead`` or, for a later unit, ``sending_ahead``; nothing on SQLite (a
+        read there costs no wait)."""
         if self.dialect.sends_ahead:
             into = self._ahead if self._sending is None else self._sending
             key = (sql, tuple(params))
-            if key not in into:
-                self.send_held()
-                into[key] = self.conn.execute(self.dialect.translate(sql), params)
+            if key in into:
+                return
+            if self._gathered is not None and self._sending is not None:
+                into[key] = self._gathered.add(sql, params)
+                return
+            cursor = self._send_read(sql, params)
+            into[key] = lambda: list(cursor.fetchall())
+
+    def _send_read(self, sql: str, params: Sequence[Any]) -> Any:
+        self.send_held()
+        return self.conn.execute(self.dialect.translate(sql), params)
+
+    @contextlib.contextmanager
+    def gathering_reads(self) -> Iterator[None]:
+        """The reads sent for later units inside (``sending_ahead``) are gathered and
+        sent when it ends, one statement per text (gateway/store/coalesce.py)."""
+        self._gathered = gathered = GatheredReads()
+        try:
+            yield
+        finally:
+            self._gathered = None
+        self.send_held()
+        gathered.send(self._send_read, lambda sql, params: self.dialect.send_wide(
+            self.conn, sql, params, prepare=True))
 
     @contextlib.contextmanager
     def sending_ahead(self, unit: int) -> Iterator[None]:
@@ -443,9 +468,10 @@ def _send_ahead(tx: Tx, units: Sequence[tuple[int, ReadAhead]]) -> None:
     if len(sending) < 2:
         return  # a unit alone sends its reads together itself
     tx.lock_keys([name for _, ahead in sending for name in ahead.locks])
-    for number, ahead in sending:
-        with tx.sending_ahead(number):
-            ahead.send(tx)
+    with tx.gathering_reads():
+        for number, ahead in sending:
+            with tx.sending_ahead(number):
+                ahead.send(tx)
 
 
 def _run_unit(tx: Tx, number: int, job: _Job) -> tuple[Any, None]:
