@@ -161,7 +161,7 @@ INTAKE_CASES = {
         _alert("MinshengIntakeFlood", "25m", ({"severity": "warning", "source": "web"}, {
             "summary": "提交被限流 web is refusing a flood",
             "description": "web refused 1 submissions/s over the rate limit for 10 minutes; "
-                           "the client addresses are in the rate_limited log lines "
+                           "the client networks are in the rate_limited log lines "
                            "(docs/web-mailbox.md#rate-limits)."})),
         _alert("MinshengIntakeCredentialsRefused", "5m"),  # web's 5 refusals are over
         _alert("MinshengIntakeCredentialsRefused", "25m", ({

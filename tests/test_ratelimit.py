@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
+import structlog
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.intake.ratelimit import RateLimiter, RateLimitOptions
+from gateway.intake.ratelimit import RateLimiter, RateLimitOptions, logged_network
 from gateway.model.errors import ConfigError
 from gateway.server.app import Gateway
 from gateway.store import journal
@@ -137,9 +139,9 @@ async def test_a_flooding_client_gets_429_and_nothing_is_journaled(tmp_path: Pat
     flood = {"X-Forwarded-For": "203.0.113.9"}  # through the same host's reverse proxy
     try:
         async with httpx.AsyncClient(base_url=base_url(gw)) as client:
-            answers = [await client.post("/intake/web", headers=flood,
-                                         json={**FORM, "content": f"第{n}件：{FORM['content']}"})
-                       for n in range(4)]
+            with structlog.testing.capture_logs() as logs:
+                answers = [await client.post("/intake/web", headers=flood, json={
+                    **FORM, "content": f"第{n}件：{FORM['content']}"}) for n in range(4)]
             neighbour = await client.post("/intake/web", json=FORM,
                                           headers={"X-Forwarded-For": "198.51.100.7"})
             local = [await client.post("/intake/web", json={**FORM, "content": f"本机{n}"})
@@ -159,6 +161,21 @@ async def test_a_flooding_client_gets_429_and_nothing_is_journaled(tmp_path: Pat
     assert journaled == 2 + 1 + 3  # refused submissions were never taken in
     assert value(samples, "minsheng_intake_refused_total", source="web",
                  reason="rate_limited") == 2
+    # Logged once per flood, with the client's network, not its address.
+    limited = [line for line in logs if line["event"] == "rate_limited"]
+    assert limited == [{"event": "rate_limited", "log_level": "warning", "source": "web",
+                        "client_network": "203.0.113.0/24", "retry_after_s": ANY}]
+    assert "203.0.113.9" not in repr(logs)
+
+
+@pytest.mark.parametrize(("address", "logged"), [
+    ("203.0.113.9", "203.0.113.0/24"),
+    ("2001:db8:1234:5678::9", "2001:db8:1234::/48"),
+    (None, "unknown"),
+])
+def test_a_log_line_holds_the_clients_network_only(address: str | None, logged: str) -> None:
+    client = ipaddress.ip_address(address) if address else None
+    assert logged_network(client) == logged
 
 
 async def test_limits_can_cover_loopback_or_be_turned_off(tmp_path: Path) -> None:

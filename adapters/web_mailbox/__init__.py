@@ -36,7 +36,7 @@ from adapters.web_mailbox.options import (
 from adapters.web_mailbox.page import CitizenPage
 from gateway.intake.body_budget import BodyBudget, BudgetExhausted, read_bounded
 from gateway.intake.openapi import ApiPart
-from gateway.intake.ratelimit import RateLimiter, too_many
+from gateway.intake.ratelimit import RateLimiter, logged_network, too_many
 from gateway.intake.sources import Adapter, AdapterEnv
 from gateway.model.attachments import describe
 from gateway.model.errors import FieldError, Rejected, encodable
@@ -141,7 +141,8 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
             if not verdict.allowed:
                 self.refusals["rate_limited"] += 1
                 if verdict.first_refusal:  # once per flood, not once per request
-                    log.warning("rate_limited", source=self.name, client=str(client),
+                    log.warning("rate_limited", source=self.name,
+                                client_network=logged_network(client),
                                 retry_after_s=round(verdict.retry_after_s, 1))
                 return too_many(verdict.retry_after_s)
         if not self._authorized(request):

@@ -32,7 +32,8 @@ from aiohttp import web
 from gateway.support import problem
 from gateway.support.rate_limits import LOOPBACK, IPNetwork, RateLimitOptions
 
-__all__ = ["LOOPBACK", "RateLimitOptions", "RateLimiter", "Verdict", "too_many"]
+__all__ = ["LOOPBACK", "RateLimitOptions", "RateLimiter", "Verdict", "logged_network",
+           "too_many"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -122,6 +123,20 @@ class RateLimiter:
         self.refused += 1
         first, bucket.refusing = not bucket.refusing, True
         return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first)
+
+
+# What a log line says of a refused client: its network, not its address (an address
+# identifies a household's connection, personal data a log must not hold), wide enough
+# to be no one's and narrow enough to block at a firewall.
+LOGGED_PREFIX = {4: 24, 6: 48}
+
+
+def logged_network(client: IPAddress | None) -> str:
+    """``client``'s network as a log line may hold it: ``203.0.113.0/24``, ``2001:db8::/48``."""
+    if client is None:
+        return "unknown"
+    prefix = LOGGED_PREFIX[client.version]
+    return str(ipaddress.ip_network(f"{client}/{prefix}", strict=False))
 
 
 SUBMISSIONS = "提交过于频繁，请稍后再试 (too many submissions, try again later)"
