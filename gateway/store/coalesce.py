@@ -20,8 +20,10 @@ The reads the units of a batch say ahead (``ReadAhead``: whether a submission wa
 its reporter's and its band keys' dedup entries) are two or three per submission, each
 as costly to send and to read back as an insert. ``GatheredReads`` sends the reads of
 one text as one statement, ``SELECT 0, q.* FROM (…) q UNION ALL SELECT 1, q.* FROM (…)
-q …``, and hands each unit its own rows (those tagged with its number), in the order its
-own statement returns them: a branch of a ``UNION ALL`` keeps its rows' order."""
+q …``, and hands each unit its own rows, those tagged with its read's position. They
+come in the order of the read's own ``ORDER BY``: PostgreSQL runs a ``UNION ALL`` as an
+Append of its branches, each branch's rows in its order (tests/test_coalesce.py compares
+every shape of the store's reads with the statement sent alone)."""
 
 from __future__ import annotations
 
@@ -162,11 +164,10 @@ class GatheredReads:
 def padded_count(count: int) -> int:
     """A statement of gathered reads carries 2, 4 or 8 of them (``READS_PER_STATEMENT``),
     the least at or above ``count``: three texts per kind of read, which the server plans
-    once each (prepared after a few batches) instead of at every batch, and large
-    statements are not planned at all. Planning 20 reads in one statement took
-    PostgreSQL 1.8 ms, 90 µs a read, and under load its CPU per submission rose by
-    two fifths when every batch's count was a text of its own (bench/README.md);
-    repeating at most three reads of eight costs less."""
+    once each (prepared after a few batches) instead of at every batch. Planning 20
+    reads in one statement took PostgreSQL 1.8 ms, 90 µs a read, and under load its CPU
+    per submission rose by two fifths when every batch's count was a text of its own
+    (bench/README.md); repeating at most three reads of eight costs less."""
     return 1 << (count - 1).bit_length()
 
 
