@@ -193,3 +193,45 @@ async def test_a_unit_reads_what_the_units_before_it_wrote(store: Store) -> None
         (count_of("d"), reads("d")),  # 1
     ])
     assert (shared[1:], dropped[2], silent[3]) == ([1, 0], 1, 1)
+
+
+
+ROWS = "SELECT k, v FROM scratch WHERE k = ?"  # rows that hold their key
+
+
+def update(key: str, value: int) -> Callable[[Tx], None]:
+    """A unit that changes the rows filed under ``key`` (not its own) and says so: only
+    the later units' reads whose rows hold ``key`` are dropped."""
+    def unit(tx: Tx) -> None:
+        tx.execute("UPDATE scratch SET v = ? WHERE k = ?", (value, key))
+        tx.drop_reads_ahead(holding=key)
+    return unit
+
+
+def rows_of(key: str) -> ReadAhead:
+    return ReadAhead((), frozenset({key}), lambda tx: tx.read_ahead(ROWS, (key,)))
+
+
+def total_of(key: str) -> Callable[[Tx], tuple[int, bool]]:
+    """The sum of the rows under ``key``, and whether the read had gone ahead (a look at
+    the transaction's private state: what is kept and what is read again)."""
+    def unit(tx: Tx) -> tuple[int, bool]:
+        ahead = (ROWS, (key,)) in tx._ahead
+        return sum(int(row[1]) for row in tx.fetchall(ROWS, (key,))), ahead
+    return unit
+
+
+async def test_an_update_drops_only_the_reads_that_returned_its_rows(store: Store) -> None:
+    """A unit that updated rows holding a value (an earlier case put in a cluster) drops
+    the later units' reads whose rows hold it, which read again and see the update; a
+    read that returned none of them keeps what came back in the batch's one wait."""
+    await store.write(lambda tx: tx.execute(SCRATCH))
+    await store.write(lambda tx: tx.execute(
+        "INSERT INTO scratch (k, v) VALUES ('e', 1), ('f', 1)"))
+    results = await batch_of(store, [
+        (update("e", 5), rows_of("z")),
+        (total_of("e"), rows_of("e")),
+        (total_of("f"), rows_of("f")),
+    ])
+    kept = store.db.dialect.sends_ahead  # SQLite sends no read ahead
+    assert results == [None, (5, False), (1, kept)]

@@ -245,7 +245,9 @@ class Deduplicator:
     ) -> None:
         if opens:
             idx.set_cluster(tx, matched.case_id, cluster_id)
-            tx.drop_reads_ahead()  # later units may have read the matched case unclustered
+            # Later units may have read the matched case's entry unclustered; the update
+            # changes no read's rows but that entry's.
+            tx.drop_reads_ahead(holding=matched.case_id)
             text = stamp_cluster(tx, matched.case_id, cluster_id, update_case)
             idx.open_cluster(tx, cluster_id, matched, " ".join(text.split())[:SNIPPET_CHARS])
         idx.grow_cluster(tx, cluster_id, case_code, at)

@@ -114,13 +114,16 @@ class _Gathered:
     split: dict[int, list[Any]] | None = None
 
     def rows(self, position: int) -> list[Any]:
-        if not self.tagged:
-            return list(self.cursor.fetchall())
+        """The rows of the read at ``position``; the same list each time asked."""
         if self.split is None:
-            self.split = {}
-            for row in self.cursor.fetchall():
-                self.split.setdefault(row[0], []).append(row[1:])
-        return self.split.get(position, [])
+            fetched = self.cursor.fetchall()
+            if not self.tagged:
+                self.split = {0: list(fetched)}
+            else:
+                self.split = {}
+                for row in fetched:
+                    self.split.setdefault(row[0], []).append(row[1:])
+        return self.split.setdefault(position, [])
 
 
 class GatheredReads:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -145,7 +146,7 @@ class Tx:
                 into[key] = self._gathered.add(sql, params)
                 return
             cursor = self._send_read(sql, params)
-            into[key] = lambda: list(cursor.fetchall())
+            into[key] = functools.cache(lambda: list(cursor.fetchall()))
 
     def _send_read(self, sql: str, params: Sequence[Any]) -> Any:
         self.send_held()
@@ -180,11 +181,25 @@ class Tx:
         unit wrote)."""
         self._ahead = self._sent.pop(unit, {})
 
-    def drop_reads_ahead(self) -> None:
-        """The running unit changed rows filed under keys other than its own (e.g. it put
-        an earlier case in a cluster): the later units' reads sent ahead may have returned
-        those rows as they were, so the later units read when their turn comes."""
-        self._sent.clear()
+    def drop_reads_ahead(self, holding: Any = None) -> None:
+        """The running unit changed rows filed under keys other than its own: the later
+        units' reads sent ahead may have returned those rows as they were, so they are
+        dropped and read again when their unit's turn comes.
+
+        ``holding``: the unit only updated rows that hold this value (a case's id: it
+        put an earlier case in a cluster) and no row entered or left any read's result,
+        so only the reads whose rows hold it are dropped (in any column: a read of
+        another shape holding the same number is only read again). The others' rows have
+        come back already, in the batch's one wait; dropping every read would make each
+        later unit wait for its own, a wait per unit in a batch where a cluster opened."""
+        if holding is None:
+            self._sent.clear()
+            return
+        for reads in self._sent.values():
+            stale = [key for key, rows in reads.items()
+                     if any(holding in row for row in rows())]
+            for key in stale:
+                del reads[key]
 
     @contextlib.contextmanager
     def reading_ahead(self) -> Iterator[None]:
