@@ -18,7 +18,7 @@ raise:
   dedup index rows) handed to the store's own writer thread as the pipeline hands it
   (``Store.write`` with its reads said ahead), 64 at a time held into one batch: on
   SQLite (WAL, ``synchronous=FULL``, the writer's pragmas) in a savepoint each; with
-  ``--engine postgresql`` run whole, reads sent ahead and inserts one statement per
+  ``--engine postgresql`` run whole, reads sent ahead and inserts, one statement per
   kind. The CPU of this process only: the database server's is not in it.
 
 What it leaves out is the rest of a request: aiohttp, the middlewares, the web adapter
