@@ -235,3 +235,40 @@ async def test_an_update_drops_only_the_reads_that_returned_its_rows(store: Stor
     ])
     kept = store.db.dialect.sends_ahead  # SQLite sends no read ahead
     assert results == [None, (5, False), (1, kept)]
+
+
+def failing_after_read(key: str) -> Callable[[Tx], int]:
+    def unit(tx: Tx) -> int:
+        tx.fetchall(ROWS, (key,))
+        raise ValueError("a unit that fails after its read came back")
+    return unit
+
+
+async def test_a_failed_unit_among_gathered_and_prepared_reads(store: Store) -> None:
+    """Batches whose reads went ahead gathered, enough of them for psycopg to prepare
+    the statements; then a batch in which one unit fails after its read came back: it
+    fails alone (the batch runs again unit by unit) and the next batches read right."""
+    await store.write(lambda tx: tx.execute(SCRATCH))
+    await store.write(lambda tx: tx.execute(
+        "INSERT INTO scratch (k, v) VALUES ('g', 2), ('h', 3), ('i', 4)"))
+
+    async def one_batch(fail: bool) -> list[Any]:
+        units: list[tuple[Callable[[Tx], Any], ReadAhead]] = [
+            (total_of(key), rows_of(key)) for key in ("g", "h", "i", "j")]
+        if fail:
+            units.insert(2, (failing_after_read("h"), rows_of("k")))
+        async with writer_held(store):
+            tasks = [asyncio.ensure_future(store.write(fn, ahead)) for fn, ahead in units]
+            await asyncio.sleep(0)
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    for _ in range(8):
+        assert [r[0] for r in await one_batch(False)] == [2, 3, 4, 0]
+    reruns = store.db.reruns
+    failed = await one_batch(True)
+    assert isinstance(failed[2], ValueError)
+    assert [r[0] for r in failed[:2] + failed[3:]] == [2, 3, 4, 0]
+    assert store.db.reruns == reruns + (1 if store.db.dialect.sends_ahead else 0)
+    ahead = store.db.dialect.sends_ahead  # each read taken from those sent ahead
+    for _ in range(3):
+        assert await one_batch(False) == [(2, ahead), (3, ahead), (4, ahead), (0, ahead)]
