@@ -135,8 +135,7 @@ def logged_network(client: IPAddress | None) -> str:
     """``client``'s network as a log line may hold it: ``203.0.113.0/24``, ``2001:db8::/48``."""
     if client is None:
         return "unknown"
-    prefix = LOGGED_PREFIX[client.version]
-    return str(ipaddress.ip_network(f"{client}/{prefix}", strict=False))
+    return str(ipaddress.ip_network((client, LOGGED_PREFIX[client.version]), strict=False))
 
 
 SUBMISSIONS = "提交过于频繁，请稍后再试 (too many submissions, try again later)"

@@ -110,8 +110,12 @@ class _Gathered:
 
     params: list[Sequence[Any]] = field(default_factory=list)
     cursor: Any = None
-    tagged: bool = False
     split: dict[int, list[Any]] | None = None
+
+    @property
+    def tagged(self) -> bool:
+        """Sent as ``reads_statement``'s (several reads), not as the text itself."""
+        return len(self.params) > 1
 
     def rows(self, position: int) -> list[Any]:
         """The rows of the read at ``position``; the same list each time asked."""
@@ -154,7 +158,6 @@ class GatheredReads:
         statements, self._statements, self._filling = self._statements, [], {}
         for sql, gathered in statements:
             reads = gathered.params
-            gathered.tagged = len(reads) > 1
             if not gathered.tagged:
                 gathered.cursor = one(sql, reads[0])
                 continue
