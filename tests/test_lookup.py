@@ -25,7 +25,6 @@ from tests.conftest import base_url, gateway_config
 from tests.fixtures.cdr import read, running
 from tests.fixtures.cdr import source as phone_source
 from tests.fixtures.cdr import url as phone_url
-from tests.pg import free_port
 
 AUTH = {"Authorization": "Bearer test-api-token"}
 FORM = {"name": "黄女士", "phone": "13800138000", "email": "Huang.NV@Example.CN",
@@ -133,16 +132,12 @@ async def test_the_email_variant_is_case_insensitive(gw: Gateway) -> None:
     no_personal_data(lower.text)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-async def test_rate_limits_per_client_and_per_code(tmp_path: Path, store_url: str,
-                                                   workers: int) -> None:
-    """With two workers each keeps half the limits (its own buckets), so the tries
-    through both stay within the configured ones: the same answers from half the share."""
-    limits = {"per_client": {"per_minute": 0.01, "burst": 4 * workers, "exempt": []},
-              "per_code": {"per_minute": 0.01, "burst": 2 * workers}}
-    server = {"listen": f"127.0.0.1:{free_port()}", "shutdown_timeout_s": 5,
-              "workers": workers}
-    gateway = lookup_gateway(tmp_path, store_url, limits, server=server)
+async def test_rate_limits_per_client_and_per_code(tmp_path: Path, store_url: str) -> None:
+    """The tries a client and a code get (with workers the buckets are shared:
+    tests/test_workers.py, tests/test_shared_buckets.py)."""
+    limits = {"per_client": {"per_minute": 0.01, "burst": 4, "exempt": []},
+              "per_code": {"per_minute": 0.01, "burst": 2}}
+    gateway = lookup_gateway(tmp_path, store_url, limits)
     await gateway.start()
     try:
         async with httpx.AsyncClient(base_url=base_url(gateway)) as client:

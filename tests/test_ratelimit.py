@@ -76,7 +76,7 @@ def test_memory_is_bounded_by_max_clients() -> None:
                           Clock())
     for n in range(1, 4):
         assert limiter.check(ip(f"203.0.113.{n}")).allowed
-    assert len(limiter._buckets) == 2
+    assert limiter.buckets.count() == 2
     # the oldest was forgotten: it starts afresh, the others are still limited
     assert limiter.check(ip("203.0.113.1")).allowed
     assert not limiter.check(ip("203.0.113.3")).allowed

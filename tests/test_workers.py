@@ -47,6 +47,7 @@ from tests.test_lookup import page_form
 pytestmark = pytest.mark.slow
 
 WORKERS = 2
+LIMITED_BURST = 4
 
 
 class GroupProcess(GatewayProcess):
@@ -98,9 +99,12 @@ def group_config(tmp_path: Path, store_url: str, port: int) -> dict[str, Any]:
     raw = crash_config(tmp_path, store_url, port)
     raw["server"]["workers"] = WORKERS
     raw["log"]["level"] = "info"  # gateway_started names each worker's pid
-    # the look-up's limits apply per worker; the page test asks more often than they allow
+    # the page test asks more often than the look-up's default limits allow
     raw["lookup"] = {"per_client": {"per_minute": 6000, "burst": 1000},
                      "per_code": {"per_minute": 6000, "burst": 1000}}
+    # a public form whose limit the workers share (loopback not exempt, no refill to speak of)
+    raw["sources"].append({"name": "limited", "adapter": "web_mailbox", "rate_limit": {
+        "per_minute": 0.01, "burst": LIMITED_BURST, "exempt": []}})
     return raw
 
 
@@ -265,6 +269,27 @@ async def test_a_page_one_worker_served_posts_to_the_other(group: CrashRig) -> N
                 break
     # 404: the form was accepted and the code matched nothing (403: a stale form)
     assert crossed == {"0": 404, "1": 404}
+
+
+async def test_a_rate_limit_holds_for_the_whole_group(group: CrashRig) -> None:
+    """One client, fresh connections spread over both workers: the burst is accepted once
+    in all (buckets in each worker's memory would accept it once per worker), and both
+    workers refuse after it."""
+    accepted: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    async with httpx.AsyncClient(base_url=group.proc.base_url, timeout=30,
+                                 limits=httpx.Limits(max_keepalive_connections=0)) as client:
+        n = 0
+        while len(refused) < WORKERS and n < 2000:  # a bound, not a timing
+            posts = [client.post("/intake/limited", json=citizen(100_000 + n + i))
+                     for i in range(8)]
+            for answer in await asyncio.gather(*posts):
+                tally = accepted if answer.status_code == 202 else refused
+                assert answer.status_code in (202, 429), answer.text
+                tally[answer.headers[WORKER_HEADER]] += 1
+            n += len(posts)
+    assert set(refused) == {"0", "1"}, refused
+    assert sum(accepted.values()) == LIMITED_BURST, accepted
 
 
 async def test_a_worker_whose_parent_died_stops(group: CrashRig) -> None:

@@ -105,7 +105,8 @@ class WebMailboxSource(Adapter[WebMailboxOptions]):
         super().__init__(config, options, env)
         self.max_body = self.options.max_body_kb * 1024
         rate = self.options.rate_limit
-        self.limiter = RateLimiter(rate) if rate is not None else None
+        self.limiter = None if rate is None else RateLimiter(
+            rate, buckets=env.buckets.table(f"source:{self.name}", rate.max_clients))
         self.budget = BodyBudget(self.options.limits)
         self.page = CitizenPage(self.name, self.options) if self.options.serves_page else None
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from gateway.dedup import deduplicator as dedup
 from gateway.dedup.deduplicator import Decision, Deduplicator, Fingerprint
 from gateway.intake.ports import AdapterServices
+from gateway.intake.shared_buckets import BucketArena
 from gateway.model.casecode import format_code
 from gateway.model.errors import FieldError, Rejected
 from gateway.model.input_limits import InputLimits, WithLimits, kept_of_refused
@@ -188,6 +189,9 @@ class Intake:
         # intake in tests): no look-up rows (the gateway's start-up fills them) and no
         # replay checked against erasures.
         self.identifier_keys: IdentifierKeys | None = None
+        # The rate limits' memory (gateway/intake/shared_buckets.py): a worker group's
+        # shared arena (``wire_intake``), else this intake's own.
+        self.buckets = BucketArena()
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,

@@ -13,8 +13,9 @@ Clients in ``exempt`` (loopback by default: health checks, the operator's own cu
 same-host proxy that forwards no ``X-Forwarded-For``) are never limited.
 
 Buckets live in memory, at most ``max_clients`` of them (the least recently seen are
-forgotten first, which only ever lets a forgotten client start afresh); each replica
-limits on its own.
+forgotten first, which only ever lets a forgotten client start afresh), in memory the
+workers of one machine share (gateway/intake/shared_buckets.py): the limit holds for the
+machine however many workers it runs. Each replica limits on its own.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import functools
 import ipaddress
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway.intake.shared_buckets import Bucket, BucketArena, BucketTable
 from gateway.support import problem
 from gateway.support.rate_limits import LOOPBACK, IPNetwork, RateLimitOptions
 
@@ -36,13 +37,6 @@ __all__ = ["LOOPBACK", "RateLimitOptions", "RateLimiter", "Verdict", "logged_net
            "too_many"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-    refusing: bool = False  # refused since its last accepted submission
 
 
 @dataclass(frozen=True)
@@ -56,15 +50,19 @@ class Verdict:
 
 
 class RateLimiter:
-    """Token buckets by client address."""
+    """Token buckets by client address (or any other key: ``take``)."""
 
     def __init__(self, options: RateLimitOptions,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 buckets: BucketTable | None = None) -> None:
+        """``buckets``: the limiter's table in the arena of its worker group, under a name
+        every worker gives it (``BucketArena.table``); by default a table of its own.
+        ``clock``: ``time.monotonic`` is the one clock of every process on the machine."""
         self.options = options
         self.rate_per_s = options.per_minute / 60.0
         self.clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self.refused = 0
+        self.buckets = buckets or BucketArena().table("", options.max_clients)
+        self.refused = 0  # this process's refusals (a per-worker metric)
         # What each connection's address parses to and whether it is a trusted proxy or
         # exempt: the same few addresses come again and again, and ``ipaddress`` parsing
         # and network membership cost microseconds per request.
@@ -105,24 +103,28 @@ class RateLimiter:
         """One token of the bucket named ``key`` (a client address, or anything else a
         limit is kept per, e.g. a case code), or in how many seconds there is one."""
         now = self.clock()
-        bucket = self._buckets.pop(key, None)
-        if bucket is None:
-            bucket = _Bucket(float(self.options.burst), now)
-        else:
-            elapsed = max(now - bucket.at, 0.0)
-            refill = bucket.tokens + elapsed * self.rate_per_s
-            bucket.tokens = min(float(self.options.burst), refill)
-            bucket.at = now
-        self._buckets[key] = bucket  # most recently seen last
-        while len(self._buckets) > self.options.max_clients:
-            self._buckets.popitem(last=False)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            bucket.refusing = False
+        first_refusal = False
+
+        def step(found: Bucket | None) -> Bucket:
+            nonlocal first_refusal
+            if found is None:
+                bucket = Bucket(float(self.options.burst), now)
+            else:
+                elapsed = max(now - found.at, 0.0)
+                refill = found.tokens + elapsed * self.rate_per_s
+                bucket = Bucket(min(float(self.options.burst), refill), now, found.refusing)
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                bucket.refusing = False
+            else:
+                first_refusal, bucket.refusing = not bucket.refusing, True
+            return bucket
+
+        bucket = self.buckets.update(key, step)
+        if not bucket.refusing:
             return Verdict()
         self.refused += 1
-        first, bucket.refusing = not bucket.refusing, True
-        return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first)
+        return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first_refusal)
 
 
 # What a log line says of a refused client: its network, not its address (an address

@@ -10,7 +10,7 @@ gateway's poller, which owns schedule, backoff and checkpoints.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from gateway.intake.openapi import ApiPart
+from gateway.intake.shared_buckets import BucketArena
 from gateway.model.attachments import AttachmentStore
 from gateway.model.schema import Channel
 from gateway.support.config import SourceConfig
@@ -43,6 +44,9 @@ class AdapterEnv:
     # This process runs the once-per-machine loops (one gateway process, or the primary of
     # a worker group, gateway/server/workers.py): an adapter starts its watch loops only here.
     background: bool = True
+    # Where rate limits keep their buckets: shared by the workers of a group, so a limit
+    # holds for the machine (gateway/intake/shared_buckets.py).
+    buckets: BucketArena = field(default_factory=BucketArena)
 
 
 class Adapter(Configurable[OptionsT]):

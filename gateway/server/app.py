@@ -18,6 +18,7 @@ from gateway.delivery.sinks.base import Sink, SinkClass, SinkEnv
 from gateway.intake.health import STANDBY, UP, SourceStatus
 from gateway.intake.pipeline import Intake, SourceBinding
 from gateway.intake.poller import PolledAdapter, Poller
+from gateway.intake.shared_buckets import BucketArena
 from gateway.intake.sources import Adapter, AdapterClass, AdapterEnv
 from gateway.model.attachments import AttachmentStore
 from gateway.model.normalize import NormalizerContext
@@ -83,11 +84,13 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
     return intake
 
 
-def build_adapters(config: GatewayConfig, background: bool = True) -> dict[str, Adapter[Any]]:
+def build_adapters(config: GatewayConfig, background: bool = True,
+                   buckets: BucketArena | None = None) -> dict[str, Adapter[Any]]:
     """An instance of every enabled source's adapter, by source name; ``background``:
-    they may start their once-per-machine loops (the primary worker)."""
+    they may start their once-per-machine loops (the primary worker); ``buckets``: the
+    rate limits' memory (the worker group's; by default their own)."""
     env = AdapterEnv(AttachmentStore(config.attachments_dir), config.data_dir, config.tz,
-                     background)
+                     background, buckets or BucketArena())
     adapters: dict[str, Adapter[Any]] = {}
     for source in config.sources:
         if source.enabled:
@@ -97,12 +100,15 @@ def build_adapters(config: GatewayConfig, background: bool = True) -> dict[str, 
 
 
 def wire_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None = None,
-                background: bool = True) -> tuple[Intake, dict[str, Adapter[Any]]]:
+                background: bool = True, buckets: BucketArena | None = None,
+                ) -> tuple[Intake, dict[str, Adapter[Any]]]:
     """The intake and every enabled source's adapter, with the adapters' own flows bound
     to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
     phone record goes back through its call flow there too."""
     intake = build_intake(config, store, hints)
-    adapters = build_adapters(config, background)
+    if buckets is not None:
+        intake.buckets = buckets
+    adapters = build_adapters(config, background, intake.buckets)
     bind_flows(intake, adapters)
     return intake, adapters
 
@@ -170,7 +176,7 @@ class Gateway:
         )
         self.routing_hints = routing_hints(config)
         self.intake, self.adapters = wire_intake(config, self.store, self.routing_hints,
-                                                 background=primary)
+                                                 background=primary, buckets=self.role.buckets)
         self.intake.on_enqueued = self.role.forwarder_waker(self.forwarder.notify)
         if primary:
             await self._start_up_chores()

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from gateway.intake.ratelimit import RateLimiter, too_many
+from gateway.intake.shared_buckets import BucketArena
 from gateway.model.case_status import CaseStatus
 from gateway.model.casecode import InvalidCaseCode, format_code, parse_code
 from gateway.model.errors import FieldError, Rejected
@@ -184,17 +185,21 @@ class LookupService:
     """The limits, the keys and the matching; one per running gateway."""
 
     def __init__(self, config: LookupConfig, store: Store, keys: IdentifierKeys,
-                 tz: ZoneInfo, region: str, processes: int = 1) -> None:
-        """``processes``: the workers on this machine (``server.workers``), each with its
-        own buckets; each takes its share of the limits, so guessing through every worker
-        gets no more tries than the limits say."""
+                 tz: ZoneInfo, region: str, buckets: BucketArena | None = None) -> None:
+        """``buckets``: the rate limits' memory, the one every worker of the machine shares
+        (``server.workers``), so guessing through every worker gets no more tries than the
+        limits say; by default the service's own."""
         self.config = config
         self.store = store
         self.keys = keys
         self.tz = tz
         self.region = region
-        self.per_client = RateLimiter(config.per_client.shared_by(processes))
-        self.per_code = RateLimiter(config.per_code.as_rate_limit().shared_by(processes))
+        buckets = buckets or BucketArena()
+        per_code = config.per_code.as_rate_limit()
+        self.per_client = RateLimiter(config.per_client, buckets=buckets.table(
+            "lookup:client", config.per_client.max_clients))
+        self.per_code = RateLimiter(per_code, buckets=buckets.table(
+            "lookup:code", per_code.max_clients))
 
     def client_refusal(self, request: web.Request) -> web.Response | None:
         """429 when the asking address has used up its tries; None to go on."""

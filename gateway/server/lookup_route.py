@@ -50,7 +50,7 @@ def service_of(gateway: RunningGateway) -> LookupService:
     config = gateway.config
     keys = gateway.intake.identifier_keys or config.privacy.keys(config.data_dir)
     return LookupService(config.lookup, gateway.store, keys, config.tz, config.region_code,
-                         processes=config.server.worker_count)
+                         gateway.intake.buckets)
 
 
 def routes(gateway: RunningGateway) -> list[web.RouteDef]:

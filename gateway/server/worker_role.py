@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.intake.shared_buckets import BucketArena
+
 WORKER_HEADER = "X-Minsheng-Worker"  # which worker answered (only with several workers)
 
 
@@ -38,6 +40,9 @@ class WorkerRole:
     sock: socket.socket | None = None  # the listening socket the parent bound (None: bind)
     life_fd: int | None = None  # read end of the parent's life pipe
     wake_fds: tuple[int, int] | None = None  # (read, write) ends of the forwarder's wake pipe
+    # The rate limits' buckets: the group's shared memory, made before the fork, so a limit
+    # holds for the machine (gateway/intake/shared_buckets.py); one process: its own.
+    buckets: BucketArena = field(default_factory=BucketArena)
     _wake_pending: bool = field(default=False, init=False)
 
     @property

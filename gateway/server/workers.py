@@ -29,6 +29,7 @@ from typing import TextIO
 
 import structlog
 
+from gateway.intake.shared_buckets import BucketArena
 from gateway.server.app import Gateway, open_store
 from gateway.server.http_edge import listen_backlog
 from gateway.server.worker_role import WorkerRole
@@ -66,6 +67,7 @@ class WorkerGroup:
     stopping: bool = field(init=False, default=False)
     _life: tuple[int, int] = field(init=False)
     _wake: tuple[int, int] = field(init=False)
+    _buckets: BucketArena = field(init=False)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit status (0: every worker stopped cleanly)."""
@@ -79,6 +81,7 @@ class WorkerGroup:
         self.sock = bind(self.config)
         self._life = os.pipe()
         self._wake = os.pipe()
+        self._buckets = BucketArena(shared=True)  # every worker's rate limits, one memory
         for fd in self._wake:
             os.set_blocking(fd, False)
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # taken by sigtimedwait below
@@ -198,7 +201,7 @@ class WorkerGroup:
         sys.stderr = whole_lines(sys.stderr)
         configure_logging(self.config.log.format, self.config.log.level)  # on the new stderr
         structlog.contextvars.bind_contextvars(worker=index)
-        role = WorkerRole(index, self.count, self.sock, self._life[0], self._wake)
+        role = WorkerRole(index, self.count, self.sock, self._life[0], self._wake, self._buckets)
         try:
             asyncio.run(Gateway(self.config, role).run_forever())
         except KeyboardInterrupt:

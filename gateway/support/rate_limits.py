@@ -28,13 +28,3 @@ class RateLimitOptions(BaseModel):
     trusted_proxies: list[IPNetwork] = Field(default_factory=lambda: networks(LOOPBACK))
     exempt: list[IPNetwork] = Field(default_factory=lambda: networks(LOOPBACK))
     max_clients: int = Field(default=100_000, ge=1, description="buckets kept in memory")
-
-    def shared_by(self, processes: int) -> RateLimitOptions:
-        """This limit for one of ``processes`` that each keep their own buckets (the
-        workers of ``server.workers``): each allows its share, rounded down (at least one
-        try at once), so together they allow no more than the limit where that matters,
-        as against guessing a case code (the look-up)."""
-        if processes <= 1:
-            return self
-        return self.model_copy(update={"per_minute": self.per_minute / processes,
-                                       "burst": max(1, self.burst // processes)})
