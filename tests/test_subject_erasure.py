@@ -29,7 +29,7 @@ from gateway.model.normalize import NormalizerContext
 from gateway.model.private_files import FILE_MODE
 from gateway.model.schema import RawRecord
 from gateway.ops.retention_job import purge
-from gateway.server.app import Gateway
+from gateway.server.app import Gateway, open_store
 from gateway.store import Store
 from gateway.store.subject import MAIL_TYPE, Subject, SubjectKind
 from gateway.support import registry
@@ -458,3 +458,50 @@ async def test_a_killed_purge_leaves_before_or_after(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["files"] == 1
     assert not list(running.config.attachments_dir.rglob("*/*"))
+
+
+def oversize_detail(sender: str, subject: str) -> dict[str, Any]:
+    """A quarantine entry's detail as the ``imap_email`` source writes it for a mail over
+    ``max_message_mb`` (adapters/imap_email/source.py): never downloaded, no raw record."""
+    return {"reason": "邮件超过大小上限，未下载 (mail over the size limit, not downloaded)",
+            "folder": "INBOX", "uidvalidity": 1, "uid": 7, "size": 40_000_000,
+            "limit": 26_214_400, "from": sender, "subject": subject,
+            "message_ref": f"<{subject}@example.cn>"}
+
+
+async def test_an_oversize_mails_entry_is_exported_and_erased_by_its_sender(
+        running: Gateway, tmp_path: Path) -> None:
+    """The entry of a mail never downloaded names its sender: it is the person's data,
+    found by the address (any case) although no raw record or case holds it."""
+    services = running.intake.services
+    theirs = await services.quarantine_item("mail", "oversized_mail",
+                                            oversize_detail(EMAIL.upper(), "二次供水"))
+    others = await services.quarantine_item("mail", "oversized_mail",
+                                            oversize_detail("someone@example.com", "路灯"))
+    await running.stop()
+    config = write_config(tmp_path / "gateway.yaml", dumped(running))
+    out = tmp_path / "export.zip"
+    done = run_cli("subject", "export", "--email", EMAIL, "--out", str(out),
+                   "--config", str(config))
+    assert done.returncode == 0, done.stderr  # held: the entry alone
+    with zipfile.ZipFile(out) as zf:
+        entries = json.loads(zf.read("quarantine.json"))
+        assert json.loads(zf.read("cases.json")) == []
+    assert [e["id"] for e in entries] == [theirs]
+    assert entries[0]["detail"]["from"] == EMAIL.upper()
+
+    report = await erase_subject(running.config, Subject(SubjectKind.EMAIL, EMAIL),
+                                 "ticket 2024-18", "tester")
+    assert report is not None and report["rows"]["quarantine"] == 1
+    left = await quarantine_ids(running.config)
+    assert left == [others]
+
+
+async def quarantine_ids(config: GatewayConfig) -> list[int]:
+    store = open_store(config)
+    await store.start()
+    try:
+        rows = await store.read(lambda tx: tx.fetchall("SELECT id FROM quarantine ORDER BY id"))
+    finally:
+        await store.close()
+    return [int(r[0]) for r in rows]

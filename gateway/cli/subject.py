@@ -76,7 +76,7 @@ def export(phone: str | None, email: str | None, case_code: str | None, out: Pat
 
     async def work(store: Store) -> Export | None:
         target = await _target(store, wanted)
-        if not (target.case_ids or target.raw_ids or target.call_ids):
+        if target.empty:
             return None
         found = await store.read(lambda tx: gather(tx, target))
         await store.write(lambda tx: audit.record(
@@ -144,7 +144,7 @@ async def erase_subject(config: GatewayConfig, wanted: Subject, reason: str,
     await store.start()
     try:
         target = await _target(store, wanted)
-        if not (target.case_ids or target.raw_ids or target.call_ids):
+        if target.empty:
             return None
         def erase_and_log(tx: Tx) -> erasure.Erased:
             erased = erasure.erase(tx, target, wanted, keys, sinks, reason, operator)

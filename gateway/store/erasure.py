@@ -47,6 +47,11 @@ class Target:
     raw_ids: list[int]
     call_ids: list[int]
     case_codes: list[str] = field(default_factory=list)
+    quarantine_ids: list[int] = field(default_factory=list)  # entries without a raw record
+
+    @property
+    def empty(self) -> bool:
+        return not (self.case_ids or self.raw_ids or self.call_ids or self.quarantine_ids)
 
     def ids(self, which: str) -> list[int]:
         ids: list[int] = getattr(self, which)
@@ -73,7 +78,7 @@ def _count_and_run(tx: Tx, sql_count: str, sql_do: str, values: Sequence[Any]) -
 
 def delete_rows(table: str, column: str, which: str = "case_ids") -> Step:
     """A step deleting the rows of ``table`` whose ``column`` is one of the target's
-    ``which`` ids (case_ids, raw_ids or call_ids)."""
+    ``which`` ids (case_ids, raw_ids, call_ids or quarantine_ids)."""
     def step(tx: Tx, target: Target) -> int:
         n = 0
         for chunk in _chunks(target.ids(which)):
@@ -112,7 +117,9 @@ def _cluster_snippets(tx: Tx, target: Target) -> int:
 
 
 def _quarantine(tx: Tx, target: Target) -> int:
-    return delete_rows("quarantine", "raw_id", "raw_ids")(tx, target)
+    """The entries of the target's raw records, and those that matched without one."""
+    return (delete_rows("quarantine", "raw_id", "raw_ids")(tx, target)
+            + delete_rows("quarantine", "id", "quarantine_ids")(tx, target))
 
 
 def _citizen_notices(tx: Tx, target: Target) -> int:
@@ -172,7 +179,8 @@ def target_of(tx: Tx, held: Holdings) -> Target:
     for chunk in _chunks(case_ids):
         codes += [str(r[0]) for r in tx.fetchall(
             f"SELECT case_code FROM cases WHERE id IN ({_marks(chunk)})", chunk)]
-    return Target(case_ids, sorted(held.raw_ids), sorted(held.call_ids), sorted(codes))
+    return Target(case_ids, sorted(held.raw_ids), sorted(held.call_ids), sorted(codes),
+                  sorted(held.quarantine_ids))
 
 
 def tombstone_hash(keys: IdentifierKeys, scope: str, key: str) -> str:

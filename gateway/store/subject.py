@@ -2,11 +2,12 @@
 address or case code (``minsheng subject export|erase``, docs/personal-data.md).
 
 By case code it is a look-up. By phone or e-mail nothing is indexed in clear (that is
-the point of keyed identifiers), so the case documents, the raw payloads and the call
-rows are scanned in chunks of ``SCAN_CHUNK`` rows by id, each chunk one read: a rare
-operation, run by an operator. A phone number matches any run of digits in the text
-that is the same national number (``+86 138 0013 8000``, ``13800138000``,
-``0532-88776655`` / ``+8653288776655``); an e-mail address matches case-insensitively.
+the point of keyed identifiers), so the case documents, the raw payloads, the call
+rows and the quarantine entries without a raw record are scanned in chunks of
+``SCAN_CHUNK`` rows by id, each chunk one read: a rare operation, run by an operator.
+A phone number matches any run of digits in the text that is the same national number
+(``+86 138 0013 8000``, ``13800138000``, ``0532-88776655`` / ``+8653288776655``); an
+e-mail address matches case-insensitively.
 A case mentioning the number in its free text (a neighbour's number) is that person's
 data too and is found as well.
 
@@ -73,15 +74,14 @@ class Subject:
 
 @dataclass
 class Holdings:
-    """The rows that are the person's: cases, raw records, calls (by id)."""
+    """The rows that are the person's: cases, raw records, calls, and quarantine entries
+    that have no raw record (an over-size mail, never downloaded, whose entry keeps its
+    sender and subject), by id."""
 
     case_ids: set[int] = field(default_factory=set)
     raw_ids: set[int] = field(default_factory=set)
     call_ids: set[int] = field(default_factory=set)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.case_ids or self.raw_ids or self.call_ids)
+    quarantine_ids: set[int] = field(default_factory=set)
 
 
 def _text(value: object) -> str:
@@ -158,6 +158,10 @@ def find(tx: Tx, subject: Subject) -> Holdings:
             held.call_ids.add(call_id)
             if call_case is not None:
                 held.case_ids.add(call_case)
+        # An entry with a raw record goes with that record; one without is matched alone.
+        for entry_id, _ in _scan(tx, "SELECT id, NULL, detail FROM quarantine WHERE "
+                                 "raw_id IS NULL AND id > ? ORDER BY id LIMIT ?", subject):
+            held.quarantine_ids.add(entry_id)
         if held.raw_ids:  # a case whose journaled record names the person
             for chunk in _chunks(sorted(held.raw_ids)):
                 rows = tx.fetchall(f"SELECT id FROM cases WHERE raw_id IN ({_marks(chunk)})",

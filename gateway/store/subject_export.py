@@ -1,5 +1,6 @@
 """What ``minsheng subject export`` writes: the rows of one person's cases, raw records,
-calls and status history, read in one transaction (gateway/store/subject.py finds them)."""
+calls, status history and quarantine entries, read in one transaction
+(gateway/store/subject.py finds them)."""
 
 from __future__ import annotations
 
@@ -61,4 +62,13 @@ def gather(tx: Tx, target: Target) -> Export:
     for call in calls:
         call["state"] = json.loads(call["state"]) if call.get("state") else None
     out.documents["calls.json"] = calls
+    entries = _rows(tx, "SELECT id, source, raw_id, reason, detail, created_at, resolved_at, "
+                    "resolution FROM quarantine WHERE raw_id IN ({marks}) ORDER BY id",
+                    target.raw_ids)
+    entries += _rows(tx, "SELECT id, source, raw_id, reason, detail, created_at, "
+                     "resolved_at, resolution FROM quarantine WHERE id IN ({marks}) "
+                     "ORDER BY id", target.quarantine_ids)
+    for entry in entries:
+        entry["detail"] = json.loads(entry["detail"]) if entry.get("detail") else None
+    out.documents["quarantine.json"] = sorted(entries, key=lambda e: int(e["id"]))
     return out
