@@ -9,13 +9,19 @@ same ``SmsProvider`` protocol and keeps what it was given."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.delivery.citizen.sms import SmsError, SmsMessage
+from gateway.delivery.forwarder import Forwarder
+from gateway.delivery.sinks.base import SinkEnv
+from gateway.store.citizen_notices import CLAIM_S
+from gateway.support import registry
 from tests.citizen_rig import PUBLIC_URL, CitizenRig
 from tests.sms_server import Credentials, SmsServer
 from tests.sms_server import block as sms_block
@@ -33,6 +39,21 @@ class RecordingProvider:
             raise self.failures.pop(0)
         self.sent.append(message)
         return f"sms-{len(self.sent)}"
+
+
+class HeldProvider(RecordingProvider):
+    """Holds the first message in flight (``entered``) until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def send(self, message: SmsMessage) -> str:
+        if not self.entered.is_set():
+            self.entered.set()
+            await self.go.wait()
+        return await super().send(message)
 
 
 def web_form(**fields: Any) -> bytes:
@@ -179,3 +200,55 @@ async def test_a_confidential_case_still_gets_its_code(tmp_path: Path) -> None:
         assert await r.states() == ["delivered"]
     [message] = provider.sent
     assert message.phone == "+8613800138000" and code in message.text
+
+
+async def test_two_forwarders_at_once_send_one_sms_per_interval(
+        tmp_path: Path, store_url: str) -> None:
+    """Two replicas' forwarders, each holding a case of the same number: while the first
+    is sending, the second finds its claim and skips for the interval (deciding by
+    reading alone, both sent)."""
+    r = CitizenRig(tmp_path, store_url, {"kind": "citizen_sms", "batch_size": 1,
+                                         "min_interval_hours": 12})
+    provider = HeldProvider()
+    r.provider = provider
+    async with r:
+        first = await r.file("web", "web", web_form(), "application/json")
+        second = await r.file("web", "web", web_form(content="路灯不亮已经一周了，晚上很黑。"),
+                              "application/json")
+        cls = registry.sink_class(r.sink_config.kind)
+        other = cls(r.sink_config, r.sink_config.options)
+        other.provider = provider
+        other.bind(SinkEnv(r.config, r.store, None))
+        other_forwarder = Forwarder(r.store, [(r.sink_config, other)])
+        sending = asyncio.create_task(r.forward())
+        await provider.entered.wait()  # the first forwarder's message is in flight
+        assert await other_forwarder.forward_once(r.sink_config, other) == 1
+        provider.go.set()
+        assert await sending == 1
+        assert await r.states() == ["delivered", "delivered"]
+        notices = await r.notices()
+    assert len(provider.sent) == 1
+    assert sorted(notices) == sorted([(first, "sent", None), (second, "skipped", "interval")])
+    assert other.skipped["interval"] == 1
+
+
+async def test_a_claim_left_by_a_dead_sender_is_taken_over_when_old(
+        tmp_path: Path, store_url: str) -> None:
+    """A ``sending`` claim is another sink at work (retry later) until it is CLAIM_S old:
+    then its sender died before recording, and the message is sent (at least once)."""
+    r, provider = rig(tmp_path, store_url)
+    async with r:
+        code = await r.file("web", "web", web_form(), "application/json")
+        await r.store.write(lambda tx: tx.execute(
+            "INSERT INTO citizen_notices (case_code, channel, state, recipient_key, at) "
+            "VALUES (?, 'sms', 'sending', 'k', ?)", (code, time.time())))
+        await r.forward()
+        assert await r.states() == ["pending"]  # busy: retried later
+        assert provider.sent == []
+        await r.store.write(lambda tx: tx.execute(
+            "UPDATE citizen_notices SET at = ?", (time.time() - CLAIM_S - 1,)))
+        await r.make_due()
+        await r.forward()
+        assert await r.states() == ["delivered"]
+        assert await r.notices() == [(code, "sent", None)]
+    assert len(provider.sent) == 1

@@ -9,11 +9,14 @@ The order for each outbox entry, oldest first:
    address…). Skipped entries count as delivered for the outbox: nothing is owed.
 3. A notice already recorded for (case code, channel): nothing is sent again. This is
    what makes a retried, replayed or re-enqueued entry harmless.
-4. Another notice sent to the same address (its keyed digest) within
+4. Another notice sent (or being sent) to the same address (its keyed digest) within
    ``min_interval_hours``: recorded as skipped (``interval``), so a retry decides the same.
-5. Send; then record it. A failure is a ``SinkError`` the forwarder retries or
-   dead-letters. A crash between sending and recording sends once more on the retry:
-   at least once, like every delivery.
+5. Else the notice is claimed (``sending``), steps 3–5 in one write transaction holding
+   the address's lock (``citizen_notices.claim``), so two replicas' forwarders holding
+   two cases of one address do not both send. Then send, and record it sent. A failure
+   is a ``SinkError`` the forwarder retries or dead-letters; the claim is released. A
+   crash between sending and recording sends once more on the retry: at least once,
+   like every delivery.
 
 Entries of one batch are handled one after the other, so two cases of one writer in a
 batch see each other's record (the interval rule holds within a batch too).
@@ -34,7 +37,7 @@ from gateway.delivery.citizen.templates import MessageTemplate, NoticeValues
 from gateway.delivery.sinks.base import Outcome, Sink, SinkEnv
 from gateway.model.errors import ConfigError, PermanentSinkError, RetriableSinkError, SinkError
 from gateway.store import Store, StoreUnavailable, citizen_notices
-from gateway.store.citizen_notices import NoticeChannel, NoticeOutcome, SkipReason
+from gateway.store.citizen_notices import Claim, NoticeChannel, NoticeOutcome, SkipReason
 from gateway.store.outbox import Delivery
 from gateway.support.config import GatewayConfig
 from gateway.support.keyed_ids import IdentifierKeys, IdKind
@@ -138,29 +141,31 @@ class CitizenSink(Sink[NoticeOptionsT]):
         who = self.recipient(case)
         if isinstance(who, Skip):
             return self._skip(case.case_code, who.reason)
-        channel = self.notice_channel
-        found = await self.store.read(lambda tx: citizen_notices.find(tx, case.case_code, channel))
-        if found is not None:
-            self._count("already_sent" if found.state == "sent" else "skipped", case.case_code)
-            return None
+        channel, code = self.notice_channel, case.case_code
         assert self._keys is not None
         digest = self._keys.digest(self.id_kind, who)
-        if self.min_interval_s > 0:
-            candidates = self._keys.candidates(self.id_kind, who)
-            since = time.time() - self.min_interval_s
-            if await self.store.read(
-                    lambda tx: citizen_notices.sent_since(tx, channel, candidates, since)):
-                await self.store.write(lambda tx: citizen_notices.record(
-                    tx, case.case_code, channel, "skipped", digest, reason="interval"))
-                return self._skip(case.case_code, "interval")
+        interval_keys = self._keys.candidates(self.id_kind, who) if self.min_interval_s else []
+        since = time.time() - self.min_interval_s
+        decided = await self.store.write(lambda tx: citizen_notices.claim(
+            tx, code, channel, digest, interval_keys, since))
+        if decided is Claim.SENT:
+            self._count("already_sent", code)
+            return None
+        if decided is Claim.SKIPPED:
+            self._count("skipped", code)
+            return None
+        if decided is Claim.INTERVAL:
+            return self._skip(code, "interval")
+        if decided is Claim.BUSY:
+            return RetriableSinkError(f"the notice of {code} is being sent by another sink")
         try:
             ref = await self.send(case, who, self.values(case))
         except SinkError as exc:
-            self._count("failed", case.case_code, error=str(exc))
+            await self.store.write(lambda tx: citizen_notices.release(tx, code, channel))
+            self._count("failed", code, error=str(exc))
             return exc
-        await self.store.write(lambda tx: citizen_notices.record(
-            tx, case.case_code, channel, "sent", digest, ref=ref[:250]))
-        self._count("sent", case.case_code, ref=ref)
+        await self.store.write(lambda tx: citizen_notices.mark_sent(tx, code, channel, ref[:250]))
+        self._count("sent", code, ref=ref)
         return None
 
     def _skip(self, case_code: str | None, reason: SkipReason) -> Outcome:
