@@ -33,6 +33,7 @@ from gateway.server.lookup import fill_rows as fill_lookup_rows
 from gateway.server.loop_lag import LoopLagMonitor
 from gateway.server.worker_role import WorkerRole
 from gateway.store import Store, audit, outbox
+from gateway.store.group_write_lock import GroupWriteLock
 from gateway.store.purge_loop import PurgeLoop
 from gateway.support import registry
 from gateway.support.config import GatewayConfig, SourceConfig
@@ -42,9 +43,10 @@ from gateway.support.mail import Mailer
 log = get_logger("gateway")
 
 
-def open_store(config: GatewayConfig) -> Store:
+def open_store(config: GatewayConfig, group_lock: GroupWriteLock | None = None) -> Store:
+    """The store of ``config``; ``group_lock``: a SQLite worker group's writers' turns."""
     return Store.from_url(
-        config.store.url, config.store.batch_max, config.store.connect_timeout_s
+        config.store.url, config.store.batch_max, config.store.connect_timeout_s, group_lock
     )
 
 
@@ -163,7 +165,7 @@ class Gateway:
         config, primary = self.config, self.role.primary
         self.metrics = GatewayMetrics(self)
         self.edge = EdgeMetrics(self.metrics.registry)
-        self.store = open_store(config)
+        self.store = open_store(config, self.role.write_lock)
         await self.store.start()
         # One process forwards from a SQLite store (the only one, or the primary worker):
         # no lease is live when it starts.

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from gateway.intake.shared_buckets import BucketArena
+from gateway.store.group_write_lock import GroupWriteLock
 
 WORKER_HEADER = "X-Minsheng-Worker"  # which worker answered (only with several workers)
 
@@ -43,6 +44,9 @@ class WorkerRole:
     # The rate limits' buckets: the group's shared memory, made before the fork, so a limit
     # holds for the machine (gateway/intake/shared_buckets.py); one process: its own.
     buckets: BucketArena = field(default_factory=BucketArena)
+    # On SQLite, the turns the group's writers take at the write lock, made before the
+    # fork (gateway/store/group_write_lock.py); None: one process, or PostgreSQL.
+    write_lock: GroupWriteLock | None = None
     _wake_pending: bool = field(default=False, init=False)
 
     @property

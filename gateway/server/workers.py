@@ -33,6 +33,7 @@ from gateway.intake.shared_buckets import BucketArena
 from gateway.server.app import Gateway, open_store
 from gateway.server.http_edge import listen_backlog
 from gateway.server.worker_role import WorkerRole
+from gateway.store.group_write_lock import GroupWriteLock
 from gateway.support import web_page  # noqa: F401 - see WorkerGroup.run
 from gateway.support.config import GatewayConfig
 from gateway.support.logging import configure_logging, get_logger
@@ -68,10 +69,11 @@ class WorkerGroup:
     _life: tuple[int, int] = field(init=False)
     _wake: tuple[int, int] = field(init=False)
     _buckets: BucketArena = field(init=False)
+    _write_lock: GroupWriteLock | None = field(init=False)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit status (0: every worker stopped cleanly)."""
-        asyncio.run(migrate(self.config))  # once, before any worker opens the store
+        engine = asyncio.run(migrate(self.config))  # once, before any worker opens the store
         # Without a configured identifier key, the local key file is made here, once:
         # workers making it together could read it before its maker wrote it.
         self.config.privacy.keys(self.config.data_dir)
@@ -82,6 +84,7 @@ class WorkerGroup:
         self._life = os.pipe()
         self._wake = os.pipe()
         self._buckets = BucketArena(shared=True)  # every worker's rate limits, one memory
+        self._write_lock = GroupWriteLock() if engine == "sqlite" else None
         for fd in self._wake:
             os.set_blocking(fd, False)
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # taken by sigtimedwait below
@@ -201,7 +204,8 @@ class WorkerGroup:
         sys.stderr = whole_lines(sys.stderr)
         configure_logging(self.config.log.format, self.config.log.level)  # on the new stderr
         structlog.contextvars.bind_contextvars(worker=index)
-        role = WorkerRole(index, self.count, self.sock, self._life[0], self._wake, self._buckets)
+        role = WorkerRole(index, self.count, self.sock, self._life[0], self._wake, self._buckets,
+                          self._write_lock)
         try:
             asyncio.run(Gateway(self.config, role).run_forever())
         except KeyboardInterrupt:
@@ -212,12 +216,14 @@ class WorkerGroup:
         return 0
 
 
-async def migrate(config: GatewayConfig) -> None:
+async def migrate(config: GatewayConfig) -> str:
     """Open the store once (which applies its migrations) and close it again, so the
-    workers start on the current schema and none of them races another to migrate."""
+    workers start on the current schema and none of them races another to migrate;
+    returns its engine."""
     store = open_store(config)
     await store.start()
     await store.close()
+    return store.engine
 
 
 def bind(config: GatewayConfig) -> socket.socket:

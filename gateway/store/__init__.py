@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from gateway.store.dialect import dialect_for
 from gateway.store.engine import Database, ReadAhead, StoreUnavailable, Tx
+from gateway.store.group_write_lock import GroupWriteLock
 from gateway.store.migrations import migrate
 
 __all__ = ["ReadAhead", "Store", "StoreUnavailable", "Tx"]
@@ -24,8 +25,9 @@ class Store:
         self.db = db
 
     @classmethod
-    def from_url(cls, url: str, batch_max: int = 512, connect_timeout_s: float = 10.0) -> Store:
-        return cls(Database(dialect_for(url, connect_timeout_s), batch_max))
+    def from_url(cls, url: str, batch_max: int = 512, connect_timeout_s: float = 10.0,
+                 group_lock: GroupWriteLock | None = None) -> Store:
+        return cls(Database(dialect_for(url, connect_timeout_s), batch_max, group_lock))
 
     @property
     def engine(self) -> str:

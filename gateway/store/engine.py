@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from gateway.model.errors import GatewayError
 from gateway.store.coalesce import GatheredReads, HeldInserts, Rows
 from gateway.store.dialect import Dialect, lock_id
+from gateway.store.group_write_lock import GroupWriteLock
 from gateway.store.numbers import ID_TABLES, NumberBlocks
 from gateway.support.logging import get_logger
 
@@ -263,9 +264,13 @@ class _Job:
 class Database:
     """One engine, a writer thread with group commit and a reader thread."""
 
-    def __init__(self, dialect: Dialect, batch_max: int = 512) -> None:
+    def __init__(self, dialect: Dialect, batch_max: int = 512,
+                 group_lock: GroupWriteLock | None = None) -> None:
+        """``group_lock``: the SQLite writers of a worker group take turns by it
+        (gateway/store/group_write_lock.py); one process needs none."""
         self.dialect = dialect
         self.batch_max = batch_max
+        self.group_lock = group_lock
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store-read")
@@ -405,7 +410,7 @@ class Database:
         tx = Tx(conn, self.dialect, self.numbers,
                 hold_inserts=not savepoints and self.dialect.sends_ahead)
         try:
-            with self.dialect.pipeline(conn) as sync:
+            with self._turn(), self.dialect.pipeline(conn) as sync:
                 conn.execute(self.dialect.begin)
                 outcomes = ([self._unit_in_savepoint(conn, tx, job, sync) for job in jobs]
                             if savepoints else _run_reading_ahead(tx, jobs))
@@ -420,6 +425,10 @@ class Database:
         self.batches += 1
         self.units += len(jobs)
         return outcomes
+
+    def _turn(self) -> contextlib.AbstractContextManager[None]:
+        """This worker's turn at the SQLite write lock, in a group; else nothing."""
+        return self.group_lock.held() if self.group_lock else contextlib.nullcontext()
 
     def _unit_in_savepoint(self, conn: Any, tx: Tx, job: _Job, sync: Callable[[], None]
                            ) -> tuple[Any, BaseException | None]:
