@@ -252,3 +252,20 @@ async def test_a_claim_left_by_a_dead_sender_is_taken_over_when_old(
         assert await r.states() == ["delivered"]
         assert await r.notices() == [(code, "sent", None)]
     assert len(provider.sent) == 1
+
+
+async def test_a_send_that_breaks_unexpectedly_leaves_no_claim(
+        tmp_path: Path, store_url: str) -> None:
+    """Not a provider's error but a bug: it propagates, and the claim is released so the
+    retry sends at once instead of waiting out CLAIM_S."""
+    r, provider = rig(tmp_path, store_url)
+
+    async def broken(message: SmsMessage) -> str:
+        raise RuntimeError("a bug")
+
+    provider.send = broken  # type: ignore[method-assign]
+    async with r:
+        await r.file("web", "web", web_form(), "application/json")
+        with pytest.raises(RuntimeError):
+            await r.forward()
+        assert await r.notices() == []

@@ -160,8 +160,10 @@ class CitizenSink(Sink[NoticeOptionsT]):
             return RetriableSinkError(f"the notice of {code} is being sent by another sink")
         try:
             ref = await self.send(case, who, self.values(case))
-        except SinkError as exc:
+        except Exception as exc:  # not sent: the retry decides again
             await self.store.write(lambda tx: citizen_notices.release(tx, code, channel))
+            if not isinstance(exc, SinkError):
+                raise
             self._count("failed", code, error=str(exc))
             return exc
         await self.store.write(lambda tx: citizen_notices.mark_sent(tx, code, channel, ref[:250]))
