@@ -2,7 +2,8 @@
 
 A pre-forked accept, the design of docs/operations.md ("All the cores"): this parent
 applies the store's migrations once, binds the socket, opens the life and wake pipes
-(gateway/server/worker_role.py) and forks the workers; each inherits the listening
+(gateway/server/worker_role.py) and the memory the workers share (the rate limits'
+buckets; on SQLite the writers' turns) and forks the workers; each inherits the listening
 socket and accepts from its one queue, so the kernel hands a connection to whichever
 worker is free, and a worker that dies leaves no queued connection behind (with
 SO_REUSEPORT each socket has its own queue, and a dead worker's queued connections are
