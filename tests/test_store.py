@@ -19,9 +19,11 @@ from gateway.delivery.forwarder import Forwarder, settle
 from gateway.model.errors import PermanentSinkError, RetriableSinkError
 from gateway.model.schema import RawRecord
 from gateway.store import Store, Tx, cases, checkpoints, journal, outbox, quarantine
-from gateway.store.migrations import MIGRATIONS, migrate
+from gateway.store.migrations import MIGRATIONS, SchemaTooNew, migrate
 from gateway.store.outbox import Delivery
 from gateway.support.config import RetryPolicy
+from tests.conftest import TEST_PRIVACY
+from tests.procs import run_cli, write_config
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TABLES = {
@@ -92,6 +94,32 @@ def _outbox_row(tx: Tx, outbox_id: int) -> tuple[str, int, float, str | None]:
 
 
 # -- migrations ------------------------------------------------------------------------
+
+
+async def test_a_store_a_newer_gateway_migrated_is_refused(store_url: str,
+                                                           tmp_path: Path) -> None:
+    """A replica not yet upgraded, restarting after a newer one applied a migration it does
+    not know, refuses to start (and a command says so in one line) instead of writing
+    to a schema it does not know."""
+    newest = max(m[0] for m in MIGRATIONS)
+    first = Store.from_url(store_url)
+    await first.start()
+    await first.write(lambda tx: tx.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)",
+        (newest + 1, "from a newer gateway")))
+    await first.close()
+    again = Store.from_url(store_url)
+    with pytest.raises(SchemaTooNew) as refused:
+        await again.start()
+    await again.close()
+    assert refused.value.unknown == [newest + 1]
+    assert f"version {newest + 1}, newer than this gateway's {newest}" in str(refused.value)
+    config = write_config(tmp_path / "gateway.yaml", {
+        "store": {"url": store_url}, "data_dir": str(tmp_path / "var"),
+        "privacy": TEST_PRIVACY})
+    done = run_cli("status", "--config", str(config))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == str(refused.value)
 
 
 async def test_migrations_idempotent_across_restarts(store_url: str) -> None:

@@ -10,6 +10,7 @@ from typing import TypeVar
 import click
 
 from gateway.cli.common import config_option, echo_json, load_or_exit
+from gateway.store.migrations import SchemaTooNew
 from gateway.support.config import read_config_file
 from gateway.support.config_checks import clear_secret_warnings
 from gateway.support.logging import configure_logging, get_logger
@@ -65,7 +66,11 @@ def entry() -> None:
     the pipeline) is masked, on stderr, like the gateway's own logs; ``run`` sets logging
     up again with its config's format and level. Tests call ``main`` in-process."""
     configure_logging()
-    main()
+    try:
+        main()
+    except SchemaTooNew as exc:  # every command and ``run``: one line, not a traceback
+        click.echo(str(exc), err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gateway.model.errors import GatewayError
 from gateway.store import attachment_index, cases
 from gateway.store.engine import Tx
 
@@ -305,8 +306,25 @@ _SLOTS: dict[str, dict[str, str]] = {
 }
 
 
+class SchemaTooNew(GatewayError):
+    """The store has migrations this gateway does not know: a newer version applied them.
+
+    Why refuse: replicas (and worker groups, and ``minsheng`` commands) must all run the
+    same version. An older one would write rows the newer schema reads differently, or
+    miss what the newer version relies on, without any error to show it."""
+
+    def __init__(self, unknown: list[int], known: int) -> None:
+        self.unknown = unknown
+        newest = max(unknown)
+        super().__init__(
+            f"存储的结构版本为 {newest}，比本网关所知的 {known} 新：请升级此实例 "
+            f"(the store's schema is at version {newest}, newer than this gateway's "
+            f"{known}: a newer gateway migrated it; upgrade this one)")
+
+
 def migrate(tx: Tx) -> list[int]:
-    """Apply what is missing, in order; return the versions applied now."""
+    """Apply what is missing, in order; return the versions applied now. Refuse a store
+    a newer gateway migrated (``SchemaTooNew``)."""
     tx.lock_intake()  # two replicas starting together do not both migrate
     tx.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -314,6 +332,9 @@ def migrate(tx: Tx) -> list[int]:
         + tx.dialect.types["real"] + " NOT NULL)"
     )
     done = {row[0] for row in tx.fetchall("SELECT version FROM schema_migrations")}
+    unknown = sorted(done - {version for version, _, _ in MIGRATIONS})
+    if unknown:
+        raise SchemaTooNew(unknown, max(version for version, _, _ in MIGRATIONS))
     slots = {**tx.dialect.types, **_SLOTS.get(tx.dialect.name, {})}
     applied = []
     for version, name, statements in MIGRATIONS:
