@@ -325,6 +325,28 @@ async def test_each_gateway_has_its_own_registry(tmp_path: Path) -> None:
     assert first.metrics.registry is not second.metrics.registry
 
 
+async def test_the_store_writers_work_is_counted(tmp_path: Path, store_url: str) -> None:
+    """Group commits and the writes they held."""
+    gw = Gateway(gateway_config(tmp_path, store_url))
+    async with running(gw):
+        before = await scrape(gw)
+        async with httpx.AsyncClient(base_url=base_url(gw), timeout=30) as client:
+            answers = await asyncio.gather(*[client.post("/intake/web", json={
+                **GOOD, "submission_id": f"m-{n}", "phone": f"139{n:08d}"}) for n in range(16)])
+        assert all(a.status_code == 202 for a in answers)
+        after = await scrape(gw)
+
+    def grew(name: str) -> float:
+        return (value(after, name) or 0.0) - (value(before, name) or 0.0)
+
+    batches, units = grew("minsheng_store_batches_total"), grew("minsheng_store_batch_units_total")
+    assert 1 <= batches <= units and units >= 16  # each submission one write at least
+    assert value(after, "minsheng_store_conflict_retries_total") == 0
+    assert value(after, "minsheng_store_batch_reruns_total") == 0
+    # only a SQLite worker group's writers take turns (tests/test_workers.py)
+    assert value(after, "minsheng_store_turn_wait_seconds_total") == 0
+
+
 async def test_phone_kpis_and_hot_topics_come_from_their_modules(
     tmp_path: Path, monkeypatch: Any
 ) -> None:

@@ -43,6 +43,7 @@ from tests.test_crash import (
 )
 from tests.test_crash import Crash as CrashRig
 from tests.test_lookup import page_form
+from tests.test_metrics import parse, value
 
 pytestmark = pytest.mark.slow
 
@@ -142,6 +143,11 @@ async def test_two_workers_share_the_port_the_store_and_one_forwarder(group: Cra
             n += len(batch)
         assert set(workers) == {"0", "1"}, workers
         assert len(set(codes)) == len(codes)
+        # On SQLite each worker's writer takes turns at the write lock (taking it costs
+        # some time even when free), on PostgreSQL none
+        scraped = parse((await client.get("/metrics")).text)
+        waited = value(scraped, "minsheng_store_turn_wait_seconds_total")
+        assert waited is not None and (waited > 0) == group.store_url.startswith("sqlite")
         # Dedup sees the other worker's cases: the same reporter and text again is a
         # replay, whichever worker takes it.
         for k in range(4):

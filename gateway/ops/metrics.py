@@ -217,6 +217,7 @@ class _ProcessFigures:
         yield self._mails()
         yield from self._citizen_notices()
         yield from self._retention()
+        yield from self._store_writer()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
         started.add_metric([], 1.0 if gw.started else 0.0)
         yield started
@@ -337,6 +338,30 @@ class _ProcessFigures:
                 skipped.add_metric([config.name, reason], reasons[reason])
         yield notices
         yield skipped
+
+    def _store_writer(self) -> Iterator[Metric]:
+        """What this process's store writer did: group commits, what they held, what ran
+        again, and (a SQLite worker group) its waits for its turn at the write lock."""
+        db = self.gateway.store.db
+        figures = [
+            ("minsheng_store_batches", "Transactions the store writer committed (group "
+             "commits)", db.batches),
+            ("minsheng_store_batch_units", "Writes those transactions held; divided by "
+             "batches: the mean group-commit size", db.units),
+            ("minsheng_store_conflict_retries", "Batches run again whole after the database "
+             "rolled them back in a conflict with another replica (a deadlock)", db.retries),
+            ("minsheng_store_batch_reruns", "Batches run again write by write because one "
+             "write in them failed", db.reruns),
+        ]
+        for name, doc, count in figures:
+            family = CounterMetricFamily(name, doc, labels=[])
+            family.add_metric([], count)
+            yield family
+        waited = CounterMetricFamily(
+            "minsheng_store_turn_wait_seconds", "Seconds this worker's writer waited for its "
+            "turn at the SQLite write lock (a SQLite worker group; else always 0)", labels=[])
+        waited.add_metric([], db.group_lock.waited_s if db.group_lock else 0.0)
+        yield waited
 
     def _retention(self) -> Iterator[Metric]:
         """What this replica's daily purge removed (gateway/ops/retention_job.py)."""

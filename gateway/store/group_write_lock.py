@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 import weakref
 from collections.abc import Iterator
 
@@ -32,12 +33,16 @@ class GroupWriteLock:
         self.fd = os.memfd_create("minsheng-sqlite-writer", os.MFD_CLOEXEC)
         weakref.finalize(self, os.close, self.fd)
         os.ftruncate(self.fd, 1)
+        # This process's waits for its turn (/metrics: whether the lock is the limit).
+        self.waited_s = 0.0
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """This process's writer alone, until the block ends (POSIX record locks are per
         process: take it from the one writer thread only)."""
+        asked = time.perf_counter()
         fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, 0, os.SEEK_SET)
+        self.waited_s += time.perf_counter() - asked
         try:
             yield
         finally:
