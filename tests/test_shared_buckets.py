@@ -140,3 +140,21 @@ def test_a_full_set_forgets_the_client_seen_longest_ago() -> None:
         keys.take(f"client-{n}")
     # max_clients at once: a few sets fill early (the keys are drawn), most clients stay
     assert 920 <= wide.count() <= 1000
+
+
+def test_without_memfd_an_unlinked_file_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel has no memfd (a developer's macOS, a sandbox forbidding it), an
+    unlinked temporary file shares the buckets with forked processes all the same."""
+    monkeypatch.delattr(os, "memfd_create")
+    arena = BucketArena(shared=True)
+    assert os.readlink(f"/proc/self/fd/{arena.fd}").endswith("(deleted)")
+
+    def tries(out: int) -> None:
+        limiter = RateLimiter(LIMIT, buckets=arena.table("source:web", LIMIT.max_clients))
+        os.write(out, str(sum(limiter.check(CLIENT).allowed for _ in range(LIMIT.burst)))
+                 .encode())
+
+    with child(tries) as (a, fa), child(tries) as (b, fb):
+        allowed = int(read_all(fa)) + int(read_all(fb))
+        assert [exit_status(pid) for pid in (a, b)] == [0, 0]
+    assert allowed == LIMIT.burst

@@ -6,10 +6,11 @@ configured rate, and each look-up limit had to be cut to 1/N of itself (which al
 refused a citizen whose few tries all reached one worker).
 
 How: the buckets live in one memfd (shared memory with no file on disk, gone when the
-last process holding it exits), made by the group's parent before it forks; every worker
-inherits it. Its first page holds the key of the slot digests and a directory of
-regions. Each limiter claims a region by name (``source:web``, ``lookup:client``) the
-first time a worker builds it; the others find it there and map the same pages.
+last process holding it exits; ``gateway.support.shared_file``), made by the group's
+parent before it forks; every worker inherits it. Its first page holds the key of the
+slot digests and a directory of regions. Each limiter claims a region by name
+(``source:web``, ``lookup:client``) the first time a worker builds it; the others find
+it there and map the same pages.
 
 A region is a set-associative table: the keyed 64-bit digest of a bucket's key (a
 client address, a case code) picks a set of up to ``WAYS`` slots, kept in the order
@@ -36,9 +37,10 @@ import hashlib
 import mmap
 import os
 import struct
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from gateway.support.shared_file import shared_file
 
 WAYS = 4  # slots per set: a key competes for its place with three others at most
 SLOT = struct.Struct("<QddQ")  # key digest (0: empty), tokens, last seen, refusing
@@ -67,8 +69,7 @@ class BucketArena:
 
     def __init__(self, *, shared: bool = False) -> None:
         self.shared = shared
-        self.fd = os.memfd_create("minsheng-rate-limits", os.MFD_CLOEXEC)
-        weakref.finalize(self, os.close, self.fd)  # a table's pages hold a copy of it
+        self.fd = shared_file("minsheng-rate-limits", self)  # a table's pages hold a copy
         os.ftruncate(self.fd, PAGE)
         os.pwrite(self.fd, HEADER.pack(MAGIC, os.urandom(16), 0), 0)
 

@@ -7,13 +7,13 @@ ready, takes it again at once. The waiter sleeps past the moments it was free, a
 group's p99 grew to seconds (bench/README.md, "Workers").
 
 How: the writer thread of each worker takes a POSIX record lock (``fcntl.lockf``) on a
-byte of a memfd the group's parent made before the fork, around each batch's
-transaction. Waiters block in the kernel and are woken when the lock is let go, so
-SQLite's lock is free whenever a worker asks for it. A worker killed while holding it
-leaves it free: the kernel drops the locks of a process that dies. Other processes on
-the store (a ``minsheng`` command) do not take it and meet SQLite's busy handler, as
-before. PostgreSQL needs none of this: its writers do not wait for each other's
-transactions.
+byte of a memfd (``gateway.support.shared_file``) the group's parent made before the
+fork, around each batch's transaction. Waiters block in the kernel and are woken when
+the lock is let go, so SQLite's lock is free whenever a worker asks for it. A worker
+killed while holding it leaves it free: the kernel drops the locks of a process that
+dies. Other processes on the store (a ``minsheng`` command) do not take it and meet
+SQLite's busy handler, as before. PostgreSQL needs none of this: its writers do not
+wait for each other's transactions.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ import contextlib
 import fcntl
 import os
 import time
-import weakref
 from collections.abc import Iterator
+
+from gateway.support.shared_file import shared_file
 
 
 class GroupWriteLock:
     """The lock the writers of one worker group take in turn (see the module)."""
 
     def __init__(self) -> None:
-        self.fd = os.memfd_create("minsheng-sqlite-writer", os.MFD_CLOEXEC)
-        weakref.finalize(self, os.close, self.fd)
+        self.fd = shared_file("minsheng-sqlite-writer", self)
         os.ftruncate(self.fd, 1)
         # This process's waits for its turn (/metrics: whether the lock is the limit).
         self.waited_s = 0.0
