@@ -166,6 +166,7 @@ class Intake:
         bindings: dict[str, SourceBinding],
         save_blobs: Callable[[Mapping[str, bytes]], None] | None = None,
         dedup: Deduplicator | None = None,
+        buckets: BucketArena | None = None,
     ) -> None:
         self.store = store
         # What adapters may ask of the store (they never import it): gateway.intake.ports.
@@ -190,8 +191,8 @@ class Intake:
         # replay checked against erasures.
         self.identifier_keys: IdentifierKeys | None = None
         # The rate limits' memory (gateway/intake/shared_buckets.py): a worker group's
-        # shared arena (``wire_intake``), else this intake's own.
-        self.buckets = BucketArena()
+        # shared arena, else this intake's own.
+        self.buckets = buckets or BucketArena()
 
     async def submit(
         self, raw: RawRecord, *, quarantine_rejects: bool = False,

@@ -102,28 +102,20 @@ class RateLimiter:
     def take(self, key: str) -> Verdict:
         """One token of the bucket named ``key`` (a client address, or anything else a
         limit is kept per, e.g. a case code), or in how many seconds there is one."""
-        now = self.clock()
-        first_refusal = False
+        now, burst = self.clock(), float(self.options.burst)
 
         def step(found: Bucket | None) -> Bucket:
-            nonlocal first_refusal
-            if found is None:
-                bucket = Bucket(float(self.options.burst), now)
-            else:
-                elapsed = max(now - found.at, 0.0)
-                refill = found.tokens + elapsed * self.rate_per_s
-                bucket = Bucket(min(float(self.options.burst), refill), now, found.refusing)
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                bucket.refusing = False
-            else:
-                first_refusal, bucket.refusing = not bucket.refusing, True
-            return bucket
+            tokens = burst if found is None else min(
+                burst, found.tokens + max(now - found.at, 0.0) * self.rate_per_s)
+            if tokens >= 1.0:
+                return Bucket(tokens - 1.0, now, refusing=False)
+            return Bucket(tokens, now, refusing=True)
 
-        bucket = self.buckets.update(key, step)
+        found, bucket = self.buckets.update(key, step)
         if not bucket.refusing:
             return Verdict()
         self.refused += 1
+        first_refusal = found is None or not found.refusing
         return Verdict((1.0 - bucket.tokens) / self.rate_per_s, first_refusal)
 
 

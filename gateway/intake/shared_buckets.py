@@ -64,6 +64,11 @@ class Bucket:
 Step = Callable[[Bucket | None], Bucket]  # the bucket as found (None: new) → as kept
 
 
+def region_bytes(sets: int, ways: int) -> int:
+    """A table's size in the arena: whole pages, so the next region can be mapped."""
+    return -(-sets * ways * SLOT.size // PAGE) * PAGE
+
+
 class BucketArena:
     """The shared memory of one process, or of a whole worker group (``shared``)."""
 
@@ -96,8 +101,8 @@ class BucketArena:
             if count >= MAX_REGIONS:
                 raise RuntimeError(f"more than {MAX_REGIONS} rate limits in one gateway")
             offset = os.fstat(self.fd).st_size  # always whole pages
-            size = -(-sets * ways * SLOT.size // PAGE) * PAGE
-            os.ftruncate(self.fd, offset + size)  # new pages read as zeros: empty slots
+            # new pages read as zeros: empty slots
+            os.ftruncate(self.fd, offset + region_bytes(sets, ways))
             os.pwrite(self.fd, ENTRY.pack(name_digest, offset, sets, ways),
                       HEADER.size + count * ENTRY.size)
             os.pwrite(self.fd, HEADER.pack(magic, key, count + 1), 0)
@@ -124,8 +129,7 @@ class BucketTable:
         self.ways = ways
         self.set_bytes = ways * SLOT.size
         self.slots = struct.Struct("<" + SLOT.format.lstrip("<") * ways)  # a set at once
-        self.pages = mmap.mmap(arena.fd, -(-sets * self.set_bytes // PAGE) * PAGE,
-                               offset=offset)
+        self.pages = mmap.mmap(arena.fd, region_bytes(sets, ways), offset=offset)
         # The same few clients come again and again: their digests are kept (~0.7 µs each).
         self.digest = functools.lru_cache(maxsize=4096)(self._digest)
 
@@ -137,9 +141,9 @@ class BucketTable:
     def capacity(self) -> int:
         return self.sets * self.ways
 
-    def update(self, key: str, step: Step) -> Bucket:
-        """``step`` applied to the bucket of ``key``, kept and returned; no other process
-        touches that bucket in between."""
+    def update(self, key: str, step: Step) -> tuple[Bucket | None, Bucket]:
+        """``step`` applied to the bucket of ``key`` and kept; no other process touches
+        that bucket in between. Returns the bucket as found (None: new) and as kept."""
         digest = self.digest(key)
         start = (digest % self.sets) * self.set_bytes
         self.arena.lock(self.offset + start, self.set_bytes, fcntl.LOCK_EX)
@@ -162,7 +166,7 @@ class BucketTable:
                                  bucket.at, int(bucket.refusing), *others[used:])
         finally:
             self.arena.lock(self.offset + start, self.set_bytes, fcntl.LOCK_UN)
-        return bucket
+        return found, bucket
 
     def count(self) -> int:
         """Buckets held now (for tests and the curious; it reads every slot)."""

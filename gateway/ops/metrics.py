@@ -352,16 +352,14 @@ class _ProcessFigures:
              "rolled them back in a conflict with another replica (a deadlock)", db.retries),
             ("minsheng_store_batch_reruns", "Batches run again write by write because one "
              "write in them failed", db.reruns),
+            ("minsheng_store_turn_wait_seconds", "Seconds this worker's writer waited for its "
+             "turn at the SQLite write lock (a SQLite worker group; else always 0)",
+             db.group_lock.waited_s if db.group_lock else 0.0),
         ]
         for name, doc, count in figures:
             family = CounterMetricFamily(name, doc, labels=[])
             family.add_metric([], count)
             yield family
-        waited = CounterMetricFamily(
-            "minsheng_store_turn_wait_seconds", "Seconds this worker's writer waited for its "
-            "turn at the SQLite write lock (a SQLite worker group; else always 0)", labels=[])
-        waited.add_metric([], db.group_lock.waited_s if db.group_lock else 0.0)
-        yield waited
 
     def _retention(self) -> Iterator[Metric]:
         """What this replica's daily purge removed (gateway/ops/retention_job.py)."""

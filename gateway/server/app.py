@@ -64,7 +64,8 @@ def routing_hints(config: GatewayConfig) -> RoutingHints:
                       config.deadlines, config.tz)
 
 
-def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None = None) -> Intake:
+def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None = None,
+                 buckets: BucketArena | None = None) -> Intake:
     attachments = AttachmentStore(config.attachments_dir)
 
     def save_blobs(blobs: Mapping[str, bytes]) -> None:
@@ -80,6 +81,7 @@ def build_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None
         save_blobs=save_blobs,
         dedup=Deduplicator(config.dedup, [s.name for s in config.sinks if s.enabled and s.events],
                            keys=config.privacy.keys(config.data_dir)),
+        buckets=buckets,
     )
     intake.hints = (hints or routing_hints(config)).apply
     intake.identifier_keys = config.privacy.keys(config.data_dir)
@@ -107,9 +109,7 @@ def wire_intake(config: GatewayConfig, store: Store, hints: RoutingHints | None 
     """The intake and every enabled source's adapter, with the adapters' own flows bound
     to it: what the gateway runs, and what ``minsheng quarantine reprocess`` needs, so a
     phone record goes back through its call flow there too."""
-    intake = build_intake(config, store, hints)
-    if buckets is not None:
-        intake.buckets = buckets
+    intake = build_intake(config, store, hints, buckets)
     adapters = build_adapters(config, background, intake.buckets)
     bind_flows(intake, adapters)
     return intake, adapters

@@ -110,13 +110,13 @@ def claim(tx: Tx, case_code: str, channel: NoticeChannel, recipient_key: str,
     now = time.time() if now is None else now
     tx.lock_keys([f"notice:{channel}:{recipient_key}"])
     found = find(tx, case_code, channel)
-    if found is not None and found.state != "sending":
-        return Claim.SENT if found.state == "sent" else Claim.SKIPPED
     if found is not None:
+        if found.state != "sending":
+            return Claim.SENT if found.state == "sent" else Claim.SKIPPED
         if now - found.at < CLAIM_S:
             return Claim.BUSY
         tx.execute("UPDATE citizen_notices SET at = ? WHERE case_code = ? AND channel = ?",
-                   (now, case_code, channel))
+                   (now, case_code, channel))  # a dead sender's claim: taken over
         return Claim.SEND
     if sent_since(tx, channel, interval_keys, since):
         record(tx, case_code, channel, "skipped", recipient_key, reason="interval", at=now)

@@ -292,6 +292,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ]),
 ]
 
+KNOWN = frozenset(version for version, _, _ in MIGRATIONS)  # what this gateway can apply
+
 # Data a migration derives from what is stored already, run right after its statements.
 BACKFILLS: dict[int, Callable[[Tx], None]] = {
     6: attachment_index.backfill,
@@ -332,9 +334,9 @@ def migrate(tx: Tx) -> list[int]:
         + tx.dialect.types["real"] + " NOT NULL)"
     )
     done = {row[0] for row in tx.fetchall("SELECT version FROM schema_migrations")}
-    unknown = sorted(done - {version for version, _, _ in MIGRATIONS})
+    unknown = sorted(done - KNOWN)
     if unknown:
-        raise SchemaTooNew(unknown, max(version for version, _, _ in MIGRATIONS))
+        raise SchemaTooNew(unknown, max(KNOWN))
     slots = {**tx.dialect.types, **_SLOTS.get(tx.dialect.name, {})}
     applied = []
     for version, name, statements in MIGRATIONS:

@@ -62,12 +62,11 @@ def gather(tx: Tx, target: Target) -> Export:
     for call in calls:
         call["state"] = json.loads(call["state"]) if call.get("state") else None
     out.documents["calls.json"] = calls
-    entries = _rows(tx, "SELECT id, source, raw_id, reason, detail, created_at, resolved_at, "
-                    "resolution FROM quarantine WHERE raw_id IN ({marks}) ORDER BY id",
-                    target.raw_ids)
-    entries += _rows(tx, "SELECT id, source, raw_id, reason, detail, created_at, "
-                     "resolved_at, resolution FROM quarantine WHERE id IN ({marks}) "
-                     "ORDER BY id", target.quarantine_ids)
+    entries = []  # of the raw records, and those found without one
+    for column, ids in (("raw_id", target.raw_ids), ("id", target.quarantine_ids)):
+        entries += _rows(tx, "SELECT id, source, raw_id, reason, detail, created_at, "
+                         f"resolved_at, resolution FROM quarantine WHERE {column} IN "
+                         "({marks}) ORDER BY id", ids)
     for entry in entries:
         entry["detail"] = json.loads(entry["detail"]) if entry.get("detail") else None
     out.documents["quarantine.json"] = sorted(entries, key=lambda e: int(e["id"]))
