@@ -47,10 +47,12 @@ from bench.servers import (
     Counts,
     Server,
     children_cpu,
+    process_tree,
     start_bare,
     start_gateway,
     stop,
     store_url,
+    thread_cpu,
     tree_bytes_written,
     tree_cpu_seconds,
 )
@@ -149,6 +151,9 @@ class Result:
     cpu_s: float
     cpu_us_per_request: float
     written_kb_per_request: float
+    # the gateway alone (one process): CPU µs per request of its event loop thread, its
+    # store writer thread and the rest of the process (/metrics); else empty
+    threads_us_per_request: dict[str, float] = field(default_factory=dict)
     forwarding: dict[str, Any] = field(default_factory=dict)
     correctness: dict[str, Any] = field(default_factory=dict)
     log: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +170,8 @@ def measure(server: Server, gen: LoadGenerator, args: argparse.Namespace,
     before = server.probe.wait_quiet(args.drain_timeout)[0] if server.probe else None
     # the process and its children: a worker group's workers (bench/workers.py)
     pid = server.proc.pid
+    one_gateway = server.probe is not None and len(process_tree(pid)) == 1
+    threads_before = thread_cpu(server.url) if one_gateway else {}
     cpu_before, written_before = tree_cpu_seconds(pid), tree_bytes_written(pid)
     recorder = None
     if profile_to is not None:
@@ -172,15 +179,28 @@ def measure(server: Server, gen: LoadGenerator, args: argparse.Namespace,
     load = gen.run(server.url, args.duration)
     cpu = tree_cpu_seconds(pid) - cpu_before
     written = tree_bytes_written(pid) - written_before
+    threads_after = thread_cpu(server.url) if threads_before else {}
     if recorder is not None:
         hotspots.finish(recorder)
     per = max(load.requests, 1)
     result = Result(server.name, load, round(cpu, 2), round(cpu / per * 1e6, 1),
-                    round(written / per / 1024, 2))
+                    round(written / per / 1024, 2),
+                    _per_request(threads_before, threads_after, per))
     if server.probe is not None and before is not None:
         _forwarding_and_correctness(server, before, load, args, result)
     return result
 
+
+
+def _per_request(before: dict[str, float], after: dict[str, float],
+                 requests: int) -> dict[str, float]:
+    """Each thread's CPU µs per request between two scrapes; ``other``: the process's
+    threads but the event loop and the writer (readers, executors, the forwarder's)."""
+    if not before or not after:
+        return {}
+    grew = {k: (after[k] - before.get(k, 0.0)) / requests * 1e6 for k in after}
+    grew["other"] = grew.pop("process", 0.0) - grew["event_loop"] - grew.get("store_writer", 0.0)
+    return {k: round(v, 1) for k, v in grew.items()}
 
 
 def measure_bare(workdir: Path, gen: LoadGenerator, args: argparse.Namespace) -> Result:
@@ -277,6 +297,10 @@ def print_report(report: dict[str, Any], bare: Result, floor: Result, gateway: R
         print(f"{r.server:20}{x.rps:>10.1f}{x.p50_ms:>9.2f}{x.p99_ms:>9.2f}{x.non_2xx:>9}"
               f"{x.socket_errors:>9}{r.cpu_us_per_request:>12.0f}"
               f"{r.written_kb_per_request:>16.1f}")
+    if gateway.threads_us_per_request:
+        split = ", ".join(f"{name.replace('_', ' ')} {us:.0f}"
+                          for name, us in gateway.threads_us_per_request.items())
+        print(f"{'':20}gateway CPU µs/req by thread: {split}")
     print(f"\nratio gateway/bare: {report['ratio'] * 100:.1f} % (target ≥ "
           f"{TARGET_RATIO * 100:.0f} %): {report['verdict']}")
     print(f"ratio durable floor/bare: {report['floor_ratio'] * 100:.1f} % (the cost of "

@@ -100,6 +100,25 @@ def bytes_written(pid: int) -> int:
     return -1
 
 
+def thread_cpu(intake_url: str) -> dict[str, float]:
+    """CPU seconds of the gateway's event loop and store writer threads and of its whole
+    process, as its ``/metrics`` tells them (``minsheng_thread_cpu_seconds_total``); empty
+    where it tells none (not Linux)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = intake_url.split(INTAKE_PATH)[0] + "/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "minsheng_thread_cpu_seconds_total":
+                found[sample.labels["thread"]] = sample.value
+            elif sample.name == "process_cpu_seconds_total":
+                found["process"] = sample.value
+    return found if "event_loop" in found else {}
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 import types
 from collections.abc import AsyncIterator, Callable
@@ -345,6 +346,35 @@ async def test_the_store_writers_work_is_counted(tmp_path: Path, store_url: str)
     assert value(after, "minsheng_store_batch_reruns_total") == 0
     # only a SQLite worker group's writers take turns (tests/test_workers.py)
     assert value(after, "minsheng_store_turn_wait_seconds_total") == 0
+
+
+async def test_the_loop_and_the_writer_threads_cpu_are_told_apart(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Each label is its own thread's CPU: ``event_loop`` the thread that answers the
+    scrape (this test's, which has done seconds of work: imports, the gateway's start),
+    ``store_writer`` the store's writer thread (milliseconds). Swapped labels, or the
+    process's CPU under either, fail."""
+    gw = Gateway(gateway_config(tmp_path, store_url))
+    async with running(gw):
+        async with httpx.AsyncClient(base_url=base_url(gw), timeout=30) as client:
+            answers = await asyncio.gather(*[client.post("/intake/web", json={
+                **GOOD, "submission_id": f"t-{n}", "phone": f"137{n:08d}"}) for n in range(8)])
+        assert all(a.status_code == 202 for a in answers)
+        writer = next(t for t in threading.enumerate() if t.name == "store-write")
+        loop_before = time.thread_time()
+        samples = await scrape(gw)
+        loop_after = time.thread_time()
+        writer_now = time.clock_gettime(time.pthread_getcpuclockid(writer.ident or 0))
+        process_now = time.process_time()
+    loop = value(samples, "minsheng_thread_cpu_seconds_total", thread="event_loop")
+    written = value(samples, "minsheng_thread_cpu_seconds_total", thread="store_writer")
+    assert loop is not None and written is not None
+    tick = 0.02  # /proc counts in 10 ms ticks
+    assert loop_before - tick <= loop <= loop_after + tick
+    assert 0 <= written <= writer_now + tick
+    assert loop + written <= process_now + tick
+    assert writer_now < loop_before / 2  # the two threads' figures differ by far
 
 
 async def test_phone_kpis_and_hot_topics_come_from_their_modules(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,7 @@ from gateway.store import ops_queries as q
 from gateway.store.citizen_notices import NOTICE_OUTCOMES, SKIP_REASONS
 from gateway.support.logging import get_logger
 from gateway.support.mail import MAIL_PURPOSES, MailOutcome
+from gateway.support.thread_cpu import thread_cpu_s
 
 log = get_logger("gateway.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -149,7 +151,8 @@ class GatewayMetrics:
         self.snapshot = StoreSnapshot()
         self.rejections = RejectionTally()
         self._lock = asyncio.Lock()
-        self.registry.register(_ProcessFigures(gateway))
+        self.process = _ProcessFigures(gateway)
+        self.registry.register(self.process)
         self.registry.register(_StoreFigures(self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -187,6 +190,7 @@ class GatewayMetrics:
 
     async def render(self) -> bytes:
         await self.refresh()
+        self.process.loop_thread_id = threading.get_native_id()  # render runs on the loop
         return generate_latest(self.registry)
 
 
@@ -204,6 +208,7 @@ class _ProcessFigures:
 
     def __init__(self, gateway: RunningGateway) -> None:
         self.gateway = gateway
+        self.loop_thread_id: int | None = None  # the event loop's thread, once scraped
 
     def collect(self) -> Iterator[Metric]:
         gw = self.gateway
@@ -218,6 +223,7 @@ class _ProcessFigures:
         yield from self._citizen_notices()
         yield from self._retention()
         yield from self._store_writer()
+        yield self._threads_cpu()
         started = _gauge("minsheng_gateway_started", "1 once the gateway has started", [])
         started.add_metric([], 1.0 if gw.started else 0.0)
         yield started
@@ -360,6 +366,21 @@ class _ProcessFigures:
             family = CounterMetricFamily(name, doc, labels=[])
             family.add_metric([], count)
             yield family
+
+    def _threads_cpu(self) -> Metric:
+        """CPU of the two threads that do the intake's work (gateway/support/thread_cpu.py
+        says why); what is left of ``process_cpu_seconds_total`` is the other threads'."""
+        family = CounterMetricFamily(
+            "minsheng_thread_cpu_seconds", "CPU seconds of this process's event loop thread "
+            "and store writer thread (Linux; docs/operations-metrics.md reads them)",
+            labels=["thread"])
+        threads = (("event_loop", self.loop_thread_id),
+                   ("store_writer", self.gateway.store.db.writer_thread_id))
+        for name, native_id in threads:
+            seconds = thread_cpu_s(native_id)
+            if seconds is not None:
+                family.add_metric([name], seconds)
+        return family
 
     def _retention(self) -> Iterator[Metric]:
         """What this replica's daily purge removed (gateway/ops/retention_job.py)."""

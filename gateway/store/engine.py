@@ -293,6 +293,11 @@ class Database:
         self._writer = threading.Thread(target=self._write_loop, name="store-write", daemon=True)
         self._writer.start()
 
+    @property
+    def writer_thread_id(self) -> int | None:
+        """The writer thread's native id while it runs (its CPU in /metrics)."""
+        return self._writer.native_id if self._writer is not None else None
+
     async def close(self) -> None:
         """Finish everything queued, then stop the threads."""
         if self._writer is not None:
