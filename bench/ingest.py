@@ -191,7 +191,6 @@ def measure(server: Server, gen: LoadGenerator, args: argparse.Namespace,
     return result
 
 
-
 def _per_request(before: dict[str, float], after: dict[str, float],
                  requests: int) -> dict[str, float]:
     """Each thread's CPU µs per request between two scrapes; ``other``: the process's

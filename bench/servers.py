@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -103,12 +104,13 @@ def bytes_written(pid: int) -> int:
 def thread_cpu(intake_url: str) -> dict[str, float]:
     """CPU seconds of the gateway's event loop and store writer threads and of its whole
     process, as its ``/metrics`` tells them (``minsheng_thread_cpu_seconds_total``); empty
-    where it tells none (not Linux)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+    where it tells none (not Linux) or will not answer (``MINSHENG_OPS_TOKEN`` set)."""
     url = intake_url.split(INTAKE_PATH)[0] + "/metrics"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        text = answer.read().decode()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError:  # urllib's HTTPError and URLError among them
+        return {}
     found: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
