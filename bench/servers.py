@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.support.thread_cpu import stat_cpu_s
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 INTAKE_PATH = "/intake/web"
@@ -62,12 +64,9 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process (all its threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a live process (all its threads), from /proc; NaN when gone."""
+    seconds = stat_cpu_s(Path(f"/proc/{pid}/stat"))
+    return float("nan") if seconds is None else seconds
 
 
 def process_tree(pid: int) -> list[int]:

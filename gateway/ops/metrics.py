@@ -151,8 +151,7 @@ class GatewayMetrics:
         self.snapshot = StoreSnapshot()
         self.rejections = RejectionTally()
         self._lock = asyncio.Lock()
-        self.process = _ProcessFigures(gateway)
-        self.registry.register(self.process)
+        self.registry.register(_ProcessFigures(gateway))
         self.registry.register(_StoreFigures(self))
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -190,7 +189,6 @@ class GatewayMetrics:
 
     async def render(self) -> bytes:
         await self.refresh()
-        self.process.loop_thread_id = threading.get_native_id()  # render runs on the loop
         return generate_latest(self.registry)
 
 
@@ -208,7 +206,8 @@ class _ProcessFigures:
 
     def __init__(self, gateway: RunningGateway) -> None:
         self.gateway = gateway
-        self.loop_thread_id: int | None = None  # the event loop's thread, once scraped
+        # Built by Gateway.start, on the event loop's thread: the thread of its CPU figure.
+        self.loop_thread_id = threading.get_native_id()
 
     def collect(self) -> Iterator[Metric]:
         gw = self.gateway

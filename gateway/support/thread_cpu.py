@@ -28,9 +28,15 @@ def thread_cpu_s(native_id: int | None) -> float | None:
     (``threading.get_native_id()``); None where there is no such thread or no /proc."""
     if native_id is None:
         return None
+    return stat_cpu_s(Path(f"/proc/self/task/{native_id}/stat"))
+
+
+def stat_cpu_s(stat: Path) -> float | None:
+    """User and system CPU seconds in a ``/proc`` stat file, a thread's or a whole
+    process's (``/proc/<pid>/stat``: bench/servers.py); None when it cannot be read."""
     try:
-        stat = Path(f"/proc/self/task/{native_id}/stat").read_text(encoding="ascii")
+        line = stat.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError):
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = line[line.rindex(")") + 2:].split()
     return (int(fields[_UTIME]) + int(fields[_STIME])) / _TICKS_PER_S
